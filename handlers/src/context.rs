@@ -1,0 +1,125 @@
+//! The `Context` every handler runs over, and the small traits it is made of. The runtime implements them with
+//! PostgreSQL or SQLite, bcrypt and JWT; [`crate::testing`] implements them in memory for unit tests.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::{
+    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom, NewUser, Room, TokenClaims,
+    User,
+};
+use crate::error::TokenRejection;
+
+/// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
+pub trait Context: Send + Sync {
+    /// The durable record: users, rooms, memberships, messages.
+    fn store(&self) -> &dyn Store;
+    /// Password hashing and token signing.
+    fn credentials(&self) -> &dyn Credentials;
+    /// The current time.
+    fn clock(&self) -> &dyn Clock;
+}
+
+/// The current time, behind a trait so tests can hold it still or move it.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// Usernames are unique case-insensitively.
+    Username,
+    /// Emails are unique case-insensitively.
+    Email,
+    /// Room names are unique case-insensitively.
+    RoomName,
+}
+
+/// A failure of the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write; nothing was stored.
+    #[error("conflict on {0:?}")]
+    Conflict(Unique),
+    /// The database cannot be reached (connection refused, pool timeout); retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure (a bug, a broken schema); nothing of the failed operation was stored.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The durable record. Every method that changes more than one row does so in one transaction: all or nothing.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Answers when the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new account; [`StoreError::Conflict`] names the username or email already taken.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// The account with this id.
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// The account whose username (case-insensitive) or email (case-insensitive) is `login`.
+    async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError>;
+
+    /// Records that the token `token_id` is revoked until `expires_at`; revoking twice is harmless.
+    async fn revoke_token(&self, token_id: &str, user_id: Uuid, expires_at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Whether `token_id` has been revoked.
+    async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
+    /// Forgets revocations of tokens that expired before `now`; returns how many.
+    async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Stores a room and makes its owner a member, in one transaction.
+    async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError>;
+    /// The room with this name (case-insensitive).
+    async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError>;
+    /// Every room, oldest first.
+    async fn list_rooms(&self) -> Result<Vec<Room>, StoreError>;
+    /// How many rooms `owner_id` owns (for the per-user room quota).
+    async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError>;
+    /// Deletes a room with its messages and memberships, in one transaction; false if there was no such room.
+    async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError>;
+
+    /// Makes `user_id` a member of `room_id`; false if they already were.
+    async fn add_member(&self, room_id: Uuid, user_id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Ends a membership; false if there was none.
+    async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
+    /// Whether `user_id` is a member of `room_id`.
+    async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
+    /// The members of a room, by username.
+    async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError>;
+
+    /// Stores a batch of messages in one transaction, giving each the next seq of its room (gapless, in batch
+    /// order). A message repeating an earlier (user, client_msg_id) is not stored again: its outcome is the original.
+    /// If any message fails, none is stored and no seq is used. Outcomes are in input order.
+    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
+    /// A page of a room's history, newest first.
+    async fn history(&self, room_id: Uuid, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// Appends audit events.
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Audit events at or after `since`, oldest first, at most `limit`.
+    async fn audit_since(&self, since: OffsetDateTime, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// A failure of the credential machinery itself (not a wrong password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("credential error: {0}")]
+pub struct CredentialError(pub String);
+
+/// Password hashing and token signing. Hashing is slow on purpose, so implementations keep it off the async runtime.
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    /// A bcrypt hash of `password` (which validation has kept within 72 bytes).
+    async fn hash_password(&self, password: &str) -> Result<String, CredentialError>;
+    /// Whether `password` matches `hash`. With `None` it checks against a dummy hash and answers false, so that a
+    /// login for an unknown account takes as long as one for a known account.
+    async fn verify_password(&self, password: &str, hash: Option<&str>) -> Result<bool, CredentialError>;
+    /// Signs a token for `user`, valid from `now`.
+    fn issue_token(&self, user: &User, now: OffsetDateTime) -> Result<IssuedToken, CredentialError>;
+    /// Checks a token's signature, algorithm, issuer, audience and times against `now`. Revocation is not its job.
+    fn verify_token(&self, token: &str, now: OffsetDateTime) -> Result<TokenClaims, TokenRejection>;
+}

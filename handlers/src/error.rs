@@ -1,0 +1,237 @@
+//! The one error type of Palaver's handlers: every client-facing failure is a variant that knows its stable `code`, its
+//! kind (which the runtime maps to an HTTP status or a WebSocket error frame) and its human sentence.
+
+use crate::context::{CredentialError, StoreError};
+
+/// What sort of failure an [`Error`] is; the runtime turns each into an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or a field breaks a rule (400).
+    Invalid,
+    /// No, or no valid, credentials (401).
+    Unauthenticated,
+    /// Authenticated but not allowed (403).
+    Forbidden,
+    /// The thing asked for does not exist (404).
+    NotFound,
+    /// The request clashes with existing state (409).
+    Conflict,
+    /// The request or a message is over a size limit (413).
+    TooLarge,
+    /// Too many requests (429).
+    RateLimited,
+    /// A dependency (the database) does not answer; retrying later may work (503).
+    Unavailable,
+    /// A bug or an unexpected failure; details are logged, never sent (500).
+    Internal,
+}
+
+/// Which field of a request broke a validation rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Username,
+    Email,
+    Password,
+    Login,
+    RoomName,
+    RoomPassword,
+    Content,
+}
+
+impl Field {
+    /// The field's name as it appears in the request JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Username => "username",
+            Field::Email => "email",
+            Field::Password => "password",
+            Field::Login => "login",
+            Field::RoomName => "name",
+            Field::RoomPassword => "password",
+            Field::Content => "content",
+        }
+    }
+}
+
+/// Why a token was refused. Kept apart so the audit log can say which, while clients see one of a few codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Not a JWT, or a JWT whose claims do not parse.
+    Malformed,
+    /// Signed with another key, or with an algorithm other than the configured one (including `none`).
+    BadSignature,
+    /// Past its `exp`.
+    Expired,
+    /// Before its `nbf`.
+    NotYetValid,
+    /// Issued by someone else, or for another audience.
+    WrongIssuerOrAudience,
+    /// Revoked by a logout.
+    Revoked,
+    /// Its user no longer exists.
+    UnknownUser,
+}
+
+impl TokenRejection {
+    /// A short snake_case name for logs and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRejection::Malformed => "malformed",
+            TokenRejection::BadSignature => "bad_signature",
+            TokenRejection::Expired => "expired",
+            TokenRejection::NotYetValid => "not_yet_valid",
+            TokenRejection::WrongIssuerOrAudience => "wrong_issuer_or_audience",
+            TokenRejection::Revoked => "revoked",
+            TokenRejection::UnknownUser => "unknown_user",
+        }
+    }
+}
+
+/// A client-facing failure of a handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A field breaks a rule of PROTOCOL §7; `reason` is a complete sentence naming the field.
+    #[error("{reason}")]
+    Validation { field: Field, reason: String },
+    /// The request body or frame is not what the action expects (bad JSON, a missing field).
+    #[error("{0}")]
+    Malformed(String),
+    /// Registration with a username that is taken (case-insensitively).
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Registration with an email that is registered.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// Login failed; the same answer whether the account exists or not.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// No credentials at all (the seed's literal text).
+    #[error("Authorization header with Bearer token required")]
+    MissingCredentials,
+    /// A token that is not acceptable, for the reason given.
+    #[error("{}", token_text(*.0))]
+    InvalidToken(TokenRejection),
+    /// The database did not answer; the detail is for the log only.
+    #[error("the service is temporarily unavailable, please retry")]
+    Unavailable(String),
+    /// An unexpected failure; the detail is for the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+fn token_text(rejection: TokenRejection) -> &'static str {
+    match rejection {
+        TokenRejection::Expired => "the token has expired",
+        TokenRejection::Revoked => "the token has been revoked",
+        _ => "the token is invalid",
+    }
+}
+
+impl Error {
+    /// A validation failure of `field` with a sentence saying which rule it broke.
+    pub fn invalid(field: Field, reason: impl Into<String>) -> Self {
+        Error::Validation { field, reason: reason.into() }
+    }
+
+    /// The stable snake_case code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Validation { field, .. } => match field {
+                Field::Username => "invalid_username",
+                Field::Email => "invalid_email",
+                Field::Password => "invalid_password",
+                Field::Login => "invalid_login",
+                Field::RoomName => "invalid_room_name",
+                Field::RoomPassword => "invalid_room_password",
+                Field::Content => "invalid_message",
+            },
+            Error::Malformed(_) => "invalid_request",
+            Error::UsernameTaken | Error::EmailTaken => "conflict",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::MissingCredentials => "unauthorized",
+            Error::InvalidToken(TokenRejection::Expired) => "token_expired",
+            Error::InvalidToken(TokenRejection::Revoked) => "token_revoked",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What sort of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Validation { .. } | Error::Malformed(_) => ErrorKind::Invalid,
+            Error::UsernameTaken | Error::EmailTaken => ErrorKind::Conflict,
+            Error::InvalidCredentials | Error::MissingCredentials | Error::InvalidToken(_) => {
+                ErrorKind::Unauthenticated
+            }
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The request field at fault, for validation errors and conflicts.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::Validation { field, .. } => Some(field.name()),
+            Error::UsernameTaken => Some("username"),
+            Error::EmailTaken => Some("email"),
+            _ => None,
+        }
+    }
+
+    /// The detail to log for failures whose client text hides it.
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            Error::Unavailable(detail) | Error::Internal(detail) => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(crate::context::Unique::Username) => Error::UsernameTaken,
+            StoreError::Conflict(crate::context::Unique::Email) => Error::EmailTaken,
+            StoreError::Conflict(other) => Error::Internal(format!("unexpected conflict on {other:?}")),
+            StoreError::Unavailable(detail) => Error::Unavailable(detail),
+            StoreError::Backend(detail) => Error::Internal(detail),
+        }
+    }
+}
+
+impl From<CredentialError> for Error {
+    fn from(err: CredentialError) -> Self {
+        Error::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_credentials_has_the_seeds_literal_text() {
+        assert_eq!(
+            Error::MissingCredentials.to_string(),
+            "Authorization header with Bearer token required"
+        );
+    }
+
+    #[test]
+    fn hidden_details_never_reach_the_client_text() {
+        let err = Error::Internal("relation \"users\" does not exist".into());
+        assert_eq!(err.to_string(), "internal error");
+        assert_eq!(err.log_detail(), Some("relation \"users\" does not exist"));
+        let err = Error::Unavailable("connection refused".into());
+        assert!(!err.to_string().contains("refused"));
+    }
+
+    #[test]
+    fn store_conflicts_name_the_field() {
+        let err = Error::from(StoreError::Conflict(crate::context::Unique::Email));
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(err.field(), Some("email"));
+    }
+}

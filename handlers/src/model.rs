@@ -1,0 +1,212 @@
+//! Palaver's plain data: users, rooms, messages, the authenticated principal and audit events. No behaviour, no I/O.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A registered account as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    /// A bcrypt hash; never leaves the server.
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An account to be stored by [`crate::Store::create_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// The public face of an account: what `/api/register` and `/api/me` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Who is making a request: established from a verified, unrevoked token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub username: String,
+    /// The token's `jti`, so a logout can revoke exactly this token.
+    pub token_id: String,
+    /// When the token stops being valid; a socket opened with it is closed then.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The claims Palaver reads from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user_id: Uuid,
+    pub username: String,
+    pub token_id: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A freshly signed token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    pub token_id: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A chat room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: Uuid,
+    pub name: String,
+    pub private: bool,
+    /// bcrypt hash of the room password; `Some` exactly when the room is private.
+    pub password_hash: Option<String>,
+    pub owner_id: Uuid,
+    pub created_at: OffsetDateTime,
+    /// The seq of the newest stored message (0 for none yet).
+    pub last_seq: i64,
+}
+
+/// A room to be stored by [`crate::Store::create_room`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoom {
+    pub id: Uuid,
+    pub name: String,
+    pub private: bool,
+    pub password_hash: Option<String>,
+    pub owner_id: Uuid,
+    pub created_at: OffsetDateTime,
+}
+
+/// A member of a room, as listed by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub username: String,
+}
+
+/// A chat message to be stored; the store assigns its room sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    pub content: String,
+    /// The sender's idempotency key: the same (user, key) is stored once.
+    pub client_msg_id: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    /// Position in the room: 1, 2, 3, … with no gaps.
+    pub seq: i64,
+    pub user_id: Uuid,
+    pub username: String,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The outcome of storing one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly stored with the next seq of its room.
+    Stored(StoredMessage),
+    /// A repeat of an earlier (user, client_msg_id): nothing was stored; this is the original.
+    Duplicate(StoredMessage),
+}
+
+impl Appended {
+    /// The stored message, new or original.
+    pub fn message(&self) -> &StoredMessage {
+        match self {
+            Appended::Stored(message) | Appended::Duplicate(message) => message,
+        }
+    }
+}
+
+/// A history request: newest first, with cursors and filters (PROTOCOL §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// At most this many messages (the handler clamps it to 1..=200).
+    pub limit: u32,
+    /// Only messages older than this seq.
+    pub before_seq: Option<i64>,
+    /// Only messages newer than this seq.
+    pub after_seq: Option<i64>,
+    /// Only messages by this username (case-insensitive).
+    pub sender: Option<String>,
+    /// Only messages containing this text (case-insensitive).
+    pub contains: Option<String>,
+    /// Only messages created at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only messages created at or before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl HistoryQuery {
+    /// The newest `limit` messages, unfiltered.
+    pub fn latest(limit: u32) -> Self {
+        HistoryQuery {
+            limit,
+            before_seq: None,
+            after_seq: None,
+            sender: None,
+            contains: None,
+            since: None,
+            until: None,
+        }
+    }
+}
+
+/// One page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<StoredMessage>,
+    /// The cursor for the next older page: the smallest seq on this page.
+    pub next_before: Option<i64>,
+    /// Whether older messages matching the query exist.
+    pub has_more: bool,
+}
+
+/// A security-relevant event for the audit log. Never holds a password, token or message body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub at: OffsetDateTime,
+    /// What happened, e.g. `login`, `register`, `token_rejected`.
+    pub event: String,
+    pub user_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: String,
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,180 @@
+//! The protocol's validation rules (PROTOCOL §7), one function per field. Each returns the cleaned value or an
+//! [`Error::Validation`] whose sentence names the field and the rule it broke.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use crate::error::{Error, Field};
+
+/// Names nobody may register, compared case-insensitively.
+const RESERVED_USERNAMES: &[&str] = &[
+    "admin",
+    "root",
+    "system",
+    "api",
+    "www",
+    "mail",
+    "support",
+    "info",
+    "about",
+    "moderator",
+    "palaver",
+];
+
+/// The longest email address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// bcrypt reads at most 72 bytes; a longer password would be silently cut, so it is refused.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+/// The shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../data/common-passwords.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// A username: 3–30 ASCII letters, digits, `_` or `-`, and not a reserved name.
+pub fn username(value: &str) -> Result<&str, Error> {
+    let chars = value.chars().count();
+    if !(3..=30).contains(&chars) {
+        return Err(Error::invalid(Field::Username, "username must be 3 to 30 characters long"));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(Error::invalid(
+            Field::Username,
+            "username may contain only ASCII letters, digits, '_' and '-'",
+        ));
+    }
+    if RESERVED_USERNAMES.iter().any(|reserved| reserved.eq_ignore_ascii_case(value)) {
+        return Err(Error::invalid(Field::Username, "username is reserved"));
+    }
+    Ok(value)
+}
+
+/// An email address: an RFC 5322 addr-spec of at most 254 characters, without a display name.
+pub fn email(value: &str) -> Result<&str, Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(Field::Email, "email is required"));
+    }
+    if value.chars().count() > MAX_EMAIL_CHARS {
+        return Err(Error::invalid(Field::Email, "email must be at most 254 characters long"));
+    }
+    let options = email_address::Options::default().without_display_text();
+    if email_address::EmailAddress::parse_with_options(value, options).is_err() {
+        return Err(Error::invalid(Field::Email, "email is not a valid address"));
+    }
+    Ok(value)
+}
+
+/// An account password: at least 8 characters, at most 72 bytes, and not a common password.
+pub fn password(value: &str) -> Result<&str, Error> {
+    password_shape(Field::Password, value)?;
+    if is_common_password(value) {
+        return Err(Error::invalid(
+            Field::Password,
+            "password is too common; choose one that is harder to guess",
+        ));
+    }
+    Ok(value)
+}
+
+/// A private room's password: the length rules of account passwords (bcrypt's limit applies alike).
+pub fn room_password(value: &str) -> Result<&str, Error> {
+    password_shape(Field::RoomPassword, value)
+}
+
+fn password_shape(field: Field, value: &str) -> Result<&str, Error> {
+    if value.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(field, "password must be at least 8 characters long"));
+    }
+    if value.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(field, "password must be at most 72 bytes in UTF-8"));
+    }
+    Ok(value)
+}
+
+/// Whether `value` is on the common-password list, compared case-insensitively.
+pub fn is_common_password(value: &str) -> bool {
+    COMMON_PASSWORDS.contains(value.to_lowercase().as_str())
+}
+
+/// A room name: 2–50 characters of letters, digits, spaces, `_` and `-`, with no leading or trailing space.
+pub fn room_name(value: &str) -> Result<&str, Error> {
+    let chars = value.chars().count();
+    if !(2..=50).contains(&chars) {
+        return Err(Error::invalid(Field::RoomName, "room name must be 2 to 50 characters long"));
+    }
+    if !value.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '_' || c == '-') {
+        return Err(Error::invalid(
+            Field::RoomName,
+            "room name may contain only letters, digits, spaces, '_' and '-'",
+        ));
+    }
+    if value.starts_with(' ') || value.ends_with(' ') {
+        return Err(Error::invalid(Field::RoomName, "room name must not start or end with a space"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: Result<&str, Error>) -> Option<&'static str> {
+        result.err().and_then(|err| err.field())
+    }
+
+    #[test]
+    fn usernames() {
+        let good = ["abc", "john_doe", "A-1", &"x".repeat(30), "Administrator"];
+        for name in good {
+            assert_eq!(username(name), Ok(name), "{name:?} should pass");
+        }
+        let bad = ["ab", &"x".repeat(31), "john doe", "jöhn", "a.b", "", "ADMIN", "Root", "palaver", "x\ny"];
+        for name in bad {
+            assert_eq!(field_of(username(name)), Some("username"), "{name:?} should fail");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for address in ["a@b.co", "john.doe+chat@example.com", "x@localhost"] {
+            assert_eq!(email(address), Ok(address), "{address:?} should pass");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for address in ["", "plain", "a@", "@b.c", "John <j@example.com>", "a b@c.d", long.as_str()] {
+            assert_eq!(field_of(email(address)), Some("email"), "{address:?} should fail");
+        }
+    }
+
+    #[test]
+    fn passwords_refuse_short_long_and_common() {
+        assert!(password("correct horse battery").is_ok());
+        assert!(password("short").is_err());
+        // 72 bytes pass, 73 are refused (bcrypt would silently cut them).
+        assert!(password(&"k9".repeat(36)).is_ok());
+        assert!(password(&format!("{}x", "k9".repeat(36))).is_err());
+        // Multi-byte characters count as bytes against the limit: 25 × 3 bytes = 75.
+        assert!(password(&"€".repeat(25)).is_err());
+        for common in ["password", "PASSWORD", "12345678", "qwertyuiop", "iloveyou"] {
+            assert!(password(common).is_err(), "{common:?} is common");
+        }
+    }
+
+    #[test]
+    fn the_common_list_holds_at_least_a_thousand_entries() {
+        assert!(COMMON_PASSWORDS.len() >= 1000);
+    }
+
+    #[test]
+    fn room_names() {
+        for name in ["ab", "general chat", "Café_1", "dev-ops", &"r".repeat(50)] {
+            assert_eq!(room_name(name), Ok(name), "{name:?} should pass");
+        }
+        for name in ["a", " lead", "trail ", "semi;colon", "tab\tbed", &"r".repeat(51), "<script>"] {
+            assert_eq!(field_of(room_name(name)), Some("name"), "{name:?} should fail");
+        }
+    }
+}
