@@ -1,0 +1,29 @@
+//! The two implementations of [`palaver_handlers::Store`]: PostgreSQL for production, SQLite as the zero-setup default.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use palaver_handlers::{Store, StoreError};
+
+/// Opens the store the configuration names: `postgres://…` (or `postgresql://…`) selects PostgreSQL with a pool of
+/// `pool_size`; an empty URL selects SQLite at `sqlite_path`. Migrations run before this returns.
+pub async fn open(
+    database_url: &str,
+    sqlite_path: &Path,
+    pool_size: usize,
+    pool_timeout: std::time::Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let url = database_url.trim();
+    if url.is_empty() {
+        Ok(Arc::new(sqlite::SqliteStore::open(sqlite_path).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(url, pool_size, pool_timeout).await?))
+    } else {
+        Err(StoreError::Backend(
+            "database_url must be empty (embedded SQLite) or start with postgres://".into(),
+        ))
+    }
+}
