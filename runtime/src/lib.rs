@@ -1,6 +1,24 @@
 //! # palaver-runtime
 //!
-//! Everything of Palaver that does I/O: configuration, the stores, credentials, the HTTP routes and the server.
-//! It implements `palaver_handlers::Context` and routes requests to the handlers; it never decides chat rules.
+//! Everything of Palaver that does I/O. It implements `palaver_handlers::Context` and routes requests to the
+//! handlers; it never decides chat rules.
+//!
+//! ## Layout
+//! - [`config`]: the settings, from `config/default.toml` and `PALAVER_*` variables.
+//! - [`store`]: PostgreSQL and SQLite implementations of `Store`, with their migrations.
+//! - [`credentials`]: bcrypt and JWT.
+//! - [`context`]: the `Context` the handlers run over.
+//! - [`http`]: warp routes, credentials extraction, JSON errors.
+//! - [`server`]: accepting connections, graceful shutdown.
+//! - [`telemetry`]: logging.
 
+pub mod config;
+pub mod context;
+pub mod credentials;
+pub mod http;
+pub mod server;
 pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use server::{RunningServer, start};

@@ -1,0 +1,221 @@
+//! Palaver's configuration: one struct, loaded once from `config/default.toml` (embedded in the binary), an optional
+//! file named by `PALAVER_CONFIG`, and `PALAVER_*` environment variables, in that order of precedence (last wins).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, embedded so the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// The shortest JWT secret accepted, in bytes (HS256's key should be at least as long as its 32-byte output).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// The largest message size that may be configured (1 MiB).
+pub const MAX_MESSAGE_BYTES_LIMIT: usize = 1 << 20;
+
+/// Dev mode is forgiving (a generated JWT secret); production mode refuses weak settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dev,
+    Production,
+}
+
+/// Every setting; see `config/default.toml` for what each one does.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub env: Mode,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub sqlite_path: PathBuf,
+    pub db_pool_size: usize,
+    pub db_timeout_ms: u64,
+    pub jwt_secret: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub token_ttl_secs: u64,
+    pub bcrypt_cost: u32,
+    pub bcrypt_concurrency: usize,
+    pub cookie_secure: bool,
+    pub max_body_bytes: u64,
+    pub max_message_bytes: usize,
+    pub header_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+    pub log: String,
+    pub log_format: String,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads the defaults, then `PALAVER_CONFIG`'s file if set, then `PALAVER_*` variables from the process
+    /// environment, and checks the result.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with the given environment, so tests need not touch the process's.
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = vars.get("PALAVER_CONFIG").filter(|path| !path.is_empty()) {
+            builder = builder.add_source(config::File::with_name(path).required(true));
+        }
+        let env = config::Environment::with_prefix("PALAVER")
+            .prefix_separator("_")
+            .try_parsing(true)
+            .source(Some(
+                vars.into_iter()
+                    .filter(|(key, _)| key != "PALAVER_CONFIG")
+                    .collect(),
+            ));
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_message_bytes == 0 || self.max_message_bytes > MAX_MESSAGE_BYTES_LIMIT {
+            return Err(ConfigError::Invalid {
+                key: "max_message_bytes",
+                reason: format!("must be between 1 and {MAX_MESSAGE_BYTES_LIMIT}"),
+            });
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::Invalid {
+                key: "bcrypt_cost",
+                reason: "must be between 4 and 31".into(),
+            });
+        }
+        if self.db_pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                key: "db_pool_size",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.token_ttl_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "token_ttl_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.env == Mode::Production && self.jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "jwt_secret",
+                reason: format!(
+                    "production mode needs PALAVER_JWT_SECRET of at least {MIN_JWT_SECRET_BYTES} bytes \
+                     (e.g. `openssl rand -base64 48`); refusing to start"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The pool and query timeout.
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+
+    /// How long a token lives.
+    pub fn token_ttl(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.token_ttl_secs).unwrap_or(i64::MAX))
+    }
+
+    /// Whether the JWT secret must be generated (dev mode with a missing or short secret).
+    pub fn needs_generated_secret(&self) -> bool {
+        self.jwt_secret.len() < MIN_JWT_SECRET_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_describe_the_embedded_dev_server() {
+        let settings = Settings::load_from(vars(&[])).unwrap();
+        assert_eq!(settings.env, Mode::Dev);
+        assert_eq!(settings.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(settings.database_url, "");
+        assert_eq!(settings.sqlite_path, PathBuf::from("./data/palaver.db"));
+        assert_eq!(settings.bcrypt_cost, 12);
+        assert_eq!(settings.max_message_bytes, 65536);
+        assert!(settings.needs_generated_secret());
+    }
+
+    #[test]
+    fn environment_overrides_by_key_name() {
+        let settings = Settings::load_from(vars(&[
+            ("PALAVER_DATABASE_URL", "postgres://postgres@127.0.0.1/test"),
+            ("PALAVER_LISTEN", "0.0.0.0:9000"),
+            ("PALAVER_BCRYPT_COST", "4"),
+            ("PALAVER_COOKIE_SECURE", "true"),
+            ("UNRELATED", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1/test");
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.bcrypt_cost, 4);
+        assert!(settings.cookie_secure);
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_secret() {
+        for secret in ["", "short-secret"] {
+            let err = Settings::load_from(vars(&[
+                ("PALAVER_ENV", "production"),
+                ("PALAVER_JWT_SECRET", secret),
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains("jwt_secret"), "{err}");
+        }
+        let strong = "x".repeat(MIN_JWT_SECRET_BYTES);
+        let settings = Settings::load_from(vars(&[
+            ("PALAVER_ENV", "production"),
+            ("PALAVER_JWT_SECRET", &strong),
+        ]))
+        .unwrap();
+        assert_eq!(settings.env, Mode::Production);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(Settings::load_from(vars(&[("PALAVER_MAX_MESSAGE_BYTES", "2000000")])).is_err());
+        assert!(Settings::load_from(vars(&[("PALAVER_BCRYPT_COST", "3")])).is_err());
+        assert!(Settings::load_from(vars(&[("PALAVER_LISTEN", "not an address")])).is_err());
+    }
+
+    #[test]
+    fn a_config_file_overrides_defaults_and_the_environment_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("palaver.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nbcrypt_cost = 10\n").unwrap();
+        let settings = Settings::load_from(vars(&[
+            ("PALAVER_CONFIG", path.to_str().unwrap()),
+            ("PALAVER_BCRYPT_COST", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.listen.port(), 7000);
+        assert_eq!(settings.bcrypt_cost, 5);
+    }
+}

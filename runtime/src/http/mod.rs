@@ -1,0 +1,66 @@
+//! The HTTP API (PROTOCOL §1) as warp filters. Each route decodes its request, calls one handler and renders the
+//! answer; the rules live in `palaver-handlers`.
+
+pub mod accounts;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::reply::Response;
+
+use crate::context::AppContext;
+
+/// Every HTTP route, with JSON errors for everything unmatched.
+pub fn routes(
+    ctx: Arc<AppContext>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let limit = ctx.settings.max_body_bytes;
+    let with_ctx = warp::any().map(move || ctx.clone());
+
+    let register = warp::path!("api" / "register")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(body::raw_json(limit))
+        .then(accounts::register);
+    let login = warp::path!("api" / "login")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(body::raw_json(limit))
+        .then(accounts::login);
+    let logout = warp::path!("api" / "logout")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(accounts::logout);
+    let me = warp::path!("api" / "me")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(accounts::me);
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .then(health::healthz);
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_ctx)
+        .then(health::readyz);
+
+    register
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .recover(error::recover)
+        .unify()
+}

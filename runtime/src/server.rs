@@ -1,0 +1,202 @@
+//! The server: builds the context, accepts TCP connections, serves each with hyper (the HTTP routes through warp),
+//! and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_service::Service as _;
+
+use crate::config::{Mode, Settings};
+use crate::context::{AppContext, SystemClock};
+use crate::credentials::{RealCredentials, TokenSettings};
+
+/// The address of the peer that opened the connection, put into every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The address it listens on (useful when the configured port was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets open connections finish within the grace period, and waits until it is done.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Builds the context from `settings` (opening the store and running its migrations), binds the listener and starts
+/// serving in the background.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    let ctx = Arc::new(build_context(settings).await?);
+    let listener = TcpListener::bind(ctx.settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
+    let local_addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, ctx, shutdown_rx));
+    tracing::info!(%local_addr, "palaver is listening");
+    Ok(RunningServer {
+        local_addr,
+        shutdown,
+        task,
+    })
+}
+
+async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
+    let secret = if settings.needs_generated_secret() {
+        // Config loading already refused this in production mode.
+        debug_assert_eq!(settings.env, Mode::Dev);
+        tracing::warn!(
+            "no PALAVER_JWT_SECRET of at least 32 bytes: using a random one for this run (dev mode); \
+             tokens will not survive a restart"
+        );
+        let mut secret = vec![0u8; 64];
+        rand::fill(&mut secret[..]);
+        secret
+    } else {
+        settings.jwt_secret.clone().into_bytes()
+    };
+    let store = crate::store::open(
+        &settings.database_url,
+        &settings.sqlite_path,
+        settings.db_pool_size,
+        settings.db_timeout(),
+    )
+    .await
+    .context("cannot open the database")?;
+    let tokens = TokenSettings {
+        secret,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+        ttl: settings.token_ttl(),
+    };
+    let credentials =
+        RealCredentials::new(settings.bcrypt_cost, settings.bcrypt_concurrency, tokens)
+            .await
+            .context("cannot set up password hashing")?;
+    Ok(AppContext {
+        store,
+        credentials,
+        clock: SystemClock,
+        settings,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<AppContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let routes = warp::service(crate::http::routes(ctx.clone()));
+    // Every connection task holds a clone of `open`; when the receiver sees the channel closed, all are gone.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(ctx.settings.header_timeout_ms));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Usually EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let routes = routes.clone();
+                let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(peer));
+                    let mut routes = routes.clone();
+                    async move { routes.call(request).await }
+                });
+                let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+                tokio::spawn(serve_connection(connection, peer, shutdown.clone(), open.clone()));
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    drop(open);
+    let grace = Duration::from_millis(ctx.settings.shutdown_grace_ms);
+    tokio::select! {
+        _ = all_closed.recv() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// Serves one connection until it ends; on shutdown, asks it to finish its current request and close.
+async fn serve_connection<C>(
+    connection: C,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    _open: Sender<()>,
+) where
+    C: std::future::Future<Output = hyper::Result<()>> + GracefulClose,
+{
+    let mut connection = std::pin::pin!(connection);
+    let stopping = async move {
+        // The guard `wait_for` returns is not Send; drop it before anything else awaits.
+        let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
+    };
+    let finished = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        _ = stopping => None,
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            connection.as_mut().close_gracefully();
+            connection.as_mut().await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// A hyper connection that can be asked to finish its in-flight request and close.
+trait GracefulClose {
+    fn close_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulClose for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn close_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
