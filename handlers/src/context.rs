@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom, NewUser, Room, TokenClaims,
-    User,
-};
 use crate::error::TokenRejection;
+use crate::model::{
+    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
+    NewUser, Room, TokenClaims, User,
+};
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
 pub trait Context: Send + Sync {
@@ -66,7 +66,12 @@ pub trait Store: Send + Sync {
     async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError>;
 
     /// Records that the token `token_id` is revoked until `expires_at`; revoking twice is harmless.
-    async fn revoke_token(&self, token_id: &str, user_id: Uuid, expires_at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Whether `token_id` has been revoked.
     async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
     /// Forgets revocations of tokens that expired before `now`; returns how many.
@@ -84,7 +89,12 @@ pub trait Store: Send + Sync {
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError>;
 
     /// Makes `user_id` a member of `room_id`; false if they already were.
-    async fn add_member(&self, room_id: Uuid, user_id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn add_member(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Ends a membership; false if there was none.
     async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
     /// Whether `user_id` is a member of `room_id`.
@@ -97,12 +107,17 @@ pub trait Store: Send + Sync {
     /// If any message fails, none is stored and no seq is used. Outcomes are in input order.
     async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
     /// A page of a room's history, newest first.
-    async fn history(&self, room_id: Uuid, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+    async fn history(&self, room_id: Uuid, query: &HistoryQuery)
+    -> Result<HistoryPage, StoreError>;
 
     /// Appends audit events.
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// Audit events at or after `since`, oldest first, at most `limit`.
-    async fn audit_since(&self, since: OffsetDateTime, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn audit_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// A failure of the credential machinery itself (not a wrong password).
@@ -117,9 +132,15 @@ pub trait Credentials: Send + Sync {
     async fn hash_password(&self, password: &str) -> Result<String, CredentialError>;
     /// Whether `password` matches `hash`. With `None` it checks against a dummy hash and answers false, so that a
     /// login for an unknown account takes as long as one for a known account.
-    async fn verify_password(&self, password: &str, hash: Option<&str>) -> Result<bool, CredentialError>;
+    async fn verify_password(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool, CredentialError>;
     /// Signs a token for `user`, valid from `now`.
-    fn issue_token(&self, user: &User, now: OffsetDateTime) -> Result<IssuedToken, CredentialError>;
+    fn issue_token(&self, user: &User, now: OffsetDateTime)
+    -> Result<IssuedToken, CredentialError>;
     /// Checks a token's signature, algorithm, issuer, audience and times against `now`. Revocation is not its job.
-    fn verify_token(&self, token: &str, now: OffsetDateTime) -> Result<TokenClaims, TokenRejection>;
+    fn verify_token(&self, token: &str, now: OffsetDateTime)
+    -> Result<TokenClaims, TokenRejection>;
 }

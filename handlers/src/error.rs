@@ -130,7 +130,10 @@ fn token_text(rejection: TokenRejection) -> &'static str {
 impl Error {
     /// A validation failure of `field` with a sentence saying which rule it broke.
     pub fn invalid(field: Field, reason: impl Into<String>) -> Self {
-        Error::Validation { field, reason: reason.into() }
+        Error::Validation {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// The stable snake_case code clients can match on.
@@ -194,7 +197,9 @@ impl From<StoreError> for Error {
         match err {
             StoreError::Conflict(crate::context::Unique::Username) => Error::UsernameTaken,
             StoreError::Conflict(crate::context::Unique::Email) => Error::EmailTaken,
-            StoreError::Conflict(other) => Error::Internal(format!("unexpected conflict on {other:?}")),
+            StoreError::Conflict(other) => {
+                Error::Internal(format!("unexpected conflict on {other:?}"))
+            }
             StoreError::Unavailable(detail) => Error::Unavailable(detail),
             StoreError::Backend(detail) => Error::Internal(detail),
         }

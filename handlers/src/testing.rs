@@ -1,8 +1,8 @@
 //! An in-memory [`Context`] for unit tests: a reference [`Store`], fake but honest credentials, and a clock that
 //! moves only when told. Enabled by the `testing` feature; the store conformance suite runs against it too.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::context::{Clock, Context, CredentialError, Credentials, Store, StoreError, Unique};
 use crate::error::TokenRejection;
 use crate::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom, NewUser, Room,
-    StoredMessage, TokenClaims, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
+    NewUser, Room, StoredMessage, TokenClaims, User,
 };
 
 /// A clock that stands still until [`ManualClock::advance`] moves it.
@@ -42,7 +42,9 @@ impl Clock for ManualClock {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding the lock has already failed; keep the data usable for its report.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]
@@ -105,11 +107,16 @@ fn username_of(state: &MemoryState, user_id: Uuid) -> Result<String, StoreError>
 fn matches_query(message: &StoredMessage, query: &HistoryQuery) -> bool {
     query.before_seq.is_none_or(|before| message.seq < before)
         && query.after_seq.is_none_or(|after| message.seq > after)
-        && query.sender.as_ref().is_none_or(|sender| message.username.eq_ignore_ascii_case(sender))
         && query
-            .contains
+            .sender
             .as_ref()
-            .is_none_or(|needle| message.content.to_lowercase().contains(&needle.to_lowercase()))
+            .is_none_or(|sender| message.username.eq_ignore_ascii_case(sender))
+        && query.contains.as_ref().is_none_or(|needle| {
+            message
+                .content
+                .to_lowercase()
+                .contains(&needle.to_lowercase())
+        })
         && query.since.is_none_or(|since| message.created_at >= since)
         && query.until.is_none_or(|until| message.created_at <= until)
 }
@@ -122,10 +129,18 @@ impl Store for MemoryStore {
 
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         let mut state = self.state()?;
-        if state.users.iter().any(|u| u.username.eq_ignore_ascii_case(&user.username)) {
+        if state
+            .users
+            .iter()
+            .any(|u| u.username.eq_ignore_ascii_case(&user.username))
+        {
             return Err(StoreError::Conflict(Unique::Username));
         }
-        if state.users.iter().any(|u| u.email.eq_ignore_ascii_case(&user.email)) {
+        if state
+            .users
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case(&user.email))
+        {
             return Err(StoreError::Conflict(Unique::Email));
         }
         let user = User {
@@ -153,12 +168,20 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn revoke_token(&self, token_id: &str, user_id: Uuid, expires_at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut state = self.state()?;
         if !state.users.iter().any(|u| u.id == user_id) {
             return Err(StoreError::Backend(format!("no user {user_id}")));
         }
-        state.revoked.entry(token_id.to_owned()).or_insert(expires_at);
+        state
+            .revoked
+            .entry(token_id.to_owned())
+            .or_insert(expires_at);
         Ok(())
     }
 
@@ -175,7 +198,11 @@ impl Store for MemoryStore {
 
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
         let mut state = self.state()?;
-        if state.rooms.iter().any(|r| r.name.to_lowercase() == room.name.to_lowercase()) {
+        if state
+            .rooms
+            .iter()
+            .any(|r| r.name.to_lowercase() == room.name.to_lowercase())
+        {
             return Err(StoreError::Conflict(Unique::RoomName));
         }
         username_of(&state, room.owner_id)?;
@@ -188,14 +215,21 @@ impl Store for MemoryStore {
             created_at: room.created_at,
             last_seq: 0,
         };
-        state.members.push((room.id, room.owner_id, room.created_at));
+        state
+            .members
+            .push((room.id, room.owner_id, room.created_at));
         state.rooms.push(room.clone());
         Ok(room)
     }
 
     async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError> {
         let name = name.to_lowercase();
-        Ok(self.state()?.rooms.iter().find(|r| r.name.to_lowercase() == name).cloned())
+        Ok(self
+            .state()?
+            .rooms
+            .iter()
+            .find(|r| r.name.to_lowercase() == name)
+            .cloned())
     }
 
     async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
@@ -203,7 +237,12 @@ impl Store for MemoryStore {
     }
 
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
-        Ok(self.state()?.rooms.iter().filter(|r| r.owner_id == owner_id).count() as u64)
+        Ok(self
+            .state()?
+            .rooms
+            .iter()
+            .filter(|r| r.owner_id == owner_id)
+            .count() as u64)
     }
 
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
@@ -215,13 +254,22 @@ impl Store for MemoryStore {
         Ok(state.rooms.len() < before)
     }
 
-    async fn add_member(&self, room_id: Uuid, user_id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn add_member(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state()?;
         if !state.rooms.iter().any(|r| r.id == room_id) {
             return Err(StoreError::Backend(format!("no room {room_id}")));
         }
         username_of(&state, user_id)?;
-        if state.members.iter().any(|(room, user, _)| *room == room_id && *user == user_id) {
+        if state
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id)
+        {
             return Ok(false);
         }
         state.members.push((room_id, user_id, at));
@@ -231,12 +279,18 @@ impl Store for MemoryStore {
     async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
         let mut state = self.state()?;
         let before = state.members.len();
-        state.members.retain(|(room, user, _)| !(*room == room_id && *user == user_id));
+        state
+            .members
+            .retain(|(room, user, _)| !(*room == room_id && *user == user_id));
         Ok(state.members.len() < before)
     }
 
     async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
-        Ok(self.state()?.members.iter().any(|(room, user, _)| *room == room_id && *user == user_id))
+        Ok(self
+            .state()?
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id))
     }
 
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
@@ -245,7 +299,12 @@ impl Store for MemoryStore {
             .members
             .iter()
             .filter(|(room, _, _)| *room == room_id)
-            .map(|(_, user_id, _)| Ok(Member { user_id: *user_id, username: username_of(&state, *user_id)? }))
+            .map(|(_, user_id, _)| {
+                Ok(Member {
+                    user_id: *user_id,
+                    username: username_of(&state, *user_id)?,
+                })
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         members.sort_by_key(|member| member.username.to_lowercase());
         Ok(members)
@@ -299,7 +358,11 @@ impl Store for MemoryStore {
         Ok(outcomes)
     }
 
-    async fn history(&self, room_id: Uuid, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    async fn history(
+        &self,
+        room_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
         let state = self.state()?;
         let mut matching: Vec<&StoredMessage> = state
             .messages
@@ -311,7 +374,11 @@ impl Store for MemoryStore {
         let has_more = matching.len() > limit;
         let messages: Vec<StoredMessage> = matching.into_iter().take(limit).cloned().collect();
         let next_before = messages.last().map(|m| m.seq);
-        Ok(HistoryPage { messages, next_before, has_more })
+        Ok(HistoryPage {
+            messages,
+            next_before,
+            has_more,
+        })
     }
 
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -319,9 +386,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn audit_since(&self, since: OffsetDateTime, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+    async fn audit_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let state = self.state()?;
-        let mut events: Vec<AuditEvent> = state.audit.iter().filter(|e| e.at >= since).cloned().collect();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .iter()
+            .filter(|e| e.at >= since)
+            .cloned()
+            .collect();
         events.sort_by_key(|e| e.at);
         events.truncate(limit as usize);
         Ok(events)
@@ -357,12 +433,20 @@ impl Credentials for FakeCredentials {
         Ok(fake_hash(password))
     }
 
-    async fn verify_password(&self, password: &str, hash: Option<&str>) -> Result<bool, CredentialError> {
+    async fn verify_password(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool, CredentialError> {
         self.verifications.fetch_add(1, Ordering::SeqCst);
         Ok(hash.is_some_and(|hash| hash == fake_hash(password)))
     }
 
-    fn issue_token(&self, user: &User, now: OffsetDateTime) -> Result<IssuedToken, CredentialError> {
+    fn issue_token(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, CredentialError> {
         let token_id = Uuid::new_v4().to_string();
         let claims = TokenClaims {
             user_id: user.id,
@@ -373,11 +457,22 @@ impl Credentials for FakeCredentials {
         };
         let token = format!("fake-token.{token_id}");
         lock(&self.tokens).insert(token.clone(), claims.clone());
-        Ok(IssuedToken { token, token_id, expires_at: claims.expires_at })
+        Ok(IssuedToken {
+            token,
+            token_id,
+            expires_at: claims.expires_at,
+        })
     }
 
-    fn verify_token(&self, token: &str, now: OffsetDateTime) -> Result<TokenClaims, TokenRejection> {
-        let claims = lock(&self.tokens).get(token).cloned().ok_or(TokenRejection::Malformed)?;
+    fn verify_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenClaims, TokenRejection> {
+        let claims = lock(&self.tokens)
+            .get(token)
+            .cloned()
+            .ok_or(TokenRejection::Malformed)?;
         if now >= claims.expires_at {
             return Err(TokenRejection::Expired);
         }
@@ -415,7 +510,9 @@ impl TestContext {
             email: Some(format!("{username}@example.com")),
             password: Some(password.into()),
         };
-        crate::actions::register::register(self, request).await.expect("test registration is valid")
+        crate::actions::register::register(self, request)
+            .await
+            .expect("test registration is valid")
     }
 
     /// Logs `username` in with the password [`TestContext::register_and_login`] uses; returns the token.
@@ -424,7 +521,10 @@ impl TestContext {
             username: Some(username.into()),
             password: Some(TEST_PASSWORD.into()),
         };
-        crate::actions::login::login(self, request).await.expect("test login is valid").token
+        crate::actions::login::login(self, request)
+            .await
+            .expect("test login is valid")
+            .token
     }
 
     /// Registers `username` and logs in; returns the account and a token.

@@ -39,15 +39,24 @@ static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 pub fn username(value: &str) -> Result<&str, Error> {
     let chars = value.chars().count();
     if !(3..=30).contains(&chars) {
-        return Err(Error::invalid(Field::Username, "username must be 3 to 30 characters long"));
+        return Err(Error::invalid(
+            Field::Username,
+            "username must be 3 to 30 characters long",
+        ));
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(Error::invalid(
             Field::Username,
             "username may contain only ASCII letters, digits, '_' and '-'",
         ));
     }
-    if RESERVED_USERNAMES.iter().any(|reserved| reserved.eq_ignore_ascii_case(value)) {
+    if RESERVED_USERNAMES
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(value))
+    {
         return Err(Error::invalid(Field::Username, "username is reserved"));
     }
     Ok(value)
@@ -59,7 +68,10 @@ pub fn email(value: &str) -> Result<&str, Error> {
         return Err(Error::invalid(Field::Email, "email is required"));
     }
     if value.chars().count() > MAX_EMAIL_CHARS {
-        return Err(Error::invalid(Field::Email, "email must be at most 254 characters long"));
+        return Err(Error::invalid(
+            Field::Email,
+            "email must be at most 254 characters long",
+        ));
     }
     let options = email_address::Options::default().without_display_text();
     if email_address::EmailAddress::parse_with_options(value, options).is_err() {
@@ -87,10 +99,16 @@ pub fn room_password(value: &str) -> Result<&str, Error> {
 
 fn password_shape(field: Field, value: &str) -> Result<&str, Error> {
     if value.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Error::invalid(field, "password must be at least 8 characters long"));
+        return Err(Error::invalid(
+            field,
+            "password must be at least 8 characters long",
+        ));
     }
     if value.len() > MAX_PASSWORD_BYTES {
-        return Err(Error::invalid(field, "password must be at most 72 bytes in UTF-8"));
+        return Err(Error::invalid(
+            field,
+            "password must be at most 72 bytes in UTF-8",
+        ));
     }
     Ok(value)
 }
@@ -104,16 +122,25 @@ pub fn is_common_password(value: &str) -> bool {
 pub fn room_name(value: &str) -> Result<&str, Error> {
     let chars = value.chars().count();
     if !(2..=50).contains(&chars) {
-        return Err(Error::invalid(Field::RoomName, "room name must be 2 to 50 characters long"));
+        return Err(Error::invalid(
+            Field::RoomName,
+            "room name must be 2 to 50 characters long",
+        ));
     }
-    if !value.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '_' || c == '-') {
+    if !value
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || c == '_' || c == '-')
+    {
         return Err(Error::invalid(
             Field::RoomName,
             "room name may contain only letters, digits, spaces, '_' and '-'",
         ));
     }
     if value.starts_with(' ') || value.ends_with(' ') {
-        return Err(Error::invalid(Field::RoomName, "room name must not start or end with a space"));
+        return Err(Error::invalid(
+            Field::RoomName,
+            "room name must not start or end with a space",
+        ));
     }
     Ok(value)
 }
@@ -132,9 +159,24 @@ mod tests {
         for name in good {
             assert_eq!(username(name), Ok(name), "{name:?} should pass");
         }
-        let bad = ["ab", &"x".repeat(31), "john doe", "jöhn", "a.b", "", "ADMIN", "Root", "palaver", "x\ny"];
+        let bad = [
+            "ab",
+            &"x".repeat(31),
+            "john doe",
+            "jöhn",
+            "a.b",
+            "",
+            "ADMIN",
+            "Root",
+            "palaver",
+            "x\ny",
+        ];
         for name in bad {
-            assert_eq!(field_of(username(name)), Some("username"), "{name:?} should fail");
+            assert_eq!(
+                field_of(username(name)),
+                Some("username"),
+                "{name:?} should fail"
+            );
         }
     }
 
@@ -144,8 +186,20 @@ mod tests {
             assert_eq!(email(address), Ok(address), "{address:?} should pass");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        for address in ["", "plain", "a@", "@b.c", "John <j@example.com>", "a b@c.d", long.as_str()] {
-            assert_eq!(field_of(email(address)), Some("email"), "{address:?} should fail");
+        for address in [
+            "",
+            "plain",
+            "a@",
+            "@b.c",
+            "John <j@example.com>",
+            "a b@c.d",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                field_of(email(address)),
+                Some("email"),
+                "{address:?} should fail"
+            );
         }
     }
 
@@ -173,8 +227,20 @@ mod tests {
         for name in ["ab", "general chat", "Café_1", "dev-ops", &"r".repeat(50)] {
             assert_eq!(room_name(name), Ok(name), "{name:?} should pass");
         }
-        for name in ["a", " lead", "trail ", "semi;colon", "tab\tbed", &"r".repeat(51), "<script>"] {
-            assert_eq!(field_of(room_name(name)), Some("name"), "{name:?} should fail");
+        for name in [
+            "a",
+            " lead",
+            "trail ",
+            "semi;colon",
+            "tab\tbed",
+            &"r".repeat(51),
+            "<script>",
+        ] {
+            assert_eq!(
+                field_of(room_name(name)),
+                Some("name"),
+                "{name:?} should fail"
+            );
         }
     }
 }

@@ -11,7 +11,10 @@ pub async fn authenticate(ctx: &dyn Context, token: Option<&str>) -> Result<Prin
         Some(token) if !token.is_empty() => token,
         _ => return Err(Error::MissingCredentials),
     };
-    let claims = ctx.credentials().verify_token(token, ctx.clock().now()).map_err(Error::InvalidToken)?;
+    let claims = ctx
+        .credentials()
+        .verify_token(token, ctx.clock().now())
+        .map_err(Error::InvalidToken)?;
     if ctx.store().is_token_revoked(&claims.token_id).await? {
         return Err(Error::InvalidToken(TokenRejection::Revoked));
     }
@@ -41,8 +44,14 @@ mod tests {
     #[tokio::test]
     async fn no_token_is_missing_credentials() {
         let ctx = TestContext::new();
-        assert_eq!(authenticate(&ctx, None).await.unwrap_err(), Error::MissingCredentials);
-        assert_eq!(authenticate(&ctx, Some("")).await.unwrap_err(), Error::MissingCredentials);
+        assert_eq!(
+            authenticate(&ctx, None).await.unwrap_err(),
+            Error::MissingCredentials
+        );
+        assert_eq!(
+            authenticate(&ctx, Some("")).await.unwrap_err(),
+            Error::MissingCredentials
+        );
     }
 
     #[tokio::test]
@@ -53,7 +62,9 @@ mod tests {
         assert_eq!(forged, Error::InvalidToken(TokenRejection::Malformed));
 
         let principal = authenticate(&ctx, Some(&token)).await.unwrap();
-        crate::actions::logout::logout(&ctx, &principal).await.unwrap();
+        crate::actions::logout::logout(&ctx, &principal)
+            .await
+            .unwrap();
         let revoked = authenticate(&ctx, Some(&token)).await.unwrap_err();
         assert_eq!(revoked, Error::InvalidToken(TokenRejection::Revoked));
 

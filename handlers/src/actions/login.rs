@@ -42,7 +42,10 @@ pub async fn login(ctx: &dyn Context, req: LoginRequest) -> Result<LoginResponse
     let user = ctx.store().user_by_login(login).await?;
     let matches = ctx
         .credentials()
-        .verify_password(password, user.as_ref().map(|user| user.password_hash.as_str()))
+        .verify_password(
+            password,
+            user.as_ref().map(|user| user.password_hash.as_str()),
+        )
         .await?;
     let user = match user {
         Some(user) if matches => user,
@@ -53,7 +56,10 @@ pub async fn login(ctx: &dyn Context, req: LoginRequest) -> Result<LoginResponse
         token: issued.token,
         token_type: "Bearer",
         expires_at: issued.expires_at,
-        user: LoginUser { id: user.id, username: user.username },
+        user: LoginUser {
+            id: user.id,
+            username: user.username,
+        },
     })
 }
 
@@ -64,18 +70,31 @@ mod tests {
     use crate::{Clock, Credentials};
 
     fn request(login: &str, password: &str) -> LoginRequest {
-        LoginRequest { username: Some(login.into()), password: Some(password.into()) }
+        LoginRequest {
+            username: Some(login.into()),
+            password: Some(password.into()),
+        }
     }
 
     #[tokio::test]
     async fn logs_in_by_username_or_email() {
         let ctx = TestContext::new();
         let user = ctx.register("john_doe", "correct horse").await;
-        for login_name in ["john_doe", "JOHN_DOE", "john_doe@example.com", "John_Doe@Example.com"] {
-            let response = login(&ctx, request(login_name, "correct horse")).await.unwrap();
+        for login_name in [
+            "john_doe",
+            "JOHN_DOE",
+            "john_doe@example.com",
+            "John_Doe@Example.com",
+        ] {
+            let response = login(&ctx, request(login_name, "correct horse"))
+                .await
+                .unwrap();
             assert_eq!(response.user.id, user.id);
             assert_eq!(response.token_type, "Bearer");
-            let claims = ctx.credentials.verify_token(&response.token, ctx.clock.now()).unwrap();
+            let claims = ctx
+                .credentials
+                .verify_token(&response.token, ctx.clock.now())
+                .unwrap();
             assert_eq!(claims.user_id, user.id);
         }
     }
@@ -84,8 +103,12 @@ mod tests {
     async fn wrong_password_and_unknown_user_look_the_same() {
         let ctx = TestContext::new();
         ctx.register("john_doe", "correct horse").await;
-        let wrong = login(&ctx, request("john_doe", "wrong horse")).await.unwrap_err();
-        let unknown = login(&ctx, request("nobody", "wrong horse")).await.unwrap_err();
+        let wrong = login(&ctx, request("john_doe", "wrong horse"))
+            .await
+            .unwrap_err();
+        let unknown = login(&ctx, request("nobody", "wrong horse"))
+            .await
+            .unwrap_err();
         assert_eq!(wrong, unknown);
         assert_eq!(wrong, Error::InvalidCredentials);
         // Both paths ran one bcrypt verification (the unknown one against the dummy hash).
@@ -95,9 +118,25 @@ mod tests {
     #[tokio::test]
     async fn missing_fields_are_named() {
         let ctx = TestContext::new();
-        let err = login(&ctx, LoginRequest { username: None, password: Some("x".into()) }).await.unwrap_err();
+        let err = login(
+            &ctx,
+            LoginRequest {
+                username: None,
+                password: Some("x".into()),
+            },
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.field(), Some("login"));
-        let err = login(&ctx, LoginRequest { username: Some("john".into()), password: None }).await.unwrap_err();
+        let err = login(
+            &ctx,
+            LoginRequest {
+                username: Some("john".into()),
+                password: None,
+            },
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.field(), Some("password"));
     }
 }

@@ -34,6 +34,9 @@ mod tests {
         let (_, token) = ctx.register_and_login("john_doe").await;
         let mut principal = authenticate(&ctx, Some(&token)).await.unwrap();
         principal.user_id = uuid::Uuid::now_v7();
-        assert_eq!(me(&ctx, &principal).await.unwrap_err().code(), "invalid_token");
+        assert_eq!(
+            me(&ctx, &principal).await.unwrap_err().code(),
+            "invalid_token"
+        );
     }
 }

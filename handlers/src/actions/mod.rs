@@ -13,6 +13,9 @@ use crate::error::{Error, Field};
 pub(crate) fn required(field: Field, value: &Option<String>) -> Result<&str, Error> {
     match value.as_deref() {
         Some(value) if !value.is_empty() => Ok(value),
-        _ => Err(Error::invalid(field, format!("{} is required", field.name()))),
+        _ => Err(Error::invalid(
+            field,
+            format!("{} is required", field.name()),
+        )),
     }
 }

@@ -24,7 +24,10 @@ pub async fn register(ctx: &dyn Context, req: RegisterRequest) -> Result<UserVie
     let email = validate::email(required(Field::Email, &req.email)?)?;
     let password = validate::password(required(Field::Password, &req.password)?)?;
     if password.eq_ignore_ascii_case(username) {
-        return Err(Error::invalid(Field::Password, "password must not be the username"));
+        return Err(Error::invalid(
+            Field::Password,
+            "password must not be the username",
+        ));
     }
     let password_hash = ctx.credentials().hash_password(password).await?;
     let user = ctx
@@ -43,8 +46,8 @@ pub async fn register(ctx: &dyn Context, req: RegisterRequest) -> Result<UserVie
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TestContext;
     use crate::Store;
+    use crate::testing::TestContext;
 
     fn request(username: &str, email: &str, password: &str) -> RegisterRequest {
         RegisterRequest {
@@ -57,7 +60,12 @@ mod tests {
     #[tokio::test]
     async fn registers_and_hides_the_hash() {
         let ctx = TestContext::new();
-        let view = register(&ctx, request("john_doe", "john@example.com", "correct horse")).await.unwrap();
+        let view = register(
+            &ctx,
+            request("john_doe", "john@example.com", "correct horse"),
+        )
+        .await
+        .unwrap();
         assert_eq!(view.username, "john_doe");
         assert_eq!(view.email, "john@example.com");
         let stored = ctx.store.user_by_login("john_doe").await.unwrap().unwrap();
@@ -69,9 +77,27 @@ mod tests {
     async fn every_missing_field_is_named() {
         let ctx = TestContext::new();
         for (req, field) in [
-            (RegisterRequest { username: None, ..request("x", "a@b.co", "correct horse") }, "username"),
-            (RegisterRequest { email: None, ..request("john", "x", "correct horse") }, "email"),
-            (RegisterRequest { password: Some(String::new()), ..request("john", "a@b.co", "x") }, "password"),
+            (
+                RegisterRequest {
+                    username: None,
+                    ..request("x", "a@b.co", "correct horse")
+                },
+                "username",
+            ),
+            (
+                RegisterRequest {
+                    email: None,
+                    ..request("john", "x", "correct horse")
+                },
+                "email",
+            ),
+            (
+                RegisterRequest {
+                    password: Some(String::new()),
+                    ..request("john", "a@b.co", "x")
+                },
+                "password",
+            ),
         ] {
             let err = register(&ctx, req).await.unwrap_err();
             assert_eq!(err.field(), Some(field));
@@ -102,10 +128,22 @@ mod tests {
     #[tokio::test]
     async fn duplicates_conflict_case_insensitively() {
         let ctx = TestContext::new();
-        register(&ctx, request("john_doe", "john@example.com", "correct horse")).await.unwrap();
-        let err = register(&ctx, request("JOHN_DOE", "other@example.com", "correct horse")).await.unwrap_err();
+        register(
+            &ctx,
+            request("john_doe", "john@example.com", "correct horse"),
+        )
+        .await
+        .unwrap();
+        let err = register(
+            &ctx,
+            request("JOHN_DOE", "other@example.com", "correct horse"),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err, Error::UsernameTaken);
-        let err = register(&ctx, request("jane", "John@Example.com", "correct horse")).await.unwrap_err();
+        let err = register(&ctx, request("jane", "John@Example.com", "correct horse"))
+            .await
+            .unwrap_err();
         assert_eq!(err, Error::EmailTaken);
         assert_eq!(ctx.store.user_count(), 1);
     }
