@@ -5,11 +5,11 @@
 //! WebSocket frames into calls of these functions.
 //!
 //! ## Layout
-//! - [`context`]: the `Context` trait and the traits it is made of (`Store`, `Credentials`, `Clock`).
-//! - [`model`]: users, rooms, messages, the principal: plain data.
-//! - [`validate`]: the protocol's validation rules, one function per field.
-//! - [`error`]: the one error enum; each variant knows its code, kind and text.
-//! - [`actions`]: one module per action, each with its unit tests.
+//! - [`context`] — the `Context` trait and the traits it is made of (`Store`, `Credentials`, `Clock`).
+//! - [`model`] — users, rooms, messages, the principal: plain data.
+//! - [`validate`] — the protocol's validation rules, one function per field.
+//! - [`error`] — the one error enum; each variant knows its code, kind and text.
+//! - [`actions`] — one module per action, each with its unit tests.
 //! - `testing` (feature `testing`): an in-memory context for unit tests.
 
 pub mod actions;

@@ -233,7 +233,10 @@ impl Store for MemoryStore {
     }
 
     async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
-        Ok(self.state()?.rooms.clone())
+        let mut rooms = self.state()?.rooms.clone();
+        // Stable: rooms created at the same instant stay in the order they were stored.
+        rooms.sort_by_key(|room| room.created_at);
+        Ok(rooms)
     }
 
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {

@@ -4,13 +4,13 @@
 //! handlers; it never decides chat rules.
 //!
 //! ## Layout
-//! - [`config`]: the settings, from `config/default.toml` and `PALAVER_*` variables.
-//! - [`store`]: PostgreSQL and SQLite implementations of `Store`, with their migrations.
-//! - [`credentials`]: bcrypt and JWT.
-//! - [`context`]: the `Context` the handlers run over.
-//! - [`http`]: warp routes, credentials extraction, JSON errors.
-//! - [`server`]: accepting connections, graceful shutdown.
-//! - [`telemetry`]: logging.
+//! - [`config`] — the settings, from `config/default.toml` and `PALAVER_*` variables.
+//! - [`store`] — PostgreSQL and SQLite implementations of `Store`, with their migrations.
+//! - [`credentials`] — bcrypt and JWT.
+//! - [`context`] — the `Context` the handlers run over.
+//! - [`http`] — warp routes, credentials extraction, JSON errors.
+//! - [`server`] — accepting connections, graceful shutdown.
+//! - [`telemetry`] — logging.
 
 pub mod config;
 pub mod context;

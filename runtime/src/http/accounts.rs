@@ -25,7 +25,7 @@ pub async fn principal(ctx: &AppContext, presented: &Presented) -> Result<Princi
 pub async fn register(ctx: Arc<AppContext>, content_type: Option<String>, body: Bytes) -> Response {
     let request = match decode(content_type.as_deref(), &body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match register::register(ctx.as_ref(), request).await {
         Ok(user) => {
@@ -40,7 +40,7 @@ pub async fn register(ctx: Arc<AppContext>, content_type: Option<String>, body: 
 pub async fn login(ctx: Arc<AppContext>, content_type: Option<String>, body: Bytes) -> Response {
     let request = match decode(content_type.as_deref(), &body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match login::login(ctx.as_ref(), request).await {
         Ok(answer) => {

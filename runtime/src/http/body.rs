@@ -19,17 +19,17 @@ pub fn raw_json(
 }
 
 /// Decodes a JSON body into `T`, or the error response to send.
-pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Response> {
+pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Box<Response>> {
     let is_json = content_type
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "request body must be JSON (Content-Type: application/json)",
             "unsupported_media_type",
             None,
-        ));
+        )));
     }
     serde_json::from_slice(body).map_err(|err| {
         let message = if err.is_eof() && body.iter().all(u8::is_ascii_whitespace) {
@@ -37,7 +37,7 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         } else {
             format!("request body is not valid: {err}")
         };
-        json_error(StatusCode::BAD_REQUEST, &message, "invalid_request", None)
+        Box::new(json_error(StatusCode::BAD_REQUEST, &message, "invalid_request", None))
     })
 }
 

@@ -1,0 +1,1827 @@
+//! The store conformance suite: one set of cases, written once against `&dyn Store`, run against every engine.
+//!
+//! `conformance_suite!` instantiates each case for each engine, as `memory::<case>`, `sqlite::<case>` and
+//! `postgres::<case>`. Every test gets a store of its own: a fresh `MemoryStore`, a SQLite file in a fresh temporary
+//! directory, or a fresh PostgreSQL schema (see `palaver_integration_tests::pg`: skipped without `TEST_DATABASE_URL` or
+//! Docker, a failure in CI). Times are whole microseconds because the SQL engines store microseconds.
+//!
+//! Run one engine with `cargo test -p palaver-integration-tests --test store_conformance memory`, all with
+//! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p palaver-integration-tests --test store_conformance`.
+
+use std::time::Duration as StdDuration;
+
+use palaver_handlers::model::{
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
+    StoredMessage, User,
+};
+use palaver_handlers::{Store, StoreError, Unique};
+use palaver_integration_tests::pg::PgDatabase;
+use tempfile::TempDir;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A store under test with whatever must outlive it. Fields drop in order: the store before its file or schema.
+struct Engine {
+    store: Box<dyn Store>,
+    _dir: Option<TempDir>,
+    _database: Option<PgDatabase>,
+}
+
+impl Engine {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// How each engine's store is made; `None` means the engine is unavailable here and the test is skipped.
+mod engines {
+    use super::*;
+
+    pub async fn memory() -> Option<Engine> {
+        Some(Engine {
+            store: Box::new(palaver_handlers::testing::MemoryStore::new()),
+            _dir: None,
+            _database: None,
+        })
+    }
+
+    pub async fn sqlite() -> Option<Engine> {
+        let dir = tempfile::tempdir().expect("a temporary directory for the SQLite file");
+        let store = palaver_runtime::store::sqlite::SqliteStore::open(&dir.path().join("p.db"))
+            .await
+            .unwrap_or_else(|error| panic!("SqliteStore::open failed: {error}"));
+        Some(Engine {
+            store: Box::new(store),
+            _dir: Some(dir),
+            _database: None,
+        })
+    }
+
+    pub async fn postgres() -> Option<Engine> {
+        let database = palaver_integration_tests::pg::fresh_database_url().await?;
+        let store = palaver_runtime::store::postgres::PostgresStore::connect(
+            database.url(),
+            4,
+            StdDuration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("PostgresStore::connect to {database:?} failed: {error}"));
+        Some(Engine {
+            store: Box::new(store),
+            _dir: None,
+            _database: Some(database),
+        })
+    }
+}
+
+/// One module per engine, one `#[tokio::test]` per case.
+macro_rules! engine_tests {
+    ($engine:ident; $($case:ident),+ $(,)?) => {
+        mod $engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(engine) = crate::engines::$engine().await else { return };
+                    crate::cases::$case(engine.store()).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Every case, for every engine.
+macro_rules! conformance_suite {
+    ($($case:ident),+ $(,)?) => {
+        engine_tests!(memory; $($case),+);
+        engine_tests!(sqlite; $($case),+);
+        engine_tests!(postgres; $($case),+);
+    };
+}
+
+conformance_suite!(
+    ping_answers,
+    create_user_then_find_by_id,
+    create_user_then_find_by_login,
+    create_user_with_taken_username_conflicts_case_insensitively,
+    create_user_with_taken_email_conflicts_case_insensitively,
+    revoke_token_then_is_revoked,
+    purge_revoked_tokens_removes_only_expired,
+    create_room_makes_owner_a_member,
+    create_room_with_taken_name_conflicts_case_insensitively,
+    create_room_with_unknown_owner_fails_and_stores_nothing,
+    room_by_name_is_case_insensitive,
+    list_rooms_oldest_first,
+    count_rooms_owned_counts_per_owner,
+    delete_room_removes_messages_and_memberships,
+    add_member_then_remove,
+    members_sorted_by_username,
+    append_batch_across_two_rooms_gives_gapless_seqs_in_batch_order,
+    append_empty_batch_stores_nothing,
+    append_duplicate_within_batch_returns_original,
+    append_duplicate_across_batches_returns_original,
+    append_duplicate_key_in_another_room_returns_original,
+    append_same_key_from_another_user_is_not_duplicate,
+    append_without_key_is_never_duplicate,
+    append_failing_batch_stores_nothing_and_uses_no_seq,
+    history_newest_first_with_limit,
+    history_paging_with_before_seq_visits_each_message_once,
+    history_after_seq,
+    history_sender_filter_is_case_insensitive,
+    history_contains_is_case_insensitive_and_literal,
+    history_contains_folds_non_ascii_case,
+    history_since_until_are_inclusive,
+    history_filters_combined,
+    record_audit_then_audit_since_oldest_first_with_limit,
+);
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Fixtures
+
+/// The suite's epoch: every time is this plus a whole number of microseconds.
+const T0: OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
+
+/// `T0` plus `micros` microseconds.
+fn at(micros: i64) -> OffsetDateTime {
+    T0 + Duration::microseconds(micros)
+}
+
+/// `T0` plus `seconds` seconds.
+fn secs(seconds: i64) -> OffsetDateTime {
+    T0 + Duration::seconds(seconds)
+}
+
+fn new_user(username: &str, email: &str, created_at: OffsetDateTime) -> NewUser {
+    NewUser {
+        id: Uuid::now_v7(),
+        username: username.into(),
+        email: email.into(),
+        password_hash: format!("$2b$12$hash.of.{username}"),
+        created_at,
+    }
+}
+
+/// Stores `username` with email `<username>@example.com`.
+async fn user(store: &dyn Store, username: &str) -> User {
+    let new = new_user(username, &format!("{username}@example.com"), T0);
+    store
+        .create_user(new)
+        .await
+        .unwrap_or_else(|error| panic!("create_user({username}) failed: {error}"))
+}
+
+fn new_room(name: &str, owner: &User, created_at: OffsetDateTime) -> NewRoom {
+    NewRoom {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        private: false,
+        password_hash: None,
+        owner_id: owner.id,
+        created_at,
+    }
+}
+
+/// Stores a public room named `name` owned by `owner`, created at `T0`.
+async fn room(store: &dyn Store, name: &str, owner: &User) -> Room {
+    store
+        .create_room(new_room(name, owner, T0))
+        .await
+        .unwrap_or_else(|error| panic!("create_room({name}) failed: {error}"))
+}
+
+fn message(
+    room: &Room,
+    sender: &User,
+    content: &str,
+    key: Option<&str>,
+    created_at: OffsetDateTime,
+) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        room_id: room.id,
+        user_id: sender.id,
+        content: content.into(),
+        client_msg_id: key.map(str::to_owned),
+        created_at,
+    }
+}
+
+/// What the store must answer for `new`, stored with `seq` by `sender`.
+fn stored_as(new: &NewMessage, seq: i64, sender: &User) -> StoredMessage {
+    StoredMessage {
+        id: new.id,
+        room_id: new.room_id,
+        seq,
+        user_id: new.user_id,
+        username: sender.username.clone(),
+        content: new.content.clone(),
+        client_msg_id: new.client_msg_id.clone(),
+        created_at: new.created_at,
+    }
+}
+
+async fn append(store: &dyn Store, batch: &[NewMessage]) -> Vec<Appended> {
+    store
+        .append_messages(batch)
+        .await
+        .unwrap_or_else(|error| panic!("append_messages failed: {error}"))
+}
+
+async fn history(store: &dyn Store, room: &Room, query: HistoryQuery) -> HistoryPage {
+    store
+        .history(room.id, &query)
+        .await
+        .unwrap_or_else(|error| panic!("history({query:?}) failed: {error}"))
+}
+
+fn seqs(page: &HistoryPage) -> Vec<i64> {
+    page.messages.iter().map(|message| message.seq).collect()
+}
+
+async fn last_seq(store: &dyn Store, room: &Room) -> i64 {
+    store
+        .room_by_name(&room.name)
+        .await
+        .expect("room_by_name")
+        .expect("the room exists")
+        .last_seq
+}
+
+async fn members_of(store: &dyn Store, room: &Room) -> Vec<Member> {
+    store.members(room.id).await.expect("members")
+}
+
+fn member(user: &User) -> Member {
+    Member {
+        user_id: user.id,
+        username: user.username.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// History fixture: ten messages in one room, alternately by `alice` and `Bob_B`.
+
+const HISTORY: [&str; 10] = [
+    "Hello world",
+    "hi alice",
+    "HELLO again",
+    "nothing here",
+    "say hello",
+    "Hello from Bob",
+    "bye",
+    "50% off",
+    r"a_b c:\dir",
+    "last one",
+];
+
+/// When history message `seq` was sent: `seq` seconds and 250 001 µs after `T0`.
+fn sent_at(seq: i64) -> OffsetDateTime {
+    secs(seq) + Duration::microseconds(250_001)
+}
+
+/// A room holding [`HISTORY`]: seq `n` is `HISTORY[n - 1]`, sent at `sent_at(n)` by alice (odd) or Bob_B (even).
+/// Also a second room with one message, which must never show up in the first room's history.
+async fn seeded_history(store: &dyn Store) -> (Room, Vec<StoredMessage>) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "Bob_B").await;
+    let chat = room(store, "History", &alice).await;
+    let elsewhere = room(store, "Elsewhere", &bob).await;
+    let mut expected = Vec::new();
+    let mut batch = Vec::new();
+    for (index, content) in HISTORY.iter().enumerate() {
+        let seq = index as i64 + 1;
+        let sender = if seq % 2 == 1 { &alice } else { &bob };
+        let new = message(
+            &chat,
+            sender,
+            content,
+            Some(&format!("h-{seq}")),
+            sent_at(seq),
+        );
+        expected.push(stored_as(&new, seq, sender));
+        batch.push(new);
+        if seq == 5 {
+            batch.push(message(
+                &elsewhere,
+                &alice,
+                "hello from elsewhere",
+                None,
+                sent_at(5),
+            ));
+        }
+    }
+    append(store, &batch).await;
+    (chat, expected)
+}
+
+/// The expected messages with these seqs, in the order given.
+fn expect_seqs(all: &[StoredMessage], seqs: &[i64]) -> Vec<StoredMessage> {
+    seqs.iter()
+        .map(|seq| all[*seq as usize - 1].clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The cases
+
+mod cases {
+    use super::*;
+
+    pub async fn ping_answers(store: &dyn Store) {
+        store.ping().await.expect("ping");
+    }
+
+    // --- users ---
+
+    pub async fn create_user_then_find_by_id(store: &dyn Store) {
+        let new = new_user("Alice_1", "Alice.One@Example.com", at(123_456));
+        let created = store.create_user(new.clone()).await.expect("create_user");
+        assert_eq!(created.id, new.id);
+        assert_eq!(
+            created.username, "Alice_1",
+            "the username is kept as written"
+        );
+        assert_eq!(
+            created.email, "Alice.One@Example.com",
+            "the email is kept as written"
+        );
+        assert_eq!(created.password_hash, new.password_hash);
+        assert_eq!(created.created_at, at(123_456));
+
+        assert_eq!(
+            store.user_by_id(new.id).await.expect("user_by_id"),
+            Some(created)
+        );
+        assert_eq!(
+            store.user_by_id(Uuid::now_v7()).await.expect("user_by_id"),
+            None
+        );
+    }
+
+    pub async fn create_user_then_find_by_login(store: &dyn Store) {
+        let alice = store
+            .create_user(new_user("Alice_Two", "Alice.Two@Example.com", T0))
+            .await
+            .expect("create alice");
+        let bob = store
+            .create_user(new_user("bob", "bob@example.org", T0))
+            .await
+            .expect("create bob");
+        for login in [
+            "Alice_Two",
+            "alice_two",
+            "ALICE_TWO",
+            "Alice.Two@Example.com",
+            "alice.two@example.com",
+            "ALICE.TWO@EXAMPLE.COM",
+        ] {
+            assert_eq!(
+                store.user_by_login(login).await.expect("user_by_login"),
+                Some(alice.clone()),
+                "login {login:?}"
+            );
+        }
+        for login in ["bob", "BOB", "Bob@Example.org"] {
+            assert_eq!(
+                store.user_by_login(login).await.expect("user_by_login"),
+                Some(bob.clone()),
+                "login {login:?}"
+            );
+        }
+        // Neither prefixes nor LIKE patterns match.
+        for login in [
+            "alice",
+            "Alice_Tw",
+            "aliceXtwo",
+            "Alice%",
+            "%",
+            "_ob",
+            "alice.two@example",
+            "carol",
+            "",
+        ] {
+            assert_eq!(
+                store.user_by_login(login).await.expect("user_by_login"),
+                None,
+                "login {login:?}"
+            );
+        }
+    }
+
+    pub async fn create_user_with_taken_username_conflicts_case_insensitively(store: &dyn Store) {
+        let carol = user(store, "Carol").await;
+        let clash = new_user("cAROL", "other@example.com", T0);
+        assert_eq!(
+            store.create_user(clash.clone()).await,
+            Err(StoreError::Conflict(Unique::Username))
+        );
+
+        assert_eq!(
+            store.user_by_id(clash.id).await.expect("user_by_id"),
+            None,
+            "nothing stored"
+        );
+        assert_eq!(
+            store
+                .user_by_login("other@example.com")
+                .await
+                .expect("user_by_login"),
+            None,
+            "nothing stored"
+        );
+        assert_eq!(
+            store.user_by_login("carol").await.expect("user_by_login"),
+            Some(carol)
+        );
+        // The store still works after the refusal (no transaction left aborted).
+        let dave = user(store, "dave").await;
+        assert_eq!(
+            store.user_by_id(dave.id).await.expect("user_by_id"),
+            Some(dave)
+        );
+    }
+
+    pub async fn create_user_with_taken_email_conflicts_case_insensitively(store: &dyn Store) {
+        let dave = store
+            .create_user(new_user("dave", "Dave@Example.com", T0))
+            .await
+            .expect("create dave");
+        let clash = new_user("erin", "dAVE@example.COM", T0);
+        assert_eq!(
+            store.create_user(clash.clone()).await,
+            Err(StoreError::Conflict(Unique::Email))
+        );
+
+        assert_eq!(
+            store.user_by_id(clash.id).await.expect("user_by_id"),
+            None,
+            "nothing stored"
+        );
+        assert_eq!(
+            store.user_by_login("erin").await.expect("user_by_login"),
+            None,
+            "nothing stored"
+        );
+        assert_eq!(
+            store
+                .user_by_login("dave@example.com")
+                .await
+                .expect("user_by_login"),
+            Some(dave)
+        );
+        let erin = store
+            .create_user(new_user("erin", "erin@example.com", T0))
+            .await
+            .expect("erin with her own email");
+        assert_eq!(
+            store.user_by_login("ERIN").await.expect("user_by_login"),
+            Some(erin)
+        );
+    }
+
+    // --- token revocation ---
+
+    pub async fn revoke_token_then_is_revoked(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        assert!(
+            !store
+                .is_token_revoked("jti-1")
+                .await
+                .expect("is_token_revoked")
+        );
+
+        store
+            .revoke_token("jti-1", alice.id, secs(3600))
+            .await
+            .expect("revoke_token");
+        assert!(
+            store
+                .is_token_revoked("jti-1")
+                .await
+                .expect("is_token_revoked")
+        );
+        assert!(
+            !store
+                .is_token_revoked("jti-2")
+                .await
+                .expect("is_token_revoked"),
+            "only that token"
+        );
+        assert!(
+            !store
+                .is_token_revoked("JTI-1")
+                .await
+                .expect("is_token_revoked"),
+            "token ids are exact"
+        );
+
+        store
+            .revoke_token("jti-1", alice.id, secs(3600))
+            .await
+            .expect("revoking twice is harmless");
+        assert!(
+            store
+                .is_token_revoked("jti-1")
+                .await
+                .expect("is_token_revoked")
+        );
+    }
+
+    pub async fn purge_revoked_tokens_removes_only_expired(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let tokens = [
+            ("expired-long-ago", secs(-3600)),
+            ("expired-just-now", at(-1)),
+            ("expires-soon", at(1)),
+            ("expires-later", secs(3600)),
+        ];
+        for (token, expires_at) in tokens {
+            store
+                .revoke_token(token, alice.id, expires_at)
+                .await
+                .expect("revoke_token");
+        }
+
+        assert_eq!(store.purge_revoked_tokens(T0).await.expect("purge"), 2);
+        for (token, still_revoked) in [
+            ("expired-long-ago", false),
+            ("expired-just-now", false),
+            ("expires-soon", true),
+            ("expires-later", true),
+        ] {
+            assert_eq!(
+                store
+                    .is_token_revoked(token)
+                    .await
+                    .expect("is_token_revoked"),
+                still_revoked,
+                "{token}"
+            );
+        }
+        assert_eq!(
+            store.purge_revoked_tokens(T0).await.expect("purge again"),
+            0
+        );
+
+        assert_eq!(
+            store
+                .purge_revoked_tokens(secs(3600) + Duration::microseconds(1))
+                .await
+                .expect("purge"),
+            2
+        );
+        assert!(
+            !store
+                .is_token_revoked("expires-later")
+                .await
+                .expect("is_token_revoked")
+        );
+    }
+
+    // --- rooms ---
+
+    pub async fn create_room_makes_owner_a_member(store: &dyn Store) {
+        let owner = user(store, "owner").await;
+        let other = user(store, "other").await;
+        let new = new_room("General Chat", &owner, at(5_000_001));
+        let created = store.create_room(new.clone()).await.expect("create_room");
+        assert_eq!(
+            created,
+            Room {
+                id: new.id,
+                name: "General Chat".into(),
+                private: false,
+                password_hash: None,
+                owner_id: owner.id,
+                created_at: at(5_000_001),
+                last_seq: 0,
+            }
+        );
+        assert!(
+            store
+                .is_member(created.id, owner.id)
+                .await
+                .expect("is_member")
+        );
+        assert!(
+            !store
+                .is_member(created.id, other.id)
+                .await
+                .expect("is_member")
+        );
+        assert_eq!(members_of(store, &created).await, vec![member(&owner)]);
+
+        let secret = NewRoom {
+            private: true,
+            password_hash: Some("$2b$12$room.password.hash".into()),
+            ..new_room("Secret Base", &other, at(6_000_002))
+        };
+        let created_secret = store
+            .create_room(secret.clone())
+            .await
+            .expect("create private room");
+        assert!(created_secret.private);
+        assert_eq!(
+            created_secret.password_hash.as_deref(),
+            Some("$2b$12$room.password.hash")
+        );
+        assert_eq!(
+            store
+                .room_by_name("Secret Base")
+                .await
+                .expect("room_by_name"),
+            Some(created_secret.clone())
+        );
+        assert_eq!(
+            members_of(store, &created_secret).await,
+            vec![member(&other)]
+        );
+    }
+
+    pub async fn create_room_with_taken_name_conflicts_case_insensitively(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let lobby = room(store, "Lobby", &alice).await;
+        let clash = new_room("LOBBY", &bob, secs(1));
+        assert_eq!(
+            store.create_room(clash.clone()).await,
+            Err(StoreError::Conflict(Unique::RoomName))
+        );
+
+        assert_eq!(
+            store.list_rooms().await.expect("list_rooms"),
+            vec![lobby.clone()],
+            "nothing stored"
+        );
+        assert_eq!(
+            store.room_by_name("lobby").await.expect("room_by_name"),
+            Some(lobby)
+        );
+        assert_eq!(
+            store
+                .count_rooms_owned(bob.id)
+                .await
+                .expect("count_rooms_owned"),
+            0
+        );
+        assert!(
+            !store.is_member(clash.id, bob.id).await.expect("is_member"),
+            "no membership stored"
+        );
+        assert_eq!(store.members(clash.id).await.expect("members"), vec![]);
+        // The store still works after the refusal.
+        let other = room(store, "Lobby Two", &bob).await;
+        assert_eq!(
+            store.room_by_name("lobby two").await.expect("room_by_name"),
+            Some(other)
+        );
+
+        // Room names may hold any letters, and their case is folded beyond ASCII.
+        let cafe = room(store, "Café Crème", &alice).await;
+        assert_eq!(
+            store
+                .create_room(new_room("CAFÉ CRÈME", &bob, secs(2)))
+                .await,
+            Err(StoreError::Conflict(Unique::RoomName))
+        );
+        assert_eq!(
+            store
+                .room_by_name("café crème")
+                .await
+                .expect("room_by_name"),
+            Some(cafe)
+        );
+    }
+
+    pub async fn create_room_with_unknown_owner_fails_and_stores_nothing(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let ghost = Uuid::now_v7();
+        let orphan = NewRoom {
+            id: Uuid::now_v7(),
+            name: "Orphan".into(),
+            private: false,
+            password_hash: None,
+            owner_id: ghost,
+            created_at: T0,
+        };
+        let result = store.create_room(orphan.clone()).await;
+        assert!(
+            matches!(result, Err(StoreError::Backend(_))),
+            "expected a Backend error, got {result:?}"
+        );
+
+        assert_eq!(
+            store.room_by_name("Orphan").await.expect("room_by_name"),
+            None,
+            "the transaction rolled back"
+        );
+        assert_eq!(store.list_rooms().await.expect("list_rooms"), vec![]);
+        assert_eq!(
+            store
+                .count_rooms_owned(ghost)
+                .await
+                .expect("count_rooms_owned"),
+            0
+        );
+        assert_eq!(store.members(orphan.id).await.expect("members"), vec![]);
+        // The name is free: nothing half-written holds it.
+        let real = room(store, "Orphan", &alice).await;
+        assert_eq!(store.list_rooms().await.expect("list_rooms"), vec![real]);
+    }
+
+    pub async fn room_by_name_is_case_insensitive(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let dev = room(store, "Dev Talk", &alice).await;
+        let _other = room(store, "Dev Talk 2", &alice).await;
+        for name in ["Dev Talk", "dev talk", "DEV TALK", "dEV tALK"] {
+            assert_eq!(
+                store.room_by_name(name).await.expect("room_by_name"),
+                Some(dev.clone()),
+                "name {name:?}"
+            );
+        }
+        // Neither prefixes nor LIKE patterns match.
+        for name in ["Dev", "Dev_Talk", "Dev%", "%", "Dev Talk ", "Nothing"] {
+            assert_eq!(
+                store.room_by_name(name).await.expect("room_by_name"),
+                None,
+                "name {name:?}"
+            );
+        }
+    }
+
+    pub async fn list_rooms_oldest_first(store: &dyn Store) {
+        assert_eq!(store.list_rooms().await.expect("list_rooms"), vec![]);
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        // Ids run against the creation order, so ordering by id would be caught; names are out of order too.
+        let specs = [
+            ("Zeta", &alice, u128::MAX - 1),
+            ("alpha", &bob, u128::MAX - 2),
+            ("Mid", &alice, 3),
+        ];
+        let mut expected = Vec::new();
+        for (index, (name, owner, id)) in specs.into_iter().enumerate() {
+            let new = NewRoom {
+                id: Uuid::from_u128(id),
+                ..new_room(name, owner, secs(index as i64 * 60))
+            };
+            expected.push(store.create_room(new).await.expect("create_room"));
+        }
+        assert_eq!(store.list_rooms().await.expect("list_rooms"), expected);
+    }
+
+    pub async fn count_rooms_owned_counts_per_owner(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let carol = user(store, "carol").await;
+        let first = room(store, "Alice One", &alice).await;
+        room(store, "Alice Two", &alice).await;
+        room(store, "Bob One", &bob).await;
+        // Membership is not ownership.
+        store
+            .add_member(first.id, carol.id, T0)
+            .await
+            .expect("add_member");
+
+        for (owner, count) in [(&alice, 2), (&bob, 1), (&carol, 0)] {
+            assert_eq!(
+                store.count_rooms_owned(owner.id).await.expect("count"),
+                count,
+                "{}",
+                owner.username
+            );
+        }
+        assert_eq!(
+            store
+                .count_rooms_owned(Uuid::now_v7())
+                .await
+                .expect("count"),
+            0
+        );
+        assert!(store.delete_room(first.id).await.expect("delete_room"));
+        assert_eq!(store.count_rooms_owned(alice.id).await.expect("count"), 1);
+    }
+
+    pub async fn delete_room_removes_messages_and_memberships(store: &dyn Store) {
+        let owner = user(store, "owner").await;
+        let guest = user(store, "guest").await;
+        let doomed = room(store, "Doomed", &owner).await;
+        let survivor = room(store, "Survivor", &owner).await;
+        assert!(
+            store
+                .add_member(doomed.id, guest.id, secs(1))
+                .await
+                .expect("add_member")
+        );
+        assert!(
+            store
+                .add_member(survivor.id, guest.id, secs(1))
+                .await
+                .expect("add_member")
+        );
+        append(
+            store,
+            &[
+                message(&doomed, &owner, "d1", Some("key-d1"), secs(2)),
+                message(&survivor, &guest, "s1", None, secs(2)),
+                message(&doomed, &guest, "d2", None, secs(3)),
+                message(&survivor, &owner, "s2", None, secs(3)),
+                message(&doomed, &owner, "d3", None, secs(4)),
+            ],
+        )
+        .await;
+
+        assert!(store.delete_room(doomed.id).await.expect("delete_room"));
+
+        assert_eq!(
+            store.room_by_name("Doomed").await.expect("room_by_name"),
+            None
+        );
+        let survivor_now = Room {
+            last_seq: 2,
+            ..survivor.clone()
+        };
+        assert_eq!(
+            store.list_rooms().await.expect("list_rooms"),
+            vec![survivor_now]
+        );
+        assert_eq!(store.count_rooms_owned(owner.id).await.expect("count"), 1);
+        assert!(
+            !store
+                .is_member(doomed.id, owner.id)
+                .await
+                .expect("is_member")
+        );
+        assert!(
+            !store
+                .is_member(doomed.id, guest.id)
+                .await
+                .expect("is_member")
+        );
+        assert_eq!(store.members(doomed.id).await.expect("members"), vec![]);
+        let gone = history(store, &doomed, HistoryQuery::latest(50)).await;
+        assert_eq!(
+            (gone.messages.len(), gone.next_before, gone.has_more),
+            (0, None, false)
+        );
+        // The other room is untouched.
+        assert_eq!(
+            seqs(&history(store, &survivor, HistoryQuery::latest(50)).await),
+            vec![2, 1]
+        );
+        assert_eq!(
+            members_of(store, &survivor).await,
+            vec![member(&guest), member(&owner)]
+        );
+
+        assert!(
+            !store
+                .delete_room(doomed.id)
+                .await
+                .expect("delete_room again"),
+            "false the second time"
+        );
+        assert!(
+            !store
+                .delete_room(Uuid::now_v7())
+                .await
+                .expect("delete_room unknown")
+        );
+
+        // The name is free again, the new room's history starts at 1, and the deleted messages' keys are free.
+        let reborn = room(store, "Doomed", &owner).await;
+        assert_eq!(reborn.last_seq, 0);
+        let new = message(&reborn, &owner, "fresh", Some("key-d1"), secs(5));
+        assert_eq!(
+            append(store, std::slice::from_ref(&new)).await,
+            vec![Appended::Stored(stored_as(&new, 1, &owner))]
+        );
+        assert_eq!(
+            seqs(&history(store, &reborn, HistoryQuery::latest(50)).await),
+            vec![1]
+        );
+    }
+
+    // --- membership ---
+
+    pub async fn add_member_then_remove(store: &dyn Store) {
+        let owner = user(store, "owner").await;
+        let guest = user(store, "guest").await;
+        let chat = room(store, "Chat", &owner).await;
+        assert!(!store.is_member(chat.id, guest.id).await.expect("is_member"));
+
+        assert!(
+            store
+                .add_member(chat.id, guest.id, secs(1))
+                .await
+                .expect("add_member"),
+            "true when new"
+        );
+        assert!(
+            !store
+                .add_member(chat.id, guest.id, secs(2))
+                .await
+                .expect("add_member"),
+            "false when already"
+        );
+        assert!(
+            !store
+                .add_member(chat.id, owner.id, secs(2))
+                .await
+                .expect("add_member"),
+            "the owner already is"
+        );
+        assert!(store.is_member(chat.id, guest.id).await.expect("is_member"));
+        assert_eq!(
+            members_of(store, &chat).await,
+            vec![member(&guest), member(&owner)]
+        );
+
+        assert!(
+            store
+                .remove_member(chat.id, guest.id)
+                .await
+                .expect("remove_member"),
+            "true when there was one"
+        );
+        assert!(
+            !store
+                .remove_member(chat.id, guest.id)
+                .await
+                .expect("remove_member"),
+            "false when none"
+        );
+        assert!(!store.is_member(chat.id, guest.id).await.expect("is_member"));
+        assert!(
+            store.is_member(chat.id, owner.id).await.expect("is_member"),
+            "only that membership ended"
+        );
+        assert_eq!(members_of(store, &chat).await, vec![member(&owner)]);
+
+        assert!(
+            store
+                .add_member(chat.id, guest.id, secs(3))
+                .await
+                .expect("add_member"),
+            "rejoining works"
+        );
+        assert!(
+            store
+                .remove_member(chat.id, owner.id)
+                .await
+                .expect("remove_member"),
+            "the owner may leave"
+        );
+        assert_eq!(members_of(store, &chat).await, vec![member(&guest)]);
+        assert!(
+            !store
+                .remove_member(Uuid::now_v7(), guest.id)
+                .await
+                .expect("remove_member unknown room")
+        );
+    }
+
+    pub async fn members_sorted_by_username(store: &dyn Store) {
+        let mallory = user(store, "mallory").await;
+        let chat = room(store, "Chat", &mallory).await;
+        let mut joined = Vec::new();
+        for name in ["Carol", "zed", "alice", "Bob", "dave_9"] {
+            let user = user(store, name).await;
+            assert!(
+                store
+                    .add_member(chat.id, user.id, secs(1))
+                    .await
+                    .expect("add_member")
+            );
+            joined.push(user);
+        }
+        let outsider = user(store, "aaron").await;
+        let other = room(store, "Other", &outsider).await;
+        store
+            .add_member(other.id, joined[0].id, secs(1))
+            .await
+            .expect("add_member");
+
+        let names: Vec<String> = members_of(store, &chat)
+            .await
+            .into_iter()
+            .map(|m| m.username)
+            .collect();
+        assert_eq!(
+            names,
+            ["alice", "Bob", "Carol", "dave_9", "mallory", "zed"],
+            "sorted by username, ignoring case"
+        );
+        let by_id: Vec<Member> = members_of(store, &chat).await;
+        let alice = joined
+            .iter()
+            .find(|u| u.username == "alice")
+            .expect("alice joined");
+        assert_eq!(by_id[0], member(alice), "each member carries its user id");
+        assert_eq!(
+            members_of(store, &other).await,
+            vec![member(&outsider), member(&joined[0])]
+        );
+    }
+
+    // --- messages ---
+
+    pub async fn append_batch_across_two_rooms_gives_gapless_seqs_in_batch_order(
+        store: &dyn Store,
+    ) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let one = room(store, "Room One", &alice).await;
+        let two = room(store, "Room Two", &bob).await;
+        let batch = [
+            message(&one, &alice, "one-1", Some("a-1"), at(1_000_001)),
+            message(&two, &bob, "two-1", Some("b-1"), at(1_000_002)),
+            message(&one, &bob, "one-2", None, at(1_000_003)),
+            message(&one, &alice, "one-3", Some("a-2"), at(1_000_004)),
+            message(&two, &alice, "two-2", None, at(1_000_005)),
+        ];
+        let expected = vec![
+            Appended::Stored(stored_as(&batch[0], 1, &alice)),
+            Appended::Stored(stored_as(&batch[1], 1, &bob)),
+            Appended::Stored(stored_as(&batch[2], 2, &bob)),
+            Appended::Stored(stored_as(&batch[3], 3, &alice)),
+            Appended::Stored(stored_as(&batch[4], 2, &alice)),
+        ];
+        assert_eq!(append(store, &batch).await, expected);
+
+        assert_eq!(last_seq(store, &one).await, 3);
+        assert_eq!(last_seq(store, &two).await, 2);
+        let listed: Vec<(String, i64)> = store
+            .list_rooms()
+            .await
+            .expect("list_rooms")
+            .into_iter()
+            .map(|r| (r.name, r.last_seq))
+            .collect();
+        assert_eq!(
+            listed,
+            [("Room One".to_owned(), 3), ("Room Two".to_owned(), 2)]
+        );
+        let messages = |outcomes: &[usize]| {
+            outcomes
+                .iter()
+                .rev()
+                .map(|i| expected[*i].message().clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            history(store, &one, HistoryQuery::latest(50))
+                .await
+                .messages,
+            messages(&[0, 2, 3])
+        );
+        assert_eq!(
+            history(store, &two, HistoryQuery::latest(50))
+                .await
+                .messages,
+            messages(&[1, 4])
+        );
+
+        let next = [
+            message(&two, &bob, "two-3", None, at(2_000_001)),
+            message(&one, &alice, "one-4", None, at(2_000_002)),
+            message(&two, &bob, "two-4", None, at(2_000_003)),
+        ];
+        let seqs_of =
+            |outcomes: Vec<Appended>| outcomes.iter().map(|o| o.message().seq).collect::<Vec<_>>();
+        assert_eq!(seqs_of(append(store, &next).await), vec![3, 4, 4]);
+        assert_eq!(last_seq(store, &one).await, 4);
+        assert_eq!(last_seq(store, &two).await, 4);
+        assert_eq!(
+            seqs(&history(store, &two, HistoryQuery::latest(50)).await),
+            vec![4, 3, 2, 1]
+        );
+    }
+
+    pub async fn append_empty_batch_stores_nothing(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let chat = room(store, "Chat", &alice).await;
+        assert_eq!(append(store, &[]).await, vec![]);
+        assert_eq!(last_seq(store, &chat).await, 0);
+    }
+
+    pub async fn append_duplicate_within_batch_returns_original(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let chat = room(store, "Chat", &alice).await;
+        let batch = [
+            message(&chat, &alice, "first", Some("k-1"), secs(1)),
+            message(&chat, &alice, "second try of first", Some("k-1"), secs(2)),
+            message(&chat, &alice, "another", Some("k-2"), secs(3)),
+        ];
+        let original = stored_as(&batch[0], 1, &alice);
+        assert_eq!(
+            append(store, &batch).await,
+            vec![
+                Appended::Stored(original.clone()),
+                Appended::Duplicate(original.clone()),
+                Appended::Stored(stored_as(&batch[2], 2, &alice)),
+            ]
+        );
+        assert_eq!(last_seq(store, &chat).await, 2, "the duplicate used no seq");
+        assert_eq!(
+            history(store, &chat, HistoryQuery::latest(50))
+                .await
+                .messages,
+            vec![stored_as(&batch[2], 2, &alice), original]
+        );
+    }
+
+    pub async fn append_duplicate_across_batches_returns_original(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let chat = room(store, "Chat", &alice).await;
+        let first = message(&chat, &alice, "original", Some("k"), secs(1));
+        let original = stored_as(&first, 1, &alice);
+        assert_eq!(
+            append(store, std::slice::from_ref(&first)).await,
+            vec![Appended::Stored(original.clone())]
+        );
+
+        let retry = [
+            message(&chat, &alice, "retry", Some("k"), secs(2)),
+            message(&chat, &bob, "hello", None, secs(3)),
+        ];
+        assert_eq!(
+            append(store, &retry).await,
+            vec![
+                Appended::Duplicate(original.clone()),
+                Appended::Stored(stored_as(&retry[1], 2, &bob))
+            ]
+        );
+        assert_eq!(last_seq(store, &chat).await, 2);
+        let page = history(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(
+            page.messages,
+            vec![stored_as(&retry[1], 2, &bob), original.clone()],
+            "the retry is not stored"
+        );
+
+        // And again, alone in its batch.
+        let again = message(&chat, &alice, "third try", Some("k"), secs(4));
+        assert_eq!(
+            append(store, &[again]).await,
+            vec![Appended::Duplicate(original)]
+        );
+        assert_eq!(last_seq(store, &chat).await, 2);
+    }
+
+    pub async fn append_duplicate_key_in_another_room_returns_original(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let one = room(store, "One", &alice).await;
+        let two = room(store, "Two", &alice).await;
+        let first = message(&one, &alice, "original", Some("k"), secs(1));
+        let original = stored_as(&first, 1, &alice);
+        append(store, &[first]).await;
+
+        // The key is the sender's, whatever the room: the repeat is answered with the original.
+        let elsewhere = message(&two, &alice, "same key, other room", Some("k"), secs(2));
+        assert_eq!(
+            append(store, &[elsewhere]).await,
+            vec![Appended::Duplicate(original)]
+        );
+        assert_eq!(last_seq(store, &two).await, 0);
+        assert_eq!(
+            history(store, &two, HistoryQuery::latest(50))
+                .await
+                .messages,
+            vec![]
+        );
+    }
+
+    pub async fn append_same_key_from_another_user_is_not_duplicate(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let carol = user(store, "carol").await;
+        let chat = room(store, "Chat", &alice).await;
+        let batch = [
+            message(&chat, &alice, "from alice", Some("k"), secs(1)),
+            message(&chat, &bob, "from bob", Some("k"), secs(2)),
+        ];
+        assert_eq!(
+            append(store, &batch).await,
+            vec![
+                Appended::Stored(stored_as(&batch[0], 1, &alice)),
+                Appended::Stored(stored_as(&batch[1], 2, &bob))
+            ]
+        );
+        let later = message(&chat, &carol, "from carol", Some("k"), secs(3));
+        assert_eq!(
+            append(store, std::slice::from_ref(&later)).await,
+            vec![Appended::Stored(stored_as(&later, 3, &carol))]
+        );
+        assert_eq!(
+            seqs(&history(store, &chat, HistoryQuery::latest(50)).await),
+            vec![3, 2, 1]
+        );
+    }
+
+    pub async fn append_without_key_is_never_duplicate(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let chat = room(store, "Chat", &alice).await;
+        let batch = [
+            message(&chat, &alice, "same", None, secs(1)),
+            message(&chat, &alice, "same", None, secs(1)),
+        ];
+        assert_eq!(
+            append(store, &batch).await,
+            vec![
+                Appended::Stored(stored_as(&batch[0], 1, &alice)),
+                Appended::Stored(stored_as(&batch[1], 2, &alice))
+            ]
+        );
+        let again = message(&chat, &alice, "same", None, secs(1));
+        assert_eq!(
+            append(store, std::slice::from_ref(&again)).await,
+            vec![Appended::Stored(stored_as(&again, 3, &alice))]
+        );
+    }
+
+    pub async fn append_failing_batch_stores_nothing_and_uses_no_seq(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let chat = room(store, "Chat", &alice).await;
+        let other = room(store, "Other", &bob).await;
+        let before = [
+            message(&chat, &alice, "m1", None, secs(1)),
+            message(&chat, &bob, "m2", None, secs(2)),
+        ];
+        append(store, &before).await;
+
+        let ghost_room = Room {
+            id: Uuid::now_v7(),
+            name: "Ghost".into(),
+            ..chat.clone()
+        };
+        let doomed = [
+            message(&chat, &alice, "lost-1", Some("a"), secs(3)),
+            message(&other, &bob, "lost-2", None, secs(3)),
+            message(&ghost_room, &bob, "lost-3", None, secs(4)),
+            message(&chat, &bob, "lost-4", None, secs(5)),
+        ];
+        let result = store.append_messages(&doomed).await;
+        assert!(
+            matches!(result, Err(StoreError::Backend(_))),
+            "expected a Backend error, got {result:?}"
+        );
+
+        assert_eq!(last_seq(store, &chat).await, 2, "last_seq unchanged");
+        assert_eq!(last_seq(store, &other).await, 0, "last_seq unchanged");
+        let page = history(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(
+            page.messages,
+            vec![
+                stored_as(&before[1], 2, &bob),
+                stored_as(&before[0], 1, &alice)
+            ]
+        );
+        assert_eq!(
+            history(store, &other, HistoryQuery::latest(50))
+                .await
+                .messages,
+            vec![]
+        );
+
+        // The next append continues gaplessly, and the failed batch's key was never taken.
+        let after = [
+            message(&chat, &alice, "kept-3", Some("a"), secs(6)),
+            message(&other, &bob, "kept-o1", None, secs(6)),
+            message(&chat, &bob, "kept-4", None, secs(7)),
+        ];
+        assert_eq!(
+            append(store, &after).await,
+            vec![
+                Appended::Stored(stored_as(&after[0], 3, &alice)),
+                Appended::Stored(stored_as(&after[1], 1, &bob)),
+                Appended::Stored(stored_as(&after[2], 4, &bob)),
+            ]
+        );
+        assert_eq!(
+            seqs(&history(store, &chat, HistoryQuery::latest(50)).await),
+            vec![4, 3, 2, 1]
+        );
+    }
+
+    // --- history ---
+
+    pub async fn history_newest_first_with_limit(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+
+        let page = history(store, &chat, HistoryQuery::latest(3)).await;
+        assert_eq!(
+            page.messages,
+            expect_seqs(&all, &[10, 9, 8]),
+            "exact messages, microseconds included"
+        );
+        assert_eq!((page.next_before, page.has_more), (Some(8), true));
+
+        let page = history(store, &chat, HistoryQuery::latest(1)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![10], Some(10), true)
+        );
+
+        let page = history(store, &chat, HistoryQuery::latest(10)).await;
+        assert_eq!(
+            page.messages,
+            expect_seqs(&all, &[10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+        );
+        assert_eq!(
+            (page.next_before, page.has_more),
+            (Some(1), false),
+            "exactly the limit: nothing older"
+        );
+
+        let page = history(store, &chat, HistoryQuery::latest(200)).await;
+        assert_eq!(
+            (page.messages.len(), page.next_before, page.has_more),
+            (10, Some(1), false)
+        );
+
+        let alice = store
+            .user_by_login("alice")
+            .await
+            .expect("user_by_login")
+            .expect("alice exists");
+        let empty = room(store, "Empty", &alice).await;
+        assert_eq!(
+            history(store, &empty, HistoryQuery::latest(50)).await,
+            HistoryPage {
+                messages: vec![],
+                next_before: None,
+                has_more: false
+            }
+        );
+    }
+
+    pub async fn history_paging_with_before_seq_visits_each_message_once(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        for (limit, expected_pages) in [
+            (
+                3,
+                vec![vec![10, 9, 8], vec![7, 6, 5], vec![4, 3, 2], vec![1]],
+            ),
+            (5, vec![vec![10, 9, 8, 7, 6], vec![5, 4, 3, 2, 1]]),
+            (4, vec![vec![10, 9, 8, 7], vec![6, 5, 4, 3], vec![2, 1]]),
+        ] {
+            let mut pages = Vec::new();
+            let mut visited = Vec::new();
+            let mut query = HistoryQuery::latest(limit);
+            loop {
+                let page = history(store, &chat, query.clone()).await;
+                pages.push(seqs(&page));
+                visited.extend(page.messages.iter().cloned());
+                assert_eq!(
+                    page.next_before,
+                    page.messages.last().map(|m| m.seq),
+                    "next_before is the smallest seq"
+                );
+                if !page.has_more {
+                    break;
+                }
+                assert!(
+                    pages.len() <= 10,
+                    "paging does not end (limit {limit}): {pages:?}"
+                );
+                query.before_seq = page.next_before;
+            }
+            assert_eq!(pages, expected_pages, "limit {limit}");
+            assert_eq!(
+                visited,
+                expect_seqs(&all, &[10, 9, 8, 7, 6, 5, 4, 3, 2, 1]),
+                "each exactly once"
+            );
+        }
+
+        let query = HistoryQuery {
+            before_seq: Some(1),
+            ..HistoryQuery::latest(50)
+        };
+        assert_eq!(
+            history(store, &chat, query).await,
+            HistoryPage {
+                messages: vec![],
+                next_before: None,
+                has_more: false
+            }
+        );
+        let query = HistoryQuery {
+            before_seq: Some(4),
+            ..HistoryQuery::latest(2)
+        };
+        let page = history(store, &chat, query).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![3, 2], Some(2), true)
+        );
+    }
+
+    pub async fn history_after_seq(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let query = |after: i64, before: Option<i64>, limit: u32| HistoryQuery {
+            after_seq: Some(after),
+            before_seq: before,
+            ..HistoryQuery::latest(limit)
+        };
+
+        let page = history(store, &chat, query(7, None, 50)).await;
+        assert_eq!(page.messages, expect_seqs(&all, &[10, 9, 8]));
+        assert_eq!((page.next_before, page.has_more), (Some(8), false));
+
+        let page = history(store, &chat, query(7, None, 2)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![10, 9], Some(9), true)
+        );
+        let page = history(store, &chat, query(7, Some(9), 2)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![8], Some(8), false)
+        );
+
+        assert_eq!(
+            seqs(&history(store, &chat, query(5, Some(9), 50)).await),
+            vec![8, 7, 6]
+        );
+        assert_eq!(
+            seqs(&history(store, &chat, query(0, None, 50)).await),
+            vec![10, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+        );
+        let page = history(store, &chat, query(10, None, 50)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![], None, false)
+        );
+    }
+
+    pub async fn history_sender_filter_is_case_insensitive(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let by = |sender: &str, limit: u32| HistoryQuery {
+            sender: Some(sender.into()),
+            ..HistoryQuery::latest(limit)
+        };
+
+        for sender in ["alice", "ALICE", "Alice"] {
+            let page = history(store, &chat, by(sender, 50)).await;
+            assert_eq!(
+                page.messages,
+                expect_seqs(&all, &[9, 7, 5, 3, 1]),
+                "sender {sender:?}"
+            );
+            assert!(!page.has_more);
+        }
+        for sender in ["Bob_B", "bob_b", "BOB_B"] {
+            let page = history(store, &chat, by(sender, 5)).await;
+            assert_eq!(seqs(&page), vec![10, 8, 6, 4, 2], "sender {sender:?}");
+            assert!(!page.has_more, "seq 1 is older but not Bob_B's");
+        }
+        for sender in ["bob", "Bob%", "alic", "nobody"] {
+            assert_eq!(
+                seqs(&history(store, &chat, by(sender, 50)).await),
+                Vec::<i64>::new(),
+                "sender {sender:?}"
+            );
+        }
+
+        let page = history(store, &chat, by("alice", 2)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![9, 7], Some(7), true)
+        );
+        let page = history(
+            store,
+            &chat,
+            HistoryQuery {
+                before_seq: Some(7),
+                ..by("alice", 2)
+            },
+        )
+        .await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![5, 3], Some(3), true)
+        );
+        let page = history(
+            store,
+            &chat,
+            HistoryQuery {
+                before_seq: Some(3),
+                ..by("alice", 2)
+            },
+        )
+        .await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![1], Some(1), false)
+        );
+    }
+
+    pub async fn history_contains_folds_non_ascii_case(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let chat = room(store, "Chat", &alice).await;
+        let batch = [
+            message(&chat, &alice, "À L'ÉCOLE, Ünïcode", None, secs(1)),
+            message(&chat, &alice, "ascii only: ecole", None, secs(2)),
+        ];
+        append(store, &batch).await;
+        let containing = |text: &str| HistoryQuery {
+            contains: Some(text.into()),
+            ..HistoryQuery::latest(50)
+        };
+        for (text, expected) in [
+            ("l'école", vec![1]),
+            ("ÜNÏCODE", vec![1]),
+            ("à l'", vec![1]),
+            ("ecole", vec![2]),
+        ] {
+            assert_eq!(
+                seqs(&history(store, &chat, containing(text)).await),
+                expected,
+                "contains {text:?}"
+            );
+        }
+    }
+
+    pub async fn history_contains_is_case_insensitive_and_literal(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let containing = |text: &str, limit: u32| HistoryQuery {
+            contains: Some(text.into()),
+            ..HistoryQuery::latest(limit)
+        };
+
+        for text in ["hello", "HELLO", "Hello", "hElLo"] {
+            let page = history(store, &chat, containing(text, 50)).await;
+            assert_eq!(
+                page.messages,
+                expect_seqs(&all, &[6, 5, 3, 1]),
+                "contains {text:?}"
+            );
+        }
+        // LIKE wildcards and escape characters are plain text here.
+        for (text, expected) in [
+            ("50%", vec![8]),
+            ("%", vec![8]),
+            ("a_b", vec![9]),
+            ("_", vec![9]),
+            (r"c:\dir", vec![9]),
+            (r"\", vec![9]),
+            ("h%o", vec![]),
+            ("b_e", vec![]),
+            ("zzz", vec![]),
+            ("world", vec![1]),
+            ("LAST ONE", vec![10]),
+        ] {
+            assert_eq!(
+                seqs(&history(store, &chat, containing(text, 50)).await),
+                expected,
+                "contains {text:?}"
+            );
+        }
+
+        let page = history(store, &chat, containing("hello", 2)).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![6, 5], Some(5), true)
+        );
+        let page = history(
+            store,
+            &chat,
+            HistoryQuery {
+                before_seq: Some(5),
+                ..containing("hello", 2)
+            },
+        )
+        .await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![3, 1], Some(1), false)
+        );
+    }
+
+    pub async fn history_since_until_are_inclusive(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let window = |since: Option<OffsetDateTime>, until: Option<OffsetDateTime>| HistoryQuery {
+            since,
+            until,
+            ..HistoryQuery::latest(50)
+        };
+        let one_micro = Duration::microseconds(1);
+
+        let page = history(store, &chat, window(Some(sent_at(3)), Some(sent_at(6)))).await;
+        assert_eq!(
+            page.messages,
+            expect_seqs(&all, &[6, 5, 4, 3]),
+            "both ends inclusive"
+        );
+        for (since, until, expected) in [
+            (
+                Some(sent_at(3) + one_micro),
+                Some(sent_at(6)),
+                vec![6, 5, 4],
+            ),
+            (
+                Some(sent_at(3)),
+                Some(sent_at(6) - one_micro),
+                vec![5, 4, 3],
+            ),
+            (
+                Some(sent_at(3) - one_micro),
+                Some(sent_at(6) + one_micro),
+                vec![6, 5, 4, 3],
+            ),
+            (Some(sent_at(9)), None, vec![10, 9]),
+            (None, Some(sent_at(2)), vec![2, 1]),
+            (Some(sent_at(10) + one_micro), None, vec![]),
+            (None, Some(sent_at(1) - one_micro), vec![]),
+            (Some(sent_at(4)), Some(sent_at(4)), vec![4]),
+        ] {
+            assert_eq!(
+                seqs(&history(store, &chat, window(since, until)).await),
+                expected,
+                "since {since:?} until {until:?}"
+            );
+        }
+
+        let query = HistoryQuery {
+            limit: 2,
+            ..window(Some(sent_at(3)), Some(sent_at(8)))
+        };
+        let page = history(store, &chat, query).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![8, 7], Some(7), true)
+        );
+        let query = HistoryQuery {
+            limit: 2,
+            ..window(Some(sent_at(9)), None)
+        };
+        let page = history(store, &chat, query).await;
+        assert_eq!(
+            (seqs(&page), page.next_before, page.has_more),
+            (vec![10, 9], Some(9), false),
+            "older ones fall before since"
+        );
+    }
+
+    pub async fn history_filters_combined(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let alice_hello = HistoryQuery {
+            sender: Some("ALICE".into()),
+            contains: Some("hello".into()),
+            ..HistoryQuery::latest(50)
+        };
+
+        assert_eq!(
+            history(store, &chat, alice_hello.clone()).await.messages,
+            expect_seqs(&all, &[5, 3, 1])
+        );
+        let since = HistoryQuery {
+            since: Some(sent_at(2)),
+            ..alice_hello.clone()
+        };
+        assert_eq!(
+            seqs(&history(store, &chat, since.clone()).await),
+            vec![5, 3]
+        );
+        let before = HistoryQuery {
+            before_seq: Some(5),
+            ..since
+        };
+        assert_eq!(seqs(&history(store, &chat, before).await), vec![3]);
+        let after = HistoryQuery {
+            after_seq: Some(1),
+            until: Some(sent_at(4)),
+            ..alice_hello.clone()
+        };
+        assert_eq!(seqs(&history(store, &chat, after).await), vec![3]);
+        let bob_hello = HistoryQuery {
+            sender: Some("bob_b".into()),
+            contains: Some("HELLO".into()),
+            until: Some(sent_at(6)),
+            ..HistoryQuery::latest(50)
+        };
+        assert_eq!(
+            history(store, &chat, bob_hello).await.messages,
+            expect_seqs(&all, &[6])
+        );
+
+        // Paging one at a time through the combined filter.
+        let mut query = HistoryQuery {
+            limit: 1,
+            ..alice_hello
+        };
+        let mut pages = Vec::new();
+        loop {
+            let page = history(store, &chat, query.clone()).await;
+            pages.push((seqs(&page), page.has_more));
+            if !page.has_more || pages.len() > 10 {
+                break;
+            }
+            query.before_seq = page.next_before;
+        }
+        assert_eq!(pages, [(vec![5], true), (vec![3], true), (vec![1], false)]);
+    }
+
+    // --- audit ---
+
+    pub async fn record_audit_then_audit_since_oldest_first_with_limit(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let event = |at: OffsetDateTime, name: &str, outcome: &str, details: serde_json::Value| {
+            AuditEvent {
+                at,
+                event: name.into(),
+                user_id: None,
+                username: None,
+                ip: None,
+                user_agent: None,
+                outcome: outcome.into(),
+                details,
+            }
+        };
+        let registered = AuditEvent {
+            user_id: Some(alice.id),
+            username: Some("alice".into()),
+            ip: Some("203.0.113.7".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
+            ..event(at(7), "register", "success", serde_json::json!({}))
+        };
+        let rejected = event(
+            secs(1),
+            "token_rejected",
+            "denied",
+            serde_json::json!({"reason": "expired", "path": "/api/me"}),
+        );
+        let login = AuditEvent {
+            user_id: Some(alice.id),
+            username: Some("alice".into()),
+            ip: Some("2001:db8::1".into()),
+            ..event(
+                secs(2) + Duration::microseconds(5),
+                "login",
+                "failure",
+                serde_json::json!({
+                    "attempt": 3,
+                    "ratio": 2.5,
+                    "nested": {"list": [1, "two", null, true, {"deep": "é ✓ \"quoted\""}]},
+                    "none": null
+                }),
+            )
+        };
+        let later = event(secs(3), "logout", "success", serde_json::json!(["a", 1]));
+
+        // Recorded out of order and in two calls; read back by time.
+        store
+            .record_audit(&[login.clone(), registered.clone(), rejected.clone()])
+            .await
+            .expect("record_audit");
+        store
+            .record_audit(std::slice::from_ref(&later))
+            .await
+            .expect("record_audit");
+        store
+            .record_audit(&[])
+            .await
+            .expect("record_audit of nothing");
+
+        let since = |from: OffsetDateTime, limit: u32| async move {
+            store.audit_since(from, limit).await.expect("audit_since")
+        };
+        let all = vec![
+            registered.clone(),
+            rejected.clone(),
+            login.clone(),
+            later.clone(),
+        ];
+        assert_eq!(
+            since(T0, 100).await,
+            all,
+            "oldest first, every field round-trips"
+        );
+        assert_eq!(
+            since(T0, 2).await,
+            vec![registered.clone(), rejected.clone()],
+            "at most limit, the oldest"
+        );
+        assert_eq!(
+            since(secs(1), 100).await,
+            vec![rejected.clone(), login.clone(), later.clone()],
+            "at since inclusive"
+        );
+        assert_eq!(
+            since(secs(1) + Duration::microseconds(1), 100).await,
+            vec![login.clone(), later.clone()]
+        );
+        assert_eq!(since(secs(1), 1).await, vec![rejected]);
+        assert_eq!(
+            since(secs(3) + Duration::microseconds(1), 100).await,
+            vec![]
+        );
+        assert_eq!(since(at(7), 100).await, all, "microseconds are kept");
+        assert_eq!(since(at(8), 100).await, all[1..].to_vec());
+    }
+}

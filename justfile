@@ -1,0 +1,22 @@
+# Palaver's everyday commands. None of them is needed: each recipe is one plain cargo command you can run yourself.
+
+# The server on 127.0.0.1:8080 with the embedded SQLite database.
+run:
+    cargo run --release
+
+# Every test that needs no database server (PostgreSQL tests run too when TEST_DATABASE_URL is set).
+test:
+    cargo test --workspace
+
+# The whole suite against the local PostgreSQL, as CI runs it.
+test-pg url="postgres://postgres@127.0.0.1:5432/test":
+    TEST_DATABASE_URL={{url}} CI=true cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The server against PostgreSQL.
+run-pg url="postgres://postgres@127.0.0.1:5432/postgres":
+    PALAVER_DATABASE_URL={{url}} cargo run --release
