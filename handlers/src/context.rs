@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::TokenRejection;
+use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
     NewUser, Room, TokenClaims, User,
@@ -19,6 +20,52 @@ pub trait Context: Send + Sync {
     fn credentials(&self) -> &dyn Credentials;
     /// The current time.
     fn clock(&self) -> &dyn Clock;
+    /// Which connections are subscribed to which rooms on this node, and the way to reach them.
+    fn hub(&self) -> &dyn Hub;
+    /// The configured limits the rules check.
+    fn limits(&self) -> &Limits;
+}
+
+/// The configured limits that chat rules enforce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest message content, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+    /// How many rooms one user may own.
+    pub rooms_per_user: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 65_536,
+            rooms_per_user: 50,
+        }
+    }
+}
+
+/// Room subscriptions of this node's connections, and delivery to them. Every method is quick and never waits:
+/// delivery queues the event on each connection (whose own task writes it), so one slow client delays nobody.
+pub trait Hub: Send + Sync {
+    /// Subscribes connection `conn` of `user_id` to a room.
+    fn subscribe(&self, conn: ConnectionId, user_id: Uuid, room_id: Uuid, room: &str)
+    -> Subscribed;
+    /// Unsubscribes one connection from a room; `None` if it was not subscribed.
+    fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed>;
+    /// Unsubscribes every connection of `user_id` from a room (leaving it); the connections that were subscribed.
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid) -> Vec<ConnectionId>;
+    /// Unsubscribes a closing connection from every room.
+    fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed>;
+    /// Forgets a deleted room's subscriptions (after its deletion was broadcast).
+    fn drop_room(&self, room_id: Uuid);
+    /// The rooms `conn` is subscribed to, as (id, name), in the order it joined them.
+    fn rooms_of(&self, conn: ConnectionId) -> Vec<(Uuid, String)>;
+    /// The users with at least one connection subscribed to the room.
+    fn online_users(&self, room_id: Uuid) -> Vec<Uuid>;
+    /// Delivers `broadcast` to the room's subscribed connections (but those of `skip_user`).
+    fn publish(&self, broadcast: Broadcast);
+    /// Delivers a reply to one connection (e.g. a replayed message), outside the command's own replies.
+    fn send_to(&self, conn: ConnectionId, reply: Reply);
 }
 
 /// The current time, behind a trait so tests can hold it still or move it.

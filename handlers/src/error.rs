@@ -111,6 +111,36 @@ pub enum Error {
     /// A token that is not acceptable, for the reason given.
     #[error("{}", token_text(*.0))]
     InvalidToken(TokenRejection),
+    /// The named room does not exist (PROTOCOL §4 literal).
+    #[error("room does not exist")]
+    RoomNotFound,
+    /// A private room's password did not match (PROTOCOL §4 literal).
+    #[error("incorrect room password")]
+    BadRoomPassword,
+    /// A room with that name (case-insensitively) exists.
+    #[error("room already exists")]
+    RoomExists,
+    /// Only the owner may delete a room.
+    #[error("only the room owner can delete it")]
+    NotOwner,
+    /// The command names a room the connection has not joined, or names none while several are joined.
+    #[error("you are not in that room")]
+    NotInRoom,
+    /// The command needs a room and the connection has joined several: it must name one.
+    #[error("you are in several rooms; name the room")]
+    RoomRequired,
+    /// The user owns as many rooms as allowed.
+    #[error("you already own {0} rooms, the most allowed")]
+    RoomQuota(u64),
+    /// A frame that is not a command: bad JSON, unknown type, missing or mistyped field.
+    #[error("invalid message format")]
+    InvalidMessage,
+    /// Message content over the configured limit; the text protocol renders the seed's exact sentence.
+    #[error("message too large (max {max} bytes)")]
+    MessageTooLarge { max: usize },
+    /// Too many requests or messages in the window.
+    #[error("rate limit exceeded")]
+    RateLimited,
     /// The database did not answer; the detail is for the log only.
     #[error("the service is temporarily unavailable, please retry")]
     Unavailable(String),
@@ -149,6 +179,13 @@ impl Error {
                 Field::Content => "invalid_message",
             },
             Error::Malformed(_) => "invalid_request",
+            Error::RoomNotFound => "room_not_found",
+            Error::BadRoomPassword => "bad_room_password",
+            Error::RoomExists => "conflict",
+            Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => "forbidden",
+            Error::RoomRequired | Error::InvalidMessage => "invalid_message",
+            Error::MessageTooLarge { .. } => "message_too_large",
+            Error::RateLimited => "rate_limited",
             Error::UsernameTaken | Error::EmailTaken => "conflict",
             Error::InvalidCredentials => "invalid_credentials",
             Error::MissingCredentials => "unauthorized",
@@ -164,7 +201,14 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Validation { .. } | Error::Malformed(_) => ErrorKind::Invalid,
-            Error::UsernameTaken | Error::EmailTaken => ErrorKind::Conflict,
+            Error::UsernameTaken | Error::EmailTaken | Error::RoomExists => ErrorKind::Conflict,
+            Error::RoomNotFound => ErrorKind::NotFound,
+            Error::BadRoomPassword | Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => {
+                ErrorKind::Forbidden
+            }
+            Error::RoomRequired | Error::InvalidMessage => ErrorKind::Invalid,
+            Error::MessageTooLarge { .. } => ErrorKind::TooLarge,
+            Error::RateLimited => ErrorKind::RateLimited,
             Error::InvalidCredentials | Error::MissingCredentials | Error::InvalidToken(_) => {
                 ErrorKind::Unauthenticated
             }

@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - [`context`] — the `Context` trait and the traits it is made of (`Store`, `Credentials`, `Clock`).
+//! - [`event`] — what actions emit: replies to the caller, broadcasts to a room.
 //! - [`model`] — users, rooms, messages, the principal: plain data.
 //! - [`validate`] — the protocol's validation rules, one function per field.
 //! - [`error`] — the one error enum; each variant knows its code, kind and text.
@@ -15,11 +16,14 @@
 pub mod actions;
 pub mod context;
 pub mod error;
+pub mod event;
 pub mod model;
 pub mod validate;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use context::{Clock, Context, CredentialError, Credentials, Store, StoreError, Unique};
+pub use context::{
+    Clock, Context, CredentialError, Credentials, Hub, Limits, Store, StoreError, Unique,
+};
 pub use error::{Error, ErrorKind, Field, TokenRejection};

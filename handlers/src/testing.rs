@@ -11,8 +11,11 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::context::{Clock, Context, CredentialError, Credentials, Store, StoreError, Unique};
+use crate::context::{
+    Clock, Context, CredentialError, Credentials, Hub, Limits, Store, StoreError, Unique,
+};
 use crate::error::TokenRejection;
+use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
     NewUser, Room, StoredMessage, TokenClaims, User,
@@ -483,11 +486,167 @@ impl Credentials for FakeCredentials {
     }
 }
 
+/// What a connection of the [`MemoryHub`] received, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Event(Broadcast),
+    Reply(Reply),
+}
+
+#[derive(Default)]
+struct HubState {
+    /// (connection, user, room id, room name), in subscription order.
+    subscriptions: Vec<(ConnectionId, Uuid, Uuid, String)>,
+    outbox: HashMap<ConnectionId, Vec<Delivery>>,
+    published: Vec<Broadcast>,
+}
+
+/// A [`Hub`] that records what each connection would have received.
+#[derive(Default)]
+pub struct MemoryHub {
+    state: Mutex<HubState>,
+}
+
+impl MemoryHub {
+    /// Everything delivered to `conn` so far, oldest first, and forgets it.
+    pub fn take(&self, conn: ConnectionId) -> Vec<Delivery> {
+        lock(&self.state).outbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// Every broadcast published so far, oldest first.
+    pub fn published(&self) -> Vec<Broadcast> {
+        lock(&self.state).published.clone()
+    }
+}
+
+impl Hub for MemoryHub {
+    fn subscribe(
+        &self,
+        conn: ConnectionId,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Subscribed {
+        let mut state = lock(&self.state);
+        let subs = &state.subscriptions;
+        let new_for_connection = !subs.iter().any(|(c, _, r, _)| *c == conn && *r == room_id);
+        let first_for_user = !subs
+            .iter()
+            .any(|(_, u, r, _)| *u == user_id && *r == room_id);
+        if new_for_connection {
+            state
+                .subscriptions
+                .push((conn, user_id, room_id, room.to_owned()));
+        }
+        Subscribed {
+            new_for_connection,
+            first_for_user,
+        }
+    }
+
+    fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed> {
+        let mut state = lock(&self.state);
+        let index = state
+            .subscriptions
+            .iter()
+            .position(|(c, _, r, _)| *c == conn && *r == room_id)?;
+        let (_, user_id, _, room) = state.subscriptions.remove(index);
+        let last_for_user = !state
+            .subscriptions
+            .iter()
+            .any(|(_, u, r, _)| *u == user_id && *r == room_id);
+        Some(Unsubscribed {
+            room_id,
+            room,
+            last_for_user,
+        })
+    }
+
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid) -> Vec<ConnectionId> {
+        let mut state = lock(&self.state);
+        let conns = state
+            .subscriptions
+            .iter()
+            .filter(|(_, u, r, _)| *u == user_id && *r == room_id)
+            .map(|(c, _, _, _)| *c)
+            .collect();
+        state
+            .subscriptions
+            .retain(|(_, u, r, _)| !(*u == user_id && *r == room_id));
+        conns
+    }
+
+    fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed> {
+        let rooms: Vec<Uuid> = self.rooms_of(conn).into_iter().map(|(id, _)| id).collect();
+        rooms
+            .into_iter()
+            .filter_map(|room_id| self.unsubscribe(conn, room_id))
+            .collect()
+    }
+
+    fn drop_room(&self, room_id: Uuid) {
+        lock(&self.state)
+            .subscriptions
+            .retain(|(_, _, r, _)| *r != room_id);
+    }
+
+    fn rooms_of(&self, conn: ConnectionId) -> Vec<(Uuid, String)> {
+        let state = lock(&self.state);
+        state
+            .subscriptions
+            .iter()
+            .filter(|(c, _, _, _)| *c == conn)
+            .map(|(_, _, r, n)| (*r, n.clone()))
+            .collect()
+    }
+
+    fn online_users(&self, room_id: Uuid) -> Vec<Uuid> {
+        let state = lock(&self.state);
+        let mut users: Vec<Uuid> = state
+            .subscriptions
+            .iter()
+            .filter(|(_, _, r, _)| *r == room_id)
+            .map(|(_, u, _, _)| *u)
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    fn publish(&self, broadcast: Broadcast) {
+        let mut state = lock(&self.state);
+        let recipients: Vec<ConnectionId> = state
+            .subscriptions
+            .iter()
+            .filter(|(_, u, r, _)| *r == broadcast.room_id && Some(*u) != broadcast.skip_user)
+            .map(|(c, _, _, _)| *c)
+            .collect();
+        for conn in recipients {
+            state
+                .outbox
+                .entry(conn)
+                .or_default()
+                .push(Delivery::Event(broadcast.clone()));
+        }
+        state.published.push(broadcast);
+    }
+
+    fn send_to(&self, conn: ConnectionId, reply: Reply) {
+        lock(&self.state)
+            .outbox
+            .entry(conn)
+            .or_default()
+            .push(Delivery::Reply(reply));
+    }
+}
+
 /// The in-memory context: public fields so tests can look inside.
 pub struct TestContext {
     pub store: MemoryStore,
     pub credentials: FakeCredentials,
     pub clock: ManualClock,
+    pub hub: MemoryHub,
+    pub limits: Limits,
 }
 
 impl Default for TestContext {
@@ -503,6 +662,8 @@ impl TestContext {
             store: MemoryStore::new(),
             credentials: FakeCredentials::default(),
             clock: ManualClock::at(time::macros::datetime!(2026-11-25 15:30:45 UTC)),
+            hub: MemoryHub::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -552,5 +713,13 @@ impl Context for TestContext {
 
     fn clock(&self) -> &dyn Clock {
         &self.clock
+    }
+
+    fn hub(&self) -> &dyn Hub {
+        &self.hub
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 }

@@ -42,6 +42,7 @@ pub struct Settings {
     pub cookie_secure: bool,
     pub max_body_bytes: u64,
     pub max_message_bytes: usize,
+    pub rooms_per_user: u64,
     pub header_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
     pub log: String,

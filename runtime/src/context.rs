@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use palaver_handlers::{Clock, Context, Credentials, Store};
+use palaver_handlers::{Clock, Context, Credentials, Hub, Limits, Store};
 use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
+use crate::hub::LocalHub;
 
 /// The wall clock.
 pub struct SystemClock;
@@ -22,6 +23,8 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub credentials: RealCredentials,
     pub clock: SystemClock,
+    pub hub: LocalHub,
+    pub limits: Limits,
     pub settings: Settings,
 }
 
@@ -36,5 +39,13 @@ impl Context for AppContext {
 
     fn clock(&self) -> &dyn Clock {
         &self.clock
+    }
+
+    fn hub(&self) -> &dyn Hub {
+        &self.hub
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 }

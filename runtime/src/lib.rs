@@ -9,6 +9,8 @@
 //! - [`credentials`] — bcrypt and JWT.
 //! - [`context`] — the `Context` the handlers run over.
 //! - [`http`] — warp routes, credentials extraction, JSON errors.
+//! - [`hub`] — this node's room subscriptions and delivery, rendering each event once per codec.
+//! - [`ws`] — the WebSocket codecs.
 //! - [`server`] — accepting connections, graceful shutdown.
 //! - [`telemetry`] — logging.
 
@@ -16,9 +18,11 @@ pub mod config;
 pub mod context;
 pub mod credentials;
 pub mod http;
+pub mod hub;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use config::Settings;
 pub use server::{RunningServer, start};

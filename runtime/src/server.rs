@@ -17,6 +17,8 @@ use tower_service::Service as _;
 use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
+use crate::hub::LocalHub;
+use palaver_handlers::Limits;
 
 /// The address of the peer that opened the connection, put into every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -101,10 +103,16 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         RealCredentials::new(settings.bcrypt_cost, settings.bcrypt_concurrency, tokens)
             .await
             .context("cannot set up password hashing")?;
+    let limits = Limits {
+        max_message_bytes: settings.max_message_bytes,
+        rooms_per_user: settings.rooms_per_user,
+    };
     Ok(AppContext {
         store,
         credentials,
         clock: SystemClock,
+        hub: LocalHub::new(),
+        limits,
         settings,
     })
 }

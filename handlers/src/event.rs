@@ -1,0 +1,130 @@
+//! What actions emit: replies to the connection that sent a command, and broadcasts to a room. The runtime renders
+//! both with either codec (text, PROTOCOL §4, or JSON, §5), so the chat rules never deal with formats.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::model::{HistoryPage, Principal, Room, StoredMessage};
+
+/// Identifies one WebSocket connection on this node.
+pub type ConnectionId = u64;
+
+/// The connection a WebSocket command arrived on, and who opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub conn: ConnectionId,
+    pub principal: Principal,
+}
+
+/// A room as clients see it (`rooms`, `ROOMS_LIST:`, `room_created`): never its password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomView {
+    pub name: String,
+    pub private: bool,
+    pub id: Uuid,
+    pub members_online: usize,
+    /// The owner's user id.
+    pub created_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl RoomView {
+    /// The view of `room` with `members_online` users connected to it.
+    pub fn of(room: &Room, members_online: usize) -> Self {
+        RoomView {
+            name: room.name.clone(),
+            private: room.private,
+            id: room.id,
+            members_online,
+            created_by: room.owner_id,
+            created_at: room.created_at,
+        }
+    }
+}
+
+/// A room member and whether any of their connections is subscribed to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    pub username: String,
+    pub online: bool,
+}
+
+/// A reply to the connection that sent the command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Joined (or created) a room: `Welcome to room '…'!` / `welcome`.
+    Welcome {
+        room: String,
+        last_seq: i64,
+        at: OffsetDateTime,
+    },
+    /// A stored message replayed to this connection (resume with `after_seq`).
+    Message {
+        room: String,
+        message: StoredMessage,
+    },
+    /// Left a room: `You have left the room "…"` + `ROOM_LEAVE_SUCCESS:…` / `left_room`.
+    LeftRoom { room: String },
+    /// A room was created: `ROOM_CREATE_SUCCESS:{…}` / `room_created`.
+    RoomCreated(RoomView),
+    /// The room list: `ROOMS_LIST:[…]` / `rooms`.
+    Rooms(Vec<RoomView>),
+    /// A page of history: `MESSAGES:{…}` / `history`.
+    History { room: String, page: HistoryPage },
+    /// The members of a room: `MEMBERS_LIST:[…]` / `members`.
+    Members {
+        room: String,
+        members: Vec<MemberView>,
+    },
+    /// A posted message is durably stored with `seq` (JSON protocol only; the text protocol shows the message).
+    Ack { room: String, seq: i64 },
+    /// The command failed.
+    Error(Error),
+}
+
+/// What happened in a room, for its subscribed connections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// `… has joined the room` / `joined`.
+    Joined { username: String },
+    /// `… has left the room` / `left`.
+    Left { username: String },
+    /// A stored chat message.
+    Message(StoredMessage),
+    /// `Room '…' has been deleted by …` / `room_deleted`.
+    Deleted { by: String },
+    /// `TYPING:…` / `typing`.
+    Typing { username: String },
+}
+
+/// An event for every connection subscribed to a room, except those of `skip_user`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broadcast {
+    pub room_id: Uuid,
+    pub room: String,
+    pub at: OffsetDateTime,
+    pub event: RoomEvent,
+    /// The user whose own connections do not receive it (the joiner, the typist).
+    pub skip_user: Option<Uuid>,
+}
+
+/// Whether subscribing made the user present in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed {
+    /// This connection was not yet subscribed.
+    pub new_for_connection: bool,
+    /// None of the user's connections was subscribed before: the others are told the user joined.
+    pub first_for_user: bool,
+}
+
+/// A room a connection was removed from, and whether its user is now absent from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribed {
+    pub room_id: Uuid,
+    pub room: String,
+    /// The user's last connection in the room is gone: the others are told the user left.
+    pub last_for_user: bool,
+}

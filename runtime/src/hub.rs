@@ -1,0 +1,428 @@
+//! The local hub: which of this node's connections are subscribed to which rooms, and delivery to them. An event is
+//! rendered once per codec (and per text prefix variant) and the same bytes are queued on every recipient; queues are
+//! bounded, and a connection whose queue is full is told to close (1013) instead of delaying anyone else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use palaver_handlers::Hub;
+use palaver_handlers::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use uuid::Uuid;
+
+use crate::ws::codec::{self, Codec};
+
+/// How the hub reaches one connection: its codec, its bounded outbound queue, and the alarm for a full queue.
+pub struct ConnectionHandle {
+    pub user_id: Uuid,
+    pub codec: Codec,
+    pub queue: mpsc::Sender<Utf8Bytes>,
+    /// Notified when the queue overflowed: the connection's task closes it as a slow consumer.
+    pub overflowed: Arc<Notify>,
+}
+
+struct Connection {
+    handle: ConnectionHandle,
+    /// (room id, name) in join order.
+    rooms: Vec<(Uuid, String)>,
+}
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<ConnectionId, Connection>,
+    /// room id → subscribed connections, in subscription order.
+    rooms: HashMap<Uuid, Vec<ConnectionId>>,
+}
+
+/// The hub of this node. Its lock is only ever held for in-memory work: no await, no I/O.
+#[derive(Default)]
+pub struct LocalHub {
+    state: Mutex<State>,
+}
+
+/// Frames already rendered for one event, by codec variant, so each is rendered at most once.
+#[derive(Default)]
+struct Rendered {
+    variants: HashMap<(Codec, bool), Option<Utf8Bytes>>,
+}
+
+impl Rendered {
+    fn get(
+        &mut self,
+        codec: Codec,
+        prefixed: bool,
+        render: impl FnOnce() -> Option<String>,
+    ) -> Option<Utf8Bytes> {
+        self.variants
+            .entry((codec, prefixed))
+            .or_insert_with(|| render().map(Utf8Bytes::from))
+            .clone()
+    }
+}
+
+fn deliver(handle: &ConnectionHandle, frame: Utf8Bytes) {
+    if handle.queue.try_send(frame).is_err() {
+        // Full (a slow consumer) or closed (already going away): either way the connection must end.
+        handle.overflowed.notify_one();
+    }
+}
+
+impl LocalHub {
+    /// A hub with no connections.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing in this module panics while holding the lock; recover the data if something ever did.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes a connection reachable; it joins rooms through [`Hub::subscribe`].
+    pub fn register(&self, conn: ConnectionId, handle: ConnectionHandle) {
+        self.state().connections.insert(
+            conn,
+            Connection {
+                handle,
+                rooms: Vec::new(),
+            },
+        );
+    }
+
+    /// Forgets a connection (after [`Hub::unsubscribe_all`]).
+    pub fn unregister(&self, conn: ConnectionId) {
+        let mut state = self.state();
+        if let Some(connection) = state.connections.remove(&conn) {
+            for (room_id, _) in connection.rooms {
+                remove_from_room(&mut state, room_id, conn);
+            }
+        }
+    }
+
+    /// Sends frames rendered for `conn` (replies to its own command).
+    pub fn send_frames(&self, conn: ConnectionId, frames: impl IntoIterator<Item = String>) {
+        let state = self.state();
+        if let Some(connection) = state.connections.get(&conn) {
+            for frame in frames {
+                deliver(&connection.handle, Utf8Bytes::from(frame));
+            }
+        }
+    }
+
+    /// The codec of `conn` and whether its room-scoped lines need the `#room ` prefix.
+    pub fn rendering_of(&self, conn: ConnectionId) -> Option<(Codec, bool)> {
+        let state = self.state();
+        state
+            .connections
+            .get(&conn)
+            .map(|c| (c.handle.codec, c.rooms.len() > 1))
+    }
+
+    /// How many connections are registered.
+    pub fn connection_count(&self) -> usize {
+        self.state().connections.len()
+    }
+}
+
+fn remove_from_room(state: &mut State, room_id: Uuid, conn: ConnectionId) {
+    if let Some(conns) = state.rooms.get_mut(&room_id) {
+        conns.retain(|c| *c != conn);
+        if conns.is_empty() {
+            state.rooms.remove(&room_id);
+        }
+    }
+}
+
+fn user_present(state: &State, room_id: Uuid, user_id: Uuid) -> bool {
+    state.rooms.get(&room_id).is_some_and(|conns| {
+        conns.iter().any(|c| {
+            state
+                .connections
+                .get(c)
+                .is_some_and(|conn| conn.handle.user_id == user_id)
+        })
+    })
+}
+
+impl Hub for LocalHub {
+    fn subscribe(
+        &self,
+        conn: ConnectionId,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Subscribed {
+        let mut state = self.state();
+        let first_for_user = !user_present(&state, room_id, user_id);
+        let Some(connection) = state.connections.get_mut(&conn) else {
+            return Subscribed {
+                new_for_connection: false,
+                first_for_user: false,
+            };
+        };
+        if connection.rooms.iter().any(|(id, _)| *id == room_id) {
+            return Subscribed {
+                new_for_connection: false,
+                first_for_user,
+            };
+        }
+        connection.rooms.push((room_id, room.to_owned()));
+        state.rooms.entry(room_id).or_default().push(conn);
+        Subscribed {
+            new_for_connection: true,
+            first_for_user,
+        }
+    }
+
+    fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed> {
+        let mut state = self.state();
+        let connection = state.connections.get_mut(&conn)?;
+        let index = connection.rooms.iter().position(|(id, _)| *id == room_id)?;
+        let (_, room) = connection.rooms.remove(index);
+        let user_id = connection.handle.user_id;
+        remove_from_room(&mut state, room_id, conn);
+        let last_for_user = !user_present(&state, room_id, user_id);
+        Some(Unsubscribed {
+            room_id,
+            room,
+            last_for_user,
+        })
+    }
+
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid) -> Vec<ConnectionId> {
+        let conns: Vec<ConnectionId> = {
+            let state = self.state();
+            let subscribed = state
+                .rooms
+                .get(&room_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            subscribed
+                .iter()
+                .copied()
+                .filter(|c| {
+                    state
+                        .connections
+                        .get(c)
+                        .is_some_and(|conn| conn.handle.user_id == user_id)
+                })
+                .collect()
+        };
+        for conn in &conns {
+            self.unsubscribe(*conn, room_id);
+        }
+        conns
+    }
+
+    fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed> {
+        let rooms: Vec<Uuid> = self.rooms_of(conn).into_iter().map(|(id, _)| id).collect();
+        rooms
+            .into_iter()
+            .filter_map(|room_id| self.unsubscribe(conn, room_id))
+            .collect()
+    }
+
+    fn drop_room(&self, room_id: Uuid) {
+        let mut state = self.state();
+        for conn in state.rooms.remove(&room_id).unwrap_or_default() {
+            if let Some(connection) = state.connections.get_mut(&conn) {
+                connection.rooms.retain(|(id, _)| *id != room_id);
+            }
+        }
+    }
+
+    fn rooms_of(&self, conn: ConnectionId) -> Vec<(Uuid, String)> {
+        self.state()
+            .connections
+            .get(&conn)
+            .map(|c| c.rooms.clone())
+            .unwrap_or_default()
+    }
+
+    fn online_users(&self, room_id: Uuid) -> Vec<Uuid> {
+        let state = self.state();
+        let mut users: Vec<Uuid> = state
+            .rooms
+            .get(&room_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| state.connections.get(c).map(|conn| conn.handle.user_id))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    fn publish(&self, broadcast: Broadcast) {
+        let state = self.state();
+        let Some(conns) = state.rooms.get(&broadcast.room_id) else {
+            return;
+        };
+        let mut rendered = Rendered::default();
+        for conn in conns {
+            let Some(connection) = state.connections.get(conn) else {
+                continue;
+            };
+            if Some(connection.handle.user_id) == broadcast.skip_user {
+                continue;
+            }
+            let codec = connection.handle.codec;
+            let prefixed = connection.rooms.len() > 1;
+            if let Some(frame) = rendered.get(codec, prefixed, || {
+                codec::event_frame(codec, &broadcast, prefixed)
+            }) {
+                deliver(&connection.handle, frame);
+            }
+        }
+    }
+
+    fn send_to(&self, conn: ConnectionId, reply: Reply) {
+        let state = self.state();
+        if let Some(connection) = state.connections.get(&conn) {
+            let prefixed = connection.rooms.len() > 1;
+            for frame in codec::reply_frames(connection.handle.codec, None, &reply, prefixed) {
+                deliver(&connection.handle, Utf8Bytes::from(frame));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palaver_handlers::event::RoomEvent;
+    use time::macros::datetime;
+
+    struct Probe {
+        rx: mpsc::Receiver<Utf8Bytes>,
+        overflowed: Arc<Notify>,
+    }
+
+    fn connect(
+        hub: &LocalHub,
+        conn: ConnectionId,
+        user_id: Uuid,
+        codec: Codec,
+        capacity: usize,
+    ) -> Probe {
+        let (queue, rx) = mpsc::channel(capacity);
+        let overflowed = Arc::new(Notify::new());
+        hub.register(
+            conn,
+            ConnectionHandle {
+                user_id,
+                codec,
+                queue,
+                overflowed: overflowed.clone(),
+            },
+        );
+        Probe { rx, overflowed }
+    }
+
+    fn typing(room_id: Uuid, skip_user: Option<Uuid>) -> Broadcast {
+        Broadcast {
+            room_id,
+            room: "general".into(),
+            at: datetime!(2026-11-25 15:30:45 UTC),
+            event: RoomEvent::Typing {
+                username: "john_doe".into(),
+            },
+            skip_user,
+        }
+    }
+
+    fn drain(probe: &mut Probe) -> Vec<String> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = probe.rx.try_recv() {
+            frames.push(frame.to_string());
+        }
+        frames
+    }
+
+    #[test]
+    fn presence_counts_users_not_connections() {
+        let hub = LocalHub::new();
+        let (john, jane, room) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let _a = connect(&hub, 1, john, Codec::Text, 8);
+        let _b = connect(&hub, 2, john, Codec::Json, 8);
+        let _c = connect(&hub, 3, jane, Codec::Text, 8);
+        assert!(hub.subscribe(1, john, room, "general").first_for_user);
+        assert!(!hub.subscribe(2, john, room, "general").first_for_user);
+        assert!(!hub.subscribe(2, john, room, "general").new_for_connection);
+        hub.subscribe(3, jane, room, "general");
+        assert_eq!(hub.online_users(room).len(), 2);
+        assert!(!hub.unsubscribe(1, room).unwrap().last_for_user);
+        assert!(hub.unsubscribe(2, room).unwrap().last_for_user);
+        assert_eq!(hub.online_users(room), [jane]);
+        assert_eq!(hub.unsubscribe(2, room), None);
+    }
+
+    #[test]
+    fn publish_renders_per_codec_and_skips_the_sender() {
+        let hub = LocalHub::new();
+        let (john, jane, room) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut text = connect(&hub, 1, jane, Codec::Text, 8);
+        let mut json = connect(&hub, 2, jane, Codec::Json, 8);
+        let mut own = connect(&hub, 3, john, Codec::Text, 8);
+        for (conn, user) in [(1, jane), (2, jane), (3, john)] {
+            hub.subscribe(conn, user, room, "general");
+        }
+        hub.publish(typing(room, Some(john)));
+        assert_eq!(drain(&mut text), ["TYPING:john_doe"]);
+        assert_eq!(
+            drain(&mut json),
+            [r#"{"type":"typing","room":"general","username":"john_doe"}"#]
+        );
+        assert!(drain(&mut own).is_empty());
+    }
+
+    #[test]
+    fn text_lines_get_the_room_prefix_in_several_rooms() {
+        let hub = LocalHub::new();
+        let (jane, room, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut probe = connect(&hub, 1, jane, Codec::Text, 8);
+        hub.subscribe(1, jane, room, "general");
+        hub.publish(typing(room, None));
+        hub.subscribe(1, jane, other, "random");
+        hub.publish(typing(room, None));
+        assert_eq!(
+            drain(&mut probe),
+            ["TYPING:john_doe", "#general TYPING:john_doe"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_raises_the_alarm_instead_of_waiting() {
+        let hub = LocalHub::new();
+        let (jane, room) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut slow = connect(&hub, 1, jane, Codec::Text, 2);
+        hub.subscribe(1, jane, room, "general");
+        for _ in 0..3 {
+            hub.publish(typing(room, None));
+        }
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            slow.overflowed.notified(),
+        )
+        .await
+        .expect("overflow is signalled");
+        assert_eq!(drain(&mut slow).len(), 2, "the queue stays bounded");
+    }
+
+    #[test]
+    fn deleting_a_room_forgets_its_subscriptions() {
+        let hub = LocalHub::new();
+        let (jane, room) = (Uuid::now_v7(), Uuid::now_v7());
+        let _probe = connect(&hub, 1, jane, Codec::Text, 8);
+        hub.subscribe(1, jane, room, "general");
+        hub.drop_room(room);
+        assert!(hub.rooms_of(1).is_empty());
+        assert!(hub.online_users(room).is_empty());
+        hub.unregister(1);
+        assert_eq!(hub.connection_count(), 0);
+    }
+}
