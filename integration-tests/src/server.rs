@@ -43,18 +43,38 @@ impl TestServer {
         let sqlite_path = dir.path().join("palaver.db");
         let mut vars: Vec<(String, String)> = vec![
             ("PALAVER_LISTEN".into(), "127.0.0.1:0".into()),
-            ("PALAVER_SQLITE_PATH".into(), sqlite_path.display().to_string()),
-            ("PALAVER_DATABASE_URL".into(), database.as_ref().map(|db| db.url().to_owned()).unwrap_or_default()),
+            (
+                "PALAVER_SQLITE_PATH".into(),
+                sqlite_path.display().to_string(),
+            ),
+            (
+                "PALAVER_DATABASE_URL".into(),
+                database
+                    .as_ref()
+                    .map(|db| db.url().to_owned())
+                    .unwrap_or_default(),
+            ),
             ("PALAVER_DB_POOL_SIZE".into(), "4".into()),
             ("PALAVER_BCRYPT_COST".into(), "4".into()),
             ("PALAVER_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             ("PALAVER_SHUTDOWN_GRACE_MS".into(), "2000".into()),
         ];
-        vars.extend(extra.iter().map(|(key, value)| (key.to_string(), value.to_string())));
+        vars.extend(
+            extra
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string())),
+        );
         let settings = Settings::load_from(vars).expect("test settings are valid");
-        let server = palaver_runtime::start(settings).await.expect("the test server starts");
+        let server = palaver_runtime::start(settings)
+            .await
+            .expect("the test server starts");
         let addr = server.local_addr();
-        Some(TestServer { server: Some(server), addr, _dir: dir, _database: database })
+        Some(TestServer {
+            server: Some(server),
+            addr,
+            _dir: dir,
+            _database: database,
+        })
     }
 
     /// The address the server listens on.

@@ -15,11 +15,20 @@ struct Client {
 impl Client {
     async fn start(engine: Engine) -> Option<Client> {
         let server = TestServer::start(engine).await?;
-        Some(Client { server, http: reqwest::Client::new() })
+        Some(Client {
+            server,
+            http: reqwest::Client::new(),
+        })
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self.http.post(self.server.url(path)).json(&body).send().await.expect("request sent");
+        let response = self
+            .http
+            .post(self.server.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
         read(response).await
     }
 
@@ -43,7 +52,12 @@ impl Client {
     }
 
     async fn login(&self, login: &str) -> String {
-        let (status, body) = self.post("/api/login", json!({"username": login, "password": PASSWORD})).await;
+        let (status, body) = self
+            .post(
+                "/api/login",
+                json!({"username": login, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().expect("a token").to_owned()
     }
@@ -52,20 +66,28 @@ impl Client {
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("a body");
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
 fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
     assert_eq!(status, expected_status, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["error"].as_str().is_some_and(|text| !text.is_empty()), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|text| !text.is_empty()),
+        "{body}"
+    );
 }
 
 /// Signs claims with the test server's key, to make tokens that are well signed but wrong in some other way.
 fn sign(claims: Value, algorithm: jsonwebtoken::Algorithm) -> String {
     let key = jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key).expect("test token signs")
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key)
+        .expect("test token signs")
 }
 
 fn claims(user_id: &str, exp_offset: i64) -> Value {
@@ -77,33 +99,83 @@ fn claims(user_id: &str, exp_offset: i64) -> Value {
 }
 
 async fn register_returns_the_account_without_secrets(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let body = client.register("john_doe").await;
     assert_eq!(body["username"], "john_doe");
     assert_eq!(body["email"], "john_doe@example.com");
-    assert!(body["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()), "{body}");
-    assert!(body["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+        "{body}"
+    );
+    assert!(
+        body["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
     let text = body.to_string();
     assert!(!text.contains(PASSWORD) && !text.contains("$2"), "{text}");
     assert!(body.get("token").is_none(), "registration gives no token");
 }
 
 async fn every_validation_rule_is_refused_and_names_the_field(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let long_email = format!("{}@example.com", "a".repeat(250));
     let cases = [
-        (json!({"username": "ab", "email": "a@example.com", "password": PASSWORD}), "username"),
-        (json!({"username": "x".repeat(31), "email": "a@example.com", "password": PASSWORD}), "username"),
-        (json!({"username": "john doe", "email": "a@example.com", "password": PASSWORD}), "username"),
-        (json!({"username": "Admin", "email": "a@example.com", "password": PASSWORD}), "username"),
-        (json!({"email": "a@example.com", "password": PASSWORD}), "username"),
-        (json!({"username": "john_doe", "email": "not-an-email", "password": PASSWORD}), "email"),
-        (json!({"username": "john_doe", "email": long_email, "password": PASSWORD}), "email"),
-        (json!({"username": "john_doe", "password": PASSWORD}), "email"),
-        (json!({"username": "john_doe", "email": "a@example.com", "password": "short"}), "password"),
-        (json!({"username": "john_doe", "email": "a@example.com", "password": "k9".repeat(36) + "x"}), "password"),
-        (json!({"username": "john_doe", "email": "a@example.com", "password": "password123"}), "password"),
-        (json!({"username": "john_doe", "email": "a@example.com"}), "password"),
+        (
+            json!({"username": "ab", "email": "a@example.com", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "x".repeat(31), "email": "a@example.com", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "john doe", "email": "a@example.com", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "Admin", "email": "a@example.com", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD}),
+            "username",
+        ),
+        (
+            json!({"username": "john_doe", "email": "not-an-email", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "john_doe", "email": long_email, "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "john_doe", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"username": "john_doe", "email": "a@example.com", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"username": "john_doe", "email": "a@example.com", "password": "k9".repeat(36) + "x"}),
+            "password",
+        ),
+        (
+            json!({"username": "john_doe", "email": "a@example.com", "password": "password123"}),
+            "password",
+        ),
+        (
+            json!({"username": "john_doe", "email": "a@example.com"}),
+            "password",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = client.post("/api/register", body.clone()).await;
@@ -116,10 +188,17 @@ async fn every_validation_rule_is_refused_and_names_the_field(engine: Engine) {
 }
 
 async fn malformed_bodies_get_clear_errors(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let url = client.server.url("/api/register");
     let send = |body: &'static str, content_type: &'static str| {
-        client.http.post(&url).header("content-type", content_type).body(body).send()
+        client
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
     };
     let (status, body) = read(send("{\"username\":", "application/json").await.unwrap()).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
@@ -127,28 +206,60 @@ async fn malformed_bodies_get_clear_errors(engine: Engine) {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     let (status, body) = read(send("{\"username\":5}", "application/json").await.unwrap()).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
-    let (status, body) = read(send("{\"nickname\":\"x\"}", "application/json").await.unwrap()).await;
+    let (status, body) = read(
+        send("{\"nickname\":\"x\"}", "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
-    assert!(body["error"].as_str().unwrap().contains("nickname"), "{body}");
-    let (status, body) = read(send("username=john", "application/x-www-form-urlencoded").await.unwrap()).await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
-    let huge = json!({"username": "john_doe", "email": "a@example.com", "password": "x".repeat(100_000)});
+    assert!(
+        body["error"].as_str().unwrap().contains("nickname"),
+        "{body}"
+    );
+    let (status, body) = read(
+        send("username=john", "application/x-www-form-urlencoded")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let huge =
+        json!({"username": "john_doe", "email": "a@example.com", "password": "x".repeat(100_000)});
     let (status, body) = client.post("/api/register", huge).await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     let (status, body) = client.get("/api/nothing-here", None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
 async fn duplicates_conflict_case_insensitively(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     client.register("john_doe").await;
     let (status, body) = client
-        .post("/api/register", json!({"username": "JOHN_DOE", "email": "other@example.com", "password": PASSWORD}))
+        .post(
+            "/api/register",
+            json!({"username": "JOHN_DOE", "email": "other@example.com", "password": PASSWORD}),
+        )
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     assert_eq!(body["field"], "username");
     let (status, body) = client
-        .post("/api/register", json!({"username": "jane", "email": "John_Doe@Example.com", "password": PASSWORD}))
+        .post(
+            "/api/register",
+            json!({"username": "jane", "email": "John_Doe@Example.com", "password": PASSWORD}),
+        )
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     assert_eq!(body["field"], "email");
@@ -157,7 +268,9 @@ async fn duplicates_conflict_case_insensitively(engine: Engine) {
 }
 
 async fn login_by_username_or_email_sets_a_locked_down_cookie(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let user = client.register("john_doe").await;
     for login in ["john_doe", "John_Doe", "john_doe@example.com"] {
         let response = client
@@ -167,7 +280,12 @@ async fn login_by_username_or_email_sets_a_locked_down_cookie(engine: Engine) {
             .send()
             .await
             .unwrap();
-        let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let (status, body) = read(response).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["token_type"], "Bearer");
@@ -175,25 +293,52 @@ async fn login_by_username_or_email_sets_a_locked_down_cookie(engine: Engine) {
         assert_eq!(body["user"]["username"], "john_doe");
         assert!(body["expires_at"].as_str().is_some(), "{body}");
         let token = body["token"].as_str().unwrap();
-        assert!(cookie.starts_with(&format!("palaver_session={token};")), "{cookie}");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(
+            cookie.starts_with(&format!("palaver_session={token};")),
+            "{cookie}"
+        );
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
     }
 }
 
 async fn wrong_password_and_unknown_user_get_the_same_answer(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     client.register("john_doe").await;
-    let wrong = client.post("/api/login", json!({"username": "john_doe", "password": "wrong horse battery"})).await;
-    let unknown = client.post("/api/login", json!({"username": "nobody_here", "password": "wrong horse battery"})).await;
-    assert_error(wrong.0, &wrong.1, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let wrong = client
+        .post(
+            "/api/login",
+            json!({"username": "john_doe", "password": "wrong horse battery"}),
+        )
+        .await;
+    let unknown = client
+        .post(
+            "/api/login",
+            json!({"username": "nobody_here", "password": "wrong horse battery"}),
+        )
+        .await;
+    assert_error(
+        wrong.0,
+        &wrong.1,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
     assert_eq!(wrong, unknown);
-    let (status, body) = client.post("/api/login", json!({"username": "john_doe"})).await;
+    let (status, body) = client
+        .post("/api/login", json!({"username": "john_doe"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "password");
 }
 
 async fn me_answers_by_bearer_or_cookie_and_refuses_everything_else(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let user = client.register("john_doe").await;
     let token = client.login("john_doe").await;
 
@@ -214,7 +359,10 @@ async fn me_answers_by_bearer_or_cookie_and_refuses_everything_else(engine: Engi
 
     let (status, body) = client.get("/api/me", None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    assert_eq!(body["error"], "Authorization header with Bearer token required");
+    assert_eq!(
+        body["error"],
+        "Authorization header with Bearer token required"
+    );
 
     let user_id = user["id"].as_str().unwrap();
     let expired = sign(claims(user_id, -60), jsonwebtoken::Algorithm::HS256);
@@ -227,7 +375,12 @@ async fn me_answers_by_bearer_or_cookie_and_refuses_everything_else(engine: Engi
 
     let mut wrong_audience = claims(user_id, 3600);
     wrong_audience["aud"] = json!("someone-else");
-    let (status, body) = client.get("/api/me", Some(&sign(wrong_audience, jsonwebtoken::Algorithm::HS256))).await;
+    let (status, body) = client
+        .get(
+            "/api/me",
+            Some(&sign(wrong_audience, jsonwebtoken::Algorithm::HS256)),
+        )
+        .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
 
     let mut parts = token.split('.');
@@ -242,29 +395,57 @@ async fn me_answers_by_bearer_or_cookie_and_refuses_everything_else(engine: Engi
 }
 
 async fn logout_revokes_the_token_until_it_expires(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     client.register("john_doe").await;
     let first = client.login("john_doe").await;
     let second = client.login("john_doe").await;
-    let response =
-        client.http.post(client.server.url("/api/logout")).bearer_auth(&first).send().await.unwrap();
-    let cleared = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let response = client
+        .http
+        .post(client.server.url("/api/logout"))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    let cleared = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(cleared.starts_with("palaver_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("palaver_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     let (status, body) = client.get("/api/me", Some(&first)).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "token_revoked");
     let (status, _) = client.get("/api/me", Some(&second)).await;
     assert_eq!(status, StatusCode::OK);
-    let response = client.http.post(client.server.url("/api/logout")).send().await.unwrap();
+    let response = client
+        .http
+        .post(client.server.url("/api/logout"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn health_endpoints_answer(engine: Engine) {
-    let Some(client) = Client::start(engine).await else { return };
+    let Some(client) = Client::start(engine).await else {
+        return;
+    };
     let (status, body) = client.get("/healthz", None).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, body) = client.get("/readyz", None).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
 }
 
 macro_rules! on_every_engine {

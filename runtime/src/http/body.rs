@@ -19,7 +19,10 @@ pub fn raw_json(
 }
 
 /// Decodes a JSON body into `T`, or the error response to send.
-pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Box<Response>> {
+pub fn decode<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, Box<Response>> {
     let is_json = content_type
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
@@ -37,7 +40,12 @@ pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         } else {
             format!("request body is not valid: {err}")
         };
-        Box::new(json_error(StatusCode::BAD_REQUEST, &message, "invalid_request", None))
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            &message,
+            "invalid_request",
+            None,
+        ))
     })
 }
 

@@ -20,7 +20,9 @@ pub async fn open(
     if url.is_empty() {
         Ok(Arc::new(sqlite::SqliteStore::open(sqlite_path).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(url, pool_size, pool_timeout).await?))
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(url, pool_size, pool_timeout).await?,
+        ))
     } else {
         Err(StoreError::Backend(
             "database_url must be empty (embedded SQLite) or start with postgres://".into(),
