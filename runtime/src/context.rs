@@ -9,12 +9,14 @@ use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::hub::LocalHub;
 
-/// The wall clock.
+/// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
+/// read back later.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        let now = OffsetDateTime::now_utc();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
     }
 }
 

@@ -1,0 +1,232 @@
+//! The SQLite [`Store`]: Palaver's zero-setup default, one database file.
+//!
+//! SQLite's calls block, so none runs on the async runtime. One dedicated thread owns the only write connection
+//! (SQLite allows one writer at a time anyway, and a single owner makes "read the room's last seq, then write" safe
+//! without retries); a few reader threads own read-only connections, which WAL lets read while the writer commits.
+//! Each async method sends a job over a bounded channel to one of them and awaits the answer.
+//!
+//! Layout: `worker` runs the threads, `connection` opens connections and migrates, `convert` maps values and
+//! errors, and `accounts`, `rooms`, `messages` and `audit` hold the queries.
+
+mod accounts;
+mod audit;
+mod connection;
+mod convert;
+mod messages;
+mod rooms;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use palaver_handlers::model::{
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
+    User,
+};
+use palaver_handlers::{Store, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use worker::Pool;
+
+/// How many jobs may wait for the writer, and for the readers together, before callers wait to enqueue more.
+const QUEUE_CAPACITY: usize = 256;
+
+/// How many reader connections to keep: one per core, at least 2 (so one slow history page does not hold up every
+/// read) and at most 4 (SQLite gains little from more).
+fn reader_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .clamp(2, 4)
+}
+
+/// Palaver's durable record in a SQLite file, served by a writer thread and a few reader threads. Dropping it ends
+/// the threads once the jobs already queued are done.
+pub struct SqliteStore {
+    writer: Pool,
+    readers: Pool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) the database file at `path` and brings its schema
+    /// up to date before returning. The default path is `./data/palaver.db`. The path must name a file: the
+    /// connections share the data through it.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let writer_path = path.to_path_buf();
+        let writer = Pool::start("sqlite-writer", 1, QUEUE_CAPACITY, move || {
+            connection::open_writer(&writer_path)
+        })
+        .await?;
+        let reader_path = path.to_path_buf();
+        let readers = Pool::start("sqlite-reader", reader_count(), QUEUE_CAPACITY, move || {
+            connection::open_reader(&reader_path)
+        })
+        .await?;
+        tracing::info!(path = %path.display(), "SQLite store open");
+        Ok(SqliteStore { writer, readers })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_stopped() {
+            return Err(StoreError::Unavailable(
+                "the SQLite writer thread has stopped".into(),
+            ));
+        }
+        self.readers
+            .run(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.writer
+            .run(move |connection| accounts::create_user(connection, user))
+            .await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.readers
+            .run(move |connection| accounts::user_by_id(connection, id))
+            .await
+    }
+
+    async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+        let login = login.to_owned();
+        self.readers
+            .run(move |connection| accounts::user_by_login(connection, &login))
+            .await
+    }
+
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let token_id = token_id.to_owned();
+        self.writer
+            .run(move |connection| {
+                accounts::revoke_token(connection, &token_id, user_id, expires_at)
+            })
+            .await
+    }
+
+    async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+        let token_id = token_id.to_owned();
+        self.readers
+            .run(move |connection| accounts::is_token_revoked(connection, &token_id))
+            .await
+    }
+
+    async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |connection| accounts::purge_revoked_tokens(connection, now))
+            .await
+    }
+
+    async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
+        self.writer
+            .run(move |connection| rooms::create_room(connection, room))
+            .await
+    }
+
+    async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError> {
+        let name = name.to_owned();
+        self.readers
+            .run(move |connection| rooms::room_by_name(connection, &name))
+            .await
+    }
+
+    async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
+        self.readers
+            .run(|connection| rooms::list_rooms(connection))
+            .await
+    }
+
+    async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
+        self.readers
+            .run(move |connection| rooms::count_rooms_owned(connection, owner_id))
+            .await
+    }
+
+    async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| rooms::delete_room(connection, room_id))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| rooms::add_member(connection, room_id, user_id, at))
+            .await
+    }
+
+    async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| rooms::remove_member(connection, room_id, user_id))
+            .await
+    }
+
+    async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+        self.readers
+            .run(move |connection| rooms::is_member(connection, room_id, user_id))
+            .await
+    }
+
+    async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
+        self.readers
+            .run(move |connection| rooms::members(connection, room_id))
+            .await
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = batch.to_vec();
+        self.writer
+            .run(move |connection| messages::append_messages(connection, &batch))
+            .await
+    }
+
+    async fn history(
+        &self,
+        room_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |connection| messages::history(connection, room_id, &query))
+            .await
+    }
+
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        self.writer
+            .run(move |connection| audit::record_audit(connection, &events))
+            .await
+    }
+
+    async fn audit_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.readers
+            .run(move |connection| audit::audit_since(connection, since, limit))
+            .await
+    }
+}

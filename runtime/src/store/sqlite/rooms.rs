@@ -1,0 +1,172 @@
+//! Rooms and their members.
+
+use palaver_handlers::model::{Member, NewRoom, Room};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::convert::{Failure, as_stored, count, id_text, micros, time_at, uuid_at};
+
+/// The key room names are unique by: Unicode lower case, computed here because SQLite's `lower()` folds only ASCII
+/// and room names may hold any letters.
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Stores a room and makes its owner a member, in one transaction.
+pub(super) fn create_room(connection: &mut Connection, new: NewRoom) -> Result<Room, Failure> {
+    let created_at = micros(new.created_at);
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached(
+        "INSERT INTO rooms (id, name, name_key, private, password_hash, owner_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id_text(new.id),
+        new.name,
+        name_key(&new.name),
+        new.private,
+        new.password_hash,
+        id_text(new.owner_id),
+        created_at,
+    ])?;
+    insert_member(&tx, new.id, new.owner_id, created_at)?;
+    tx.commit()?;
+    Ok(Room {
+        id: new.id,
+        name: new.name,
+        private: new.private,
+        password_hash: new.password_hash,
+        owner_id: new.owner_id,
+        created_at: as_stored(new.created_at),
+        last_seq: 0,
+    })
+}
+
+/// The room with this name, ignoring case.
+pub(super) fn room_by_name(connection: &Connection, name: &str) -> Result<Option<Room>, Failure> {
+    let room = connection
+        .prepare_cached(
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+             WHERE name_key = ?1",
+        )?
+        .query_row([name_key(name)], room_from_row)
+        .optional()?;
+    Ok(room)
+}
+
+/// Every room, oldest first (rooms created in the same microsecond in the order they were stored).
+pub(super) fn list_rooms(connection: &Connection) -> Result<Vec<Room>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+         ORDER BY created_at, rowid",
+    )?;
+    let rooms = statement
+        .query_map([], room_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rooms)
+}
+
+fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
+    Ok(Room {
+        id: uuid_at(row, 0)?,
+        name: row.get(1)?,
+        private: row.get(2)?,
+        password_hash: row.get(3)?,
+        owner_id: uuid_at(row, 4)?,
+        created_at: time_at(row, 5)?,
+        last_seq: row.get(6)?,
+    })
+}
+
+/// How many rooms `owner_id` owns.
+pub(super) fn count_rooms_owned(connection: &Connection, owner_id: Uuid) -> Result<u64, Failure> {
+    let owned: i64 = connection
+        .prepare_cached("SELECT count(*) FROM rooms WHERE owner_id = ?1")?
+        .query_row([id_text(owner_id)], |row| row.get(0))?;
+    Ok(count(owned))
+}
+
+/// Deletes a room, its messages and its memberships in one transaction; false if there was no such room.
+pub(super) fn delete_room(connection: &mut Connection, room_id: Uuid) -> Result<bool, Failure> {
+    let id = id_text(room_id);
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached("DELETE FROM messages WHERE room_id = ?1")?
+        .execute([&id])?;
+    tx.prepare_cached("DELETE FROM room_members WHERE room_id = ?1")?
+        .execute([&id])?;
+    let deleted = tx
+        .prepare_cached("DELETE FROM rooms WHERE id = ?1")?
+        .execute([&id])?;
+    tx.commit()?;
+    Ok(deleted > 0)
+}
+
+/// Makes `user_id` a member of `room_id`; false if they already were. An unknown room or user fails (foreign keys).
+pub(super) fn add_member(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+    at: OffsetDateTime,
+) -> Result<bool, Failure> {
+    Ok(insert_member(connection, room_id, user_id, micros(at))?)
+}
+
+fn insert_member(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+    at: i64,
+) -> rusqlite::Result<bool> {
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )?
+        .execute(params![id_text(room_id), id_text(user_id), at])?;
+    Ok(inserted > 0)
+}
+
+/// Ends a membership; false if there was none.
+pub(super) fn remove_member(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, Failure> {
+    let removed = connection
+        .prepare_cached("DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2")?
+        .execute([id_text(room_id), id_text(user_id)])?;
+    Ok(removed > 0)
+}
+
+/// Whether `user_id` is a member of `room_id`.
+pub(super) fn is_member(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, Failure> {
+    let member = connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row([id_text(room_id), id_text(user_id)], |row| row.get(0))?;
+    Ok(member)
+}
+
+/// The members of a room, by username ignoring case.
+pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Member>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT u.id, u.username FROM room_members AS rm JOIN users AS u ON u.id = rm.user_id
+         WHERE rm.room_id = ?1
+         ORDER BY lower(u.username)",
+    )?;
+    let members = statement
+        .query_map([id_text(room_id)], |row| {
+            Ok(Member {
+                user_id: uuid_at(row, 0)?,
+                username: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(members)
+}

@@ -1,0 +1,269 @@
+//! What is particular to the SQLite engine: transactions across the writer thread, concurrency, the file on disk,
+//! and case folding beyond ASCII. The behaviour every engine shares is the cross-engine conformance suite's job.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use palaver_handlers::model::{Appended, HistoryQuery, NewMessage, NewRoom, NewUser, Room, User};
+use palaver_handlers::{Store, StoreError, Unique};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use super::{SqliteStore, messages};
+
+const NOW: OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
+
+async fn open_in(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("palaver.db"))
+        .await
+        .expect("a fresh database in a temporary directory opens")
+}
+
+fn new_user(username: &str) -> NewUser {
+    NewUser {
+        id: Uuid::new_v4(),
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password_hash: "hash".into(),
+        created_at: NOW,
+    }
+}
+
+fn new_room(name: &str, owner: &User) -> NewRoom {
+    NewRoom {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        private: false,
+        password_hash: None,
+        owner_id: owner.id,
+        created_at: NOW,
+    }
+}
+
+async fn user(store: &SqliteStore, username: &str) -> User {
+    store
+        .create_user(new_user(username))
+        .await
+        .expect("a new username and email are free")
+}
+
+async fn room(store: &SqliteStore, name: &str, owner: &User) -> Room {
+    store
+        .create_room(new_room(name, owner))
+        .await
+        .expect("a new room name is free")
+}
+
+fn message(room_id: Uuid, user_id: Uuid, content: &str, key: Option<&str>) -> NewMessage {
+    NewMessage {
+        id: Uuid::new_v4(),
+        room_id,
+        user_id,
+        content: content.into(),
+        client_msg_id: key.map(Into::into),
+        created_at: NOW,
+    }
+}
+
+async fn seqs(store: &SqliteStore, room_id: Uuid) -> Vec<i64> {
+    let page = store
+        .history(room_id, &HistoryQuery::latest(200))
+        .await
+        .expect("history reads");
+    page.messages.iter().map(|message| message.seq).collect()
+}
+
+async fn last_seq(store: &SqliteStore, name: &str) -> i64 {
+    store
+        .room_by_name(name)
+        .await
+        .expect("rooms read")
+        .expect("the room exists")
+        .last_seq
+}
+
+#[tokio::test]
+async fn a_batch_failing_half_way_stores_nothing_and_uses_no_seq() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let alice = user(&store, "alice").await;
+    let lobby = room(&store, "lobby", &alice).await;
+    store
+        .append_messages(&[message(lobby.id, alice.id, "first", Some("k1"))])
+        .await
+        .expect("stored");
+
+    let unknown_room = [
+        message(lobby.id, alice.id, "second", Some("k2")),
+        message(Uuid::new_v4(), alice.id, "nowhere", None),
+    ];
+    let unknown_user = [
+        message(lobby.id, alice.id, "second", None),
+        message(lobby.id, Uuid::new_v4(), "ghost", None),
+    ];
+    for batch in [&unknown_room[..], &unknown_user[..]] {
+        let outcome = store.append_messages(batch).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Backend(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(seqs(&store, lobby.id).await, [1]);
+        assert_eq!(last_seq(&store, "lobby").await, 1);
+    }
+
+    // Nothing of the failed batch lingers: its key is free and the next message takes seq 2.
+    let retried = store
+        .append_messages(&[message(lobby.id, alice.id, "second", Some("k2"))])
+        .await
+        .expect("stored");
+    assert!(
+        matches!(&retried[..], [Appended::Stored(m)] if m.seq == 2),
+        "{retried:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_take_every_seq_once_without_gaps() {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 25;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(open_in(&dir).await);
+    let alice = user(&store, "alice").await;
+    let lobby = room(&store, "lobby", &alice).await;
+
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for index in 0..PER_TASK {
+                let key = format!("{task}-{index}");
+                let batch = [message(lobby.id, alice.id, "hi", Some(&key))];
+                let outcomes = store.append_messages(&batch).await.expect("stored");
+                seqs.extend(outcomes.iter().map(|outcome| outcome.message().seq));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("the task finishes"));
+    }
+    all.sort_unstable();
+    let expected: Vec<i64> = (1..=i64::try_from(TASKS * PER_TASK).expect("small")).collect();
+    assert_eq!(all, expected);
+    assert_eq!(last_seq(&store, "lobby").await, expected.len() as i64);
+    assert_eq!(
+        seqs(&store, lobby.id).await,
+        expected.iter().rev().copied().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("nested").join("data").join("palaver.db");
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("opens, creating the directories");
+    let alice = user(&store, "alice").await;
+    let lobby = room(&store, "lobby", &alice).await;
+    store
+        .append_messages(&[message(lobby.id, alice.id, "kept", None)])
+        .await
+        .expect("stored");
+    drop(store);
+
+    let store = SqliteStore::open(&path).await.expect("reopens");
+    assert_eq!(
+        store.user_by_login("ALICE").await.expect("reads"),
+        Some(alice)
+    );
+    assert_eq!(seqs(&store, lobby.id).await, [1]);
+    assert_eq!(migration_count(&path).await, 1);
+}
+
+async fn migration_count(path: &Path) -> i64 {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let connection = rusqlite::Connection::open(path)?;
+        connection.query_row("SELECT count(*) FROM refinery_schema_history", [], |row| {
+            row.get(0)
+        })
+    })
+    .await
+    .expect("the query finishes")
+    .expect("refinery's history table is readable")
+}
+
+#[tokio::test]
+async fn uniqueness_and_search_fold_case_beyond_ascii() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let alice = user(&store, "alice").await;
+
+    let taken = NewUser {
+        email: "ALICE@example.com".into(),
+        ..new_user("alice2")
+    };
+    assert_eq!(
+        store.create_user(taken).await,
+        Err(StoreError::Conflict(Unique::Email))
+    );
+    let both = NewUser {
+        email: "alice@EXAMPLE.com".into(),
+        ..new_user("ALICE")
+    };
+    assert_eq!(
+        store.create_user(both).await,
+        Err(StoreError::Conflict(Unique::Username))
+    );
+
+    let cafe = room(&store, "Café Ünter", &alice).await;
+    let again = new_room("CAFÉ ÜNTER", &alice);
+    assert_eq!(
+        store.create_room(again).await,
+        Err(StoreError::Conflict(Unique::RoomName))
+    );
+    assert_eq!(
+        store.room_by_name("café ünter").await.expect("reads"),
+        Some(cafe.clone())
+    );
+
+    store
+        .append_messages(&[message(cafe.id, alice.id, "ÉTÉ À PARIS", None)])
+        .await
+        .expect("stored");
+    let query = HistoryQuery {
+        contains: Some("été à".into()),
+        ..HistoryQuery::latest(10)
+    };
+    let page = store.history(cafe.id, &query).await.expect("history reads");
+    assert_eq!(page.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn history_walks_the_room_seq_index_without_sorting() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let plan = store
+        .readers
+        .run(|connection| {
+            let mut statement =
+                connection.prepare(&format!("EXPLAIN QUERY PLAN {}", messages::HISTORY))?;
+            let details = statement
+                .query_map(rusqlite::params!["r", 10, 0, 0, 0, "x"], |row| {
+                    row.get::<_, String>(3)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(details.join("\n"))
+        })
+        .await
+        .expect("the plan is readable");
+    assert!(
+        plan.contains("SEARCH m USING INDEX") && plan.contains("seq>? AND seq<?"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}
