@@ -145,6 +145,39 @@ pub fn room_name(value: &str) -> Result<&str, Error> {
     Ok(value)
 }
 
+/// The longest `client_msg_id` accepted, in characters.
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
+
+/// Chat message content: at most `max_bytes` bytes of UTF-8, not empty after trimming, and without NUL characters
+/// (PostgreSQL cannot store U+0000 in text). The content is kept as sent, untrimmed.
+pub fn message_content(value: &str, max_bytes: usize) -> Result<&str, Error> {
+    if value.len() > max_bytes {
+        return Err(Error::MessageTooLarge { max: max_bytes });
+    }
+    if value.trim().is_empty() {
+        return Err(Error::invalid(Field::Content, "message must not be empty"));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(
+            Field::Content,
+            "message must not contain NUL characters",
+        ));
+    }
+    Ok(value)
+}
+
+/// A message's idempotency key: 1–64 characters, none of them a control character.
+pub fn client_msg_id(value: &str) -> Result<&str, Error> {
+    let chars = value.chars().count();
+    if !(1..=MAX_CLIENT_MSG_ID_CHARS).contains(&chars) || value.chars().any(char::is_control) {
+        // There is no `Field` for it; the sentence names it.
+        return Err(Error::Malformed(
+            "client_msg_id must be 1 to 64 characters without control characters".into(),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +274,57 @@ mod tests {
                 Some("name"),
                 "{name:?} should fail"
             );
+        }
+    }
+
+    #[test]
+    fn message_contents() {
+        let max = 16;
+        for content in ["hi", " padded ", "ünïcødé", &"x".repeat(16), "line\nbreak"] {
+            assert_eq!(
+                message_content(content, max),
+                Ok(content),
+                "{content:?} should pass"
+            );
+        }
+        for content in ["", " ", "\t\n ", "a\0b", "\0"] {
+            assert_eq!(
+                field_of(message_content(content, max)),
+                Some("content"),
+                "{content:?} should fail"
+            );
+        }
+        // The limit counts bytes: 6 × 3 bytes = 18 > 16.
+        for content in [&"x".repeat(17), &"€".repeat(6)] {
+            assert_eq!(
+                message_content(content, max),
+                Err(Error::MessageTooLarge { max: 16 }),
+                "{content:?} is too large"
+            );
+        }
+    }
+
+    #[test]
+    fn client_msg_ids() {
+        for id in [
+            "a",
+            "0190c1f2-7a4b-7c3d-9e8f-001122334455",
+            &"k".repeat(64),
+            "ключ",
+        ] {
+            assert_eq!(client_msg_id(id), Ok(id), "{id:?} should pass");
+        }
+        for id in [
+            "",
+            &"k".repeat(65),
+            "tab\there",
+            "nul\0",
+            "new\nline",
+            "\u{7f}",
+        ] {
+            let err = client_msg_id(id).unwrap_err();
+            assert!(err.to_string().contains("client_msg_id"), "{id:?}: {err}");
+            assert_eq!(err.kind(), crate::ErrorKind::Invalid);
         }
     }
 }

@@ -2,10 +2,21 @@
 //! or frame into the action's request type, calls it, and renders what it returns.
 
 pub mod authenticate;
+pub mod create_room;
+pub mod delete_room;
+pub mod disconnect;
+pub mod history;
+pub mod join;
+pub mod leave;
+pub mod list_rooms;
 pub mod login;
 pub mod logout;
 pub mod me;
+pub mod members;
+pub mod message;
 pub mod register;
+mod rooms;
+pub mod typing;
 
 use crate::error::{Error, Field};
 
