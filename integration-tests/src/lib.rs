@@ -1,5 +1,6 @@
 //! Helpers for Palaver's black-box tests: databases to test against and a server on a free port.
 
+pub mod api;
 pub mod pg;
 pub mod server;
 

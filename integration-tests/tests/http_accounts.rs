@@ -1,87 +1,10 @@
 //! The account routes of PROTOCOL §1 against a real server, on SQLite and on PostgreSQL: what a client sees for
 //! every success and every refusal, and that refused requests store nothing.
 
-use palaver_integration_tests::{Engine, TEST_JWT_SECRET, TestServer};
+use palaver_integration_tests::api::{Client, PASSWORD, assert_error, read};
+use palaver_integration_tests::{Engine, TEST_JWT_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
-
-struct Client {
-    server: TestServer,
-    http: reqwest::Client,
-}
-
-impl Client {
-    async fn start(engine: Engine) -> Option<Client> {
-        let server = TestServer::start(engine).await?;
-        Some(Client {
-            server,
-            http: reqwest::Client::new(),
-        })
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.server.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        read(response).await
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.get(self.server.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        read(request.send().await.expect("request sent")).await
-    }
-
-    async fn register(&self, username: &str) -> Value {
-        let (status, body) = self
-            .post(
-                "/api/register",
-                json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
-    }
-
-    async fn login(&self, login: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": login, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["token"].as_str().expect("a token").to_owned()
-    }
-}
-
-async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("a body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, body)
-}
-
-fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["error"].as_str().is_some_and(|text| !text.is_empty()),
-        "{body}"
-    );
-}
 
 /// Signs claims with the test server's key, to make tokens that are well signed but wrong in some other way.
 fn sign(claims: Value, algorithm: jsonwebtoken::Algorithm) -> String {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod rooms;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -42,6 +43,36 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(auth::presented())
         .then(accounts::me);
+    let room_list = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(rooms::list);
+    let room_create = warp::path!("api" / "rooms")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .and(body::raw_json(limit))
+        .then(rooms::create);
+    let room_delete = warp::path!("api" / "rooms" / String)
+        .and(warp::delete())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(rooms::delete);
+    let room_messages = warp::path!("api" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>(
+            rooms::ROOM_PASSWORD_HEADER,
+        ))
+        .then(rooms::messages);
+    let room_members = warp::path!("api" / "rooms" / String / "members")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(rooms::members);
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .then(health::healthz);
@@ -56,6 +87,16 @@ pub fn routes(
         .or(logout)
         .unify()
         .or(me)
+        .unify()
+        .or(room_list)
+        .unify()
+        .or(room_create)
+        .unify()
+        .or(room_delete)
+        .unify()
+        .or(room_messages)
+        .unify()
+        .or(room_members)
         .unify()
         .or(healthz)
         .unify()

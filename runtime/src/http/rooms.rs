@@ -1,0 +1,197 @@
+//! The room routes of PROTOCOL §1: list, create, delete, history and members, over the same handler cores as the
+//! WebSocket commands.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use palaver_handlers::actions::create_room::{CreateRoomRequest, new_room};
+use palaver_handlers::actions::delete_room::remove_room;
+use palaver_handlers::actions::history::{HistoryParams, history_page};
+use palaver_handlers::actions::list_rooms::rooms;
+use palaver_handlers::actions::members::member_list;
+use palaver_handlers::event::RoomView;
+use palaver_handlers::model::StoredMessage;
+use palaver_handlers::{Error, Hub};
+use serde::Serialize;
+use warp::Reply;
+use warp::reply::Response;
+
+use super::accounts::principal;
+use super::auth::Presented;
+use super::body::decode;
+use super::error::{error_response, json_error};
+use crate::context::AppContext;
+
+/// The header a non-member sends a private room's password in to read its history (never the query string, which
+/// ends up in access logs).
+pub const ROOM_PASSWORD_HEADER: &str = "x-room-password";
+
+/// A room name from a path segment, percent-decoded (`general%20chat` → `general chat`).
+pub fn room_name(segment: &str) -> Result<String, Box<Response>> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|name| name.into_owned())
+        .map_err(|_| {
+            Box::new(json_error(
+                StatusCode::BAD_REQUEST,
+                "room name is not valid UTF-8",
+                "invalid_room_name",
+                Some("name"),
+            ))
+        })
+}
+
+/// `GET /api/rooms` → every room with its online count.
+pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
+    if let Err(response) = principal(&ctx, &presented).await {
+        return response;
+    }
+    match rooms(ctx.as_ref()).await {
+        Ok(rooms) => warp::reply::json(&rooms).into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `POST /api/rooms` → 201 with the room; the creator owns it and is its first member.
+pub async fn create(
+    ctx: Arc<AppContext>,
+    presented: Presented,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Response {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let request: CreateRoomRequest = match decode(content_type.as_deref(), &body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match new_room(ctx.as_ref(), &principal, &request).await {
+        Ok(room) => {
+            tracing::info!(user = %principal.user_id, room = %room.name, "room created");
+            let view = RoomView::of(&room, ctx.hub.online_users(room.id).len());
+            warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED).into_response()
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `DELETE /api/rooms/{name}` → 204; members are told and removed.
+pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let name = match room_name(&segment) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    match remove_room(ctx.as_ref(), &principal, &name).await {
+        Ok(()) => {
+            tracing::info!(user = %principal.user_id, room = %name, "room deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// One message of a history page.
+#[derive(Serialize)]
+struct MessageView<'a> {
+    seq: i64,
+    id: uuid::Uuid,
+    username: &'a str,
+    content: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    timestamp: time::OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a StoredMessage> for MessageView<'a> {
+    fn from(message: &'a StoredMessage) -> Self {
+        MessageView {
+            seq: message.seq,
+            id: message.id,
+            username: &message.username,
+            content: &message.content,
+            timestamp: message.created_at,
+            client_msg_id: message.client_msg_id.as_deref(),
+        }
+    }
+}
+
+/// `GET /api/rooms/{name}/messages?limit=&before_seq=&…` → `{messages, next_before, has_more}`, newest first.
+pub async fn messages(
+    segment: String,
+    ctx: Arc<AppContext>,
+    presented: Presented,
+    query: String,
+    room_password: Option<String>,
+) -> Response {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let name = match room_name(&segment) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let params: HistoryParams = match serde_urlencoded::from_str(&query) {
+        Ok(params) => params,
+        Err(err) => {
+            return error_response(&Error::Malformed(format!(
+                "query string is not valid: {err}"
+            )));
+        }
+    };
+    match history_page(
+        ctx.as_ref(),
+        &principal,
+        &name,
+        &params,
+        room_password.as_deref(),
+    )
+    .await
+    {
+        Ok((_, page)) => {
+            let messages: Vec<MessageView> = page.messages.iter().map(MessageView::from).collect();
+            let body = serde_json::json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more});
+            warp::reply::json(&body).into_response()
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `GET /api/rooms/{name}/members` → `[{username, online}]`, for members.
+pub async fn members(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let name = match room_name(&segment) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    match member_list(ctx.as_ref(), &principal, &name).await {
+        Ok((_, members)) => warp::reply::json(&members).into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_in_paths_are_percent_decoded() {
+        assert_eq!(room_name("general%20chat").unwrap(), "general chat");
+        assert_eq!(room_name("caf%C3%A9").unwrap(), "café");
+        assert_eq!(
+            room_name("%FF").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
