@@ -5,3 +5,17 @@ pub mod pg;
 pub mod server;
 
 pub use server::{Engine, TEST_JWT_SECRET, TestServer};
+
+/// Generates `sqlite::<name>` and `postgres::<name>` tokio tests from async functions taking an [`Engine`]; the
+/// calling module must have `Engine` in scope.
+#[macro_export]
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Postgres).await })*
+        }
+    };
+}

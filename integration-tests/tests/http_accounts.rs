@@ -371,18 +371,7 @@ async fn health_endpoints_answer(engine: Engine) {
     );
 }
 
-macro_rules! on_every_engine {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Postgres).await })*
-        }
-    };
-}
-
-on_every_engine!(
+palaver_integration_tests::on_every_engine!(
     register_returns_the_account_without_secrets,
     every_validation_rule_is_refused_and_names_the_field,
     malformed_bodies_get_clear_errors,

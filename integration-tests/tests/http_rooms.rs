@@ -134,18 +134,7 @@ async fn history_is_paged_and_guarded(engine: Engine) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
-macro_rules! on_every_engine {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $test() { super::$test(super::Engine::Postgres).await })*
-        }
-    };
-}
-
-on_every_engine!(
+palaver_integration_tests::on_every_engine!(
     rooms_are_created_listed_and_deleted_by_their_owner,
     history_is_paged_and_guarded
 );

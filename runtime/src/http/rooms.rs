@@ -42,6 +42,16 @@ pub fn room_name(segment: &str) -> Result<String, Box<Response>> {
         })
 }
 
+/// The authenticated caller and the room name a route's path names, or the error response to send.
+async fn caller_and_room(
+    ctx: &AppContext,
+    presented: &Presented,
+    segment: &str,
+) -> Result<(palaver_handlers::model::Principal, String), Box<Response>> {
+    let principal = principal(ctx, presented).await.map_err(Box::new)?;
+    Ok((principal, room_name(segment)?))
+}
+
 /// `GET /api/rooms` → every room with its online count.
 pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
     if let Err(response) = principal(&ctx, &presented).await {
@@ -80,12 +90,8 @@ pub async fn create(
 
 /// `DELETE /api/rooms/{name}` → 204; members are told and removed.
 pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let principal = match principal(&ctx, &presented).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let name = match room_name(&segment) {
-        Ok(name) => name,
+    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     match remove_room(ctx.as_ref(), &principal, &name).await {
@@ -131,12 +137,8 @@ pub async fn messages(
     query: String,
     room_password: Option<String>,
 ) -> Response {
-    let principal = match principal(&ctx, &presented).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let name = match room_name(&segment) {
-        Ok(name) => name,
+    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let params: HistoryParams = match serde_urlencoded::from_str(&query) {
@@ -167,12 +169,8 @@ pub async fn messages(
 
 /// `GET /api/rooms/{name}/members` → `[{username, online}]`, for members.
 pub async fn members(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let principal = match principal(&ctx, &presented).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let name = match room_name(&segment) {
-        Ok(name) => name,
+    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     match member_list(ctx.as_ref(), &principal, &name).await {
