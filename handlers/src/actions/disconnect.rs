@@ -30,15 +30,6 @@ mod tests {
     use crate::testing::TestContext;
     use crate::{Hub, Store};
 
-    fn left(room: &str, username: &str) -> (String, RoomEvent) {
-        (
-            room.into(),
-            RoomEvent::Left {
-                username: username.into(),
-            },
-        )
-    }
-
     #[tokio::test]
     async fn the_last_connection_closing_is_a_left_in_every_room() {
         let ctx = TestContext::new();

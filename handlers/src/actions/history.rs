@@ -160,45 +160,15 @@ async fn may_read(
 mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
-    use crate::model::{NewMessage, StoredMessage};
     use crate::testing::TestContext;
-    use crate::{Clock, ErrorKind, Store};
-    use time::Duration;
+    use crate::{ErrorKind, Store};
     use time::macros::datetime;
-    use uuid::Uuid;
 
     fn request(name: &str) -> HistoryRequest {
         HistoryRequest {
             name: name.into(),
             ..HistoryRequest::default()
         }
-    }
-
-    /// Posts `contents` to `room` as `principal`, one second apart; returns them as stored.
-    async fn post(
-        ctx: &TestContext,
-        room: &Room,
-        principal: &Principal,
-        contents: &[&str],
-    ) -> Vec<StoredMessage> {
-        let mut stored = Vec::new();
-        for content in contents {
-            ctx.clock.advance(Duration::seconds(1));
-            let appended = ctx
-                .store
-                .append_messages(&[NewMessage {
-                    id: Uuid::now_v7(),
-                    room_id: room.id,
-                    user_id: principal.user_id,
-                    content: (*content).into(),
-                    client_msg_id: None,
-                    created_at: ctx.clock.now(),
-                }])
-                .await
-                .unwrap();
-            stored.push(appended[0].message().clone());
-        }
-        stored
     }
 
     fn page_of(replies: Vec<Reply>) -> HistoryPage {

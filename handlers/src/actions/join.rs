@@ -112,10 +112,8 @@ async fn replay(
 mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
-    use crate::model::NewMessage;
     use crate::testing::TestContext;
     use crate::{Clock, ErrorKind, Hub, Store};
-    use uuid::Uuid;
 
     fn request(name: &str, password: Option<&str>, after_seq: Option<i64>) -> JoinRequest {
         JoinRequest {
@@ -140,32 +138,6 @@ mod tests {
                 username: username.into(),
             },
         )
-    }
-
-    /// Stores `count` messages from `principal` in `room` directly, numbered from 1 in their content.
-    async fn post(
-        ctx: &TestContext,
-        room: &Room,
-        principal: &Principal,
-        count: usize,
-    ) -> Vec<StoredMessage> {
-        let batch: Vec<NewMessage> = (1..=count)
-            .map(|n| NewMessage {
-                id: Uuid::now_v7(),
-                room_id: room.id,
-                user_id: principal.user_id,
-                content: format!("message {n}"),
-                client_msg_id: None,
-                created_at: ctx.clock.now(),
-            })
-            .collect();
-        ctx.store
-            .append_messages(&batch)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|appended| appended.message().clone())
-            .collect()
     }
 
     #[tokio::test]
@@ -200,7 +172,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
-        post(&ctx, &room, &john.principal, 3).await;
+        post_numbered(&ctx, &room, &john.principal, 3).await;
         let replies = enter(&ctx, &jane, "general").await;
         assert_eq!(replies, vec![welcome(&ctx, "general", 3)]);
     }
@@ -343,7 +315,7 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         // More than two store pages, so the replay must page.
-        let stored = post(&ctx, &room, &john.principal, 450).await;
+        let stored = post_numbered(&ctx, &room, &john.principal, 450).await;
         let replies = join(&ctx, &jane, request("general", None, Some(17)))
             .await
             .unwrap();
@@ -372,7 +344,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
-        post(&ctx, &room, &john.principal, 3).await;
+        post_numbered(&ctx, &room, &john.principal, 3).await;
         for after_seq in [3, 99] {
             let replies = join(&ctx, &jane, request("general", None, Some(after_seq)))
                 .await

@@ -73,15 +73,6 @@ mod tests {
         }
     }
 
-    fn left(room: &str, username: &str) -> (String, RoomEvent) {
-        (
-            room.into(),
-            RoomEvent::Left {
-                username: username.into(),
-            },
-        )
-    }
-
     #[tokio::test]
     async fn leaving_ends_the_membership_and_tells_the_others() {
         let ctx = TestContext::new();

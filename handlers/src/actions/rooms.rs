@@ -92,13 +92,15 @@ pub(crate) fn publish(
 /// Helpers the room actions' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::Store;
     use crate::actions::authenticate::authenticate;
     use crate::actions::create_room::{CreateRoomRequest, create_room};
     use crate::actions::join::{JoinRequest, join};
     use crate::event::{ConnectionId, Reply, RoomEvent, Session};
-    use crate::model::{Principal, Room};
+    use crate::model::{NewMessage, Principal, Room, StoredMessage};
     use crate::testing::{Delivery, TestContext};
+    use crate::{Clock, Store as _};
+    use time::Duration;
+    use uuid::Uuid;
 
     /// A password that passes the room password rules.
     pub const ROOM_PASSWORD: &str = "open sesame";
@@ -171,6 +173,56 @@ pub(crate) mod test_support {
                 Delivery::Reply(reply) => panic!("unexpected reply {reply:?} to connection {conn}"),
             })
             .collect()
+    }
+
+    /// Stores one message per entry of `contents` from `principal`, one second apart (so time filters can tell them
+    /// apart), as the message action would; returns them as stored.
+    pub async fn post(
+        ctx: &TestContext,
+        room: &Room,
+        principal: &Principal,
+        contents: &[&str],
+    ) -> Vec<StoredMessage> {
+        let mut stored = Vec::new();
+        for content in contents {
+            ctx.clock.advance(Duration::seconds(1));
+            let appended = ctx
+                .store
+                .append_messages(&[NewMessage {
+                    id: Uuid::now_v7(),
+                    room_id: room.id,
+                    user_id: principal.user_id,
+                    content: (*content).into(),
+                    client_msg_id: None,
+                    created_at: ctx.clock.now(),
+                }])
+                .await
+                .expect("test messages store");
+            stored.extend(appended.iter().map(|a| a.message().clone()));
+        }
+        stored
+    }
+
+    /// Stores `count` messages "message 1", "message 2", … from `principal`.
+    pub async fn post_numbered(
+        ctx: &TestContext,
+        room: &Room,
+        principal: &Principal,
+        count: usize,
+    ) -> Vec<StoredMessage> {
+        let contents: Vec<String> = (1..=count).map(|n| format!("message {n}")).collect();
+        let contents: Vec<&str> = contents.iter().map(String::as_str).collect();
+        post(ctx, room, principal, &contents).await
+    }
+
+    /// The `Left` event of `username` in `room`, as [`events`] returns it.
+    pub fn left(room: &str, username: &str) -> (String, RoomEvent) {
+        (
+            room.into(),
+            RoomEvent::Left {
+                username: username.into(),
+            },
+        )
     }
 
     /// Forgets everything delivered so far to each of `conns`.
