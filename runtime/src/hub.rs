@@ -41,22 +41,18 @@ pub struct LocalHub {
     state: Mutex<State>,
 }
 
-/// Frames already rendered for one event, by codec variant, so each is rendered at most once.
+/// Frames already rendered for one event, one slot per (codec, prefixed) variant, so each is rendered at most once
+/// and no allocation is made per recipient.
 #[derive(Default)]
 struct Rendered {
-    variants: HashMap<(Codec, bool), Option<Utf8Bytes>>,
+    variants: [Option<Utf8Bytes>; 4],
 }
 
 impl Rendered {
-    fn get(
-        &mut self,
-        codec: Codec,
-        prefixed: bool,
-        render: impl FnOnce() -> Option<String>,
-    ) -> Option<Utf8Bytes> {
-        self.variants
-            .entry((codec, prefixed))
-            .or_insert_with(|| render().map(Utf8Bytes::from))
+    fn get(&mut self, codec: Codec, prefixed: bool, render: impl FnOnce() -> String) -> Utf8Bytes {
+        let slot = usize::from(codec == Codec::Json) * 2 + usize::from(prefixed);
+        self.variants[slot]
+            .get_or_insert_with(|| Utf8Bytes::from(render()))
             .clone()
     }
 }
@@ -272,11 +268,10 @@ impl Hub for LocalHub {
             }
             let codec = connection.handle.codec;
             let prefixed = connection.rooms.len() > 1;
-            if let Some(frame) = rendered.get(codec, prefixed, || {
+            let frame = rendered.get(codec, prefixed, || {
                 codec::event_frame(codec, &broadcast, prefixed)
-            }) {
-                deliver(&connection.handle, frame);
-            }
+            });
+            deliver(&connection.handle, frame);
         }
     }
 

@@ -11,9 +11,7 @@ use palaver_handlers::actions::history::{HistoryParams, history_page};
 use palaver_handlers::actions::list_rooms::rooms;
 use palaver_handlers::actions::members::member_list;
 use palaver_handlers::event::RoomView;
-use palaver_handlers::model::StoredMessage;
 use palaver_handlers::{Error, Hub};
-use serde::Serialize;
 use warp::Reply;
 use warp::reply::Response;
 
@@ -103,32 +101,6 @@ pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented)
     }
 }
 
-/// One message of a history page.
-#[derive(Serialize)]
-struct MessageView<'a> {
-    seq: i64,
-    id: uuid::Uuid,
-    username: &'a str,
-    content: &'a str,
-    #[serde(with = "time::serde::rfc3339")]
-    timestamp: time::OffsetDateTime,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_msg_id: Option<&'a str>,
-}
-
-impl<'a> From<&'a StoredMessage> for MessageView<'a> {
-    fn from(message: &'a StoredMessage) -> Self {
-        MessageView {
-            seq: message.seq,
-            id: message.id,
-            username: &message.username,
-            content: &message.content,
-            timestamp: message.created_at,
-            client_msg_id: message.client_msg_id.as_deref(),
-        }
-    }
-}
-
 /// `GET /api/rooms/{name}/messages?limit=&before_seq=&…` → `{messages, next_before, has_more}`, newest first.
 pub async fn messages(
     segment: String,
@@ -158,11 +130,7 @@ pub async fn messages(
     )
     .await
     {
-        Ok((_, page)) => {
-            let messages: Vec<MessageView> = page.messages.iter().map(MessageView::from).collect();
-            let body = serde_json::json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more});
-            warp::reply::json(&body).into_response()
-        }
+        Ok((_, page)) => warp::reply::json(&crate::ws::codec::history_body(&page)).into_response(),
         Err(err) => error_response(&err),
     }
 }

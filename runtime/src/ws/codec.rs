@@ -88,11 +88,11 @@ fn message_text(room: &str, message: &StoredMessage, prefixed: bool) -> String {
     )
 }
 
-/// The frame for a room event, or `None` when the codec shows nothing for it.
-pub fn event_frame(codec: Codec, broadcast: &Broadcast, prefixed: bool) -> Option<String> {
+/// The frame for a room event.
+pub fn event_frame(codec: Codec, broadcast: &Broadcast, prefixed: bool) -> String {
     let room = broadcast.room.as_str();
     let at = broadcast.at;
-    let frame = match (codec, &broadcast.event) {
+    match (codec, &broadcast.event) {
         (Codec::Text, RoomEvent::Joined { username }) => {
             format!("{}[{}] {username} has joined the room", prefix(room, prefixed), clock(at))
         }
@@ -117,8 +117,7 @@ pub fn event_frame(codec: Codec, broadcast: &Broadcast, prefixed: bool) -> Optio
         (Codec::Json, RoomEvent::Typing { username }) => {
             json!({"type": "typing", "room": room, "username": username}).to_string()
         }
-    };
-    Some(frame)
+    }
 }
 
 /// The text line for an error: the seed's exact sentences.
@@ -151,19 +150,39 @@ fn history_text(page: &HistoryPage) -> String {
     format!("MESSAGES:{body}")
 }
 
+/// One message of a history page (JSON protocol and REST): the message frame without `type` and `room`.
+#[derive(Serialize)]
+pub struct HistoryItem<'a> {
+    seq: i64,
+    id: uuid::Uuid,
+    username: &'a str,
+    content: &'a str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a StoredMessage> for HistoryItem<'a> {
+    fn from(message: &'a StoredMessage) -> Self {
+        HistoryItem {
+            seq: message.seq,
+            id: message.id,
+            username: &message.username,
+            content: &message.content,
+            timestamp: timestamp(message.created_at),
+            client_msg_id: message.client_msg_id.as_deref(),
+        }
+    }
+}
+
+/// The body of a history page, for the REST route: `{messages, next_before, has_more}`.
+pub fn history_body(page: &HistoryPage) -> serde_json::Value {
+    let messages: Vec<HistoryItem> = page.messages.iter().map(HistoryItem::from).collect();
+    json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more})
+}
+
 fn history_json(id: Option<&str>, room: &str, page: &HistoryPage) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> = page
-        .messages
-        .iter()
-        .map(|m| serde_json::from_str(&message_json(room, m)).unwrap_or_default())
-        .map(|mut m: serde_json::Value| {
-            if let Some(object) = m.as_object_mut() {
-                object.remove("type");
-                object.remove("room");
-            }
-            m
-        })
-        .collect();
+    let messages: Vec<HistoryItem> = page.messages.iter().map(HistoryItem::from).collect();
     with_id(
         json!({"type": "history", "room": room, "messages": messages, "next_before": page.next_before, "has_more": page.has_more}),
         id,
@@ -273,7 +292,7 @@ mod tests {
     }
 
     fn text(event: RoomEvent, prefixed: bool) -> String {
-        event_frame(Codec::Text, &broadcast(event), prefixed).unwrap()
+        event_frame(Codec::Text, &broadcast(event), prefixed)
     }
 
     #[test]
@@ -455,14 +474,11 @@ mod tests {
 
     #[test]
     fn json_frames_carry_type_room_and_the_commands_id() {
-        let frame: serde_json::Value = serde_json::from_str(
-            &event_frame(
-                Codec::Json,
-                &broadcast(RoomEvent::Message(message())),
-                false,
-            )
-            .unwrap(),
-        )
+        let frame: serde_json::Value = serde_json::from_str(&event_frame(
+            Codec::Json,
+            &broadcast(RoomEvent::Message(message())),
+            false,
+        ))
         .unwrap();
         assert_eq!(
             frame,
@@ -502,8 +518,7 @@ mod tests {
             Codec::Json,
             &broadcast(RoomEvent::Message(evil.clone())),
             false,
-        )
-        .unwrap();
+        );
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(parsed["content"], evil.content.as_str());
     }
