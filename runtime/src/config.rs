@@ -43,6 +43,11 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub max_message_bytes: usize,
     pub rooms_per_user: u64,
+    pub allowed_origins: Vec<String>,
+    pub ping_interval_secs: u64,
+    pub pong_timeout_secs: u64,
+    pub outbound_queue_frames: usize,
+    pub ws_ticket_ttl_secs: u64,
     pub header_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
     pub log: String,
@@ -78,6 +83,8 @@ impl Settings {
         let env = config::Environment::with_prefix("PALAVER")
             .prefix_separator("_")
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("allowed_origins")
             .source(Some(
                 vars.into_iter()
                     .filter(|(key, _)| key != "PALAVER_CONFIG")
@@ -110,6 +117,24 @@ impl Settings {
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "token_ttl_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.env == Mode::Production && self.allowed_origins.iter().any(|origin| origin == "*") {
+            return Err(ConfigError::Invalid {
+                key: "allowed_origins",
+                reason: "\"*\" would let any site use visitors' sessions; list the origins in production".into(),
+            });
+        }
+        if self.ping_interval_secs == 0 || self.pong_timeout_secs <= self.ping_interval_secs {
+            return Err(ConfigError::Invalid {
+                key: "pong_timeout_secs",
+                reason: "must be longer than ping_interval_secs, which must be at least 1".into(),
+            });
+        }
+        if self.outbound_queue_frames == 0 {
+            return Err(ConfigError::Invalid {
+                key: "outbound_queue_frames",
                 reason: "must be at least 1".into(),
             });
         }
@@ -197,6 +222,31 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(settings.env, Mode::Production);
+    }
+
+    #[test]
+    fn allowed_origins_come_as_a_comma_separated_list_and_star_is_dev_only() {
+        let settings = Settings::load_from(vars(&[(
+            "PALAVER_ALLOWED_ORIGINS",
+            "https://a.example,https://b.example",
+        )]))
+        .unwrap();
+        assert_eq!(
+            settings.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        let strong = "x".repeat(MIN_JWT_SECRET_BYTES);
+        let star = vars(&[
+            ("PALAVER_ENV", "production"),
+            ("PALAVER_JWT_SECRET", &strong),
+            ("PALAVER_ALLOWED_ORIGINS", "*"),
+        ]);
+        assert!(
+            Settings::load_from(star)
+                .unwrap_err()
+                .to_string()
+                .contains("allowed_origins")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::hub::LocalHub;
+use crate::ws::tickets::Tickets;
 
 /// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
 /// read back later.
@@ -28,6 +29,7 @@ pub struct AppContext {
     pub clock: SystemClock,
     pub hub: LocalHub,
     pub limits: Limits,
+    pub tickets: Tickets,
     pub settings: Settings,
 }
 

@@ -10,7 +10,7 @@
 //! - [`context`] — the `Context` the handlers run over.
 //! - [`http`] — warp routes, credentials extraction, JSON errors.
 //! - [`hub`] — this node's room subscriptions and delivery, rendering each event once per codec.
-//! - [`ws`] — the WebSocket codecs.
+//! - [`ws`] — `GET /ws`: handshake, tickets, one session task per socket, command dispatch, the two codecs.
 //! - [`server`] — accepting connections, graceful shutdown.
 //! - [`telemetry`] — logging.
 

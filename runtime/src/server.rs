@@ -113,6 +113,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         clock: SystemClock,
         hub: LocalHub::new(),
         limits,
+        tickets: crate::ws::tickets::Tickets::new(Duration::from_secs(settings.ws_ticket_ttl_secs)),
         settings,
     })
 }
@@ -142,10 +143,18 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let routes = routes.clone();
+                let (ctx, stop, open_for_sockets) = (ctx.clone(), shutdown.clone(), open.clone());
                 let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(ClientAddr(peer));
                     let mut routes = routes.clone();
-                    async move { routes.call(request).await }
+                    let (ctx, stop, open) = (ctx.clone(), stop.clone(), open_for_sockets.clone());
+                    async move {
+                        if request.uri().path() == crate::ws::PATH {
+                            Ok(crate::ws::upgrade(ctx, request, stop, open).await)
+                        } else {
+                            routes.call(request).await
+                        }
+                    }
                 });
                 let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
                 tokio::spawn(serve_connection(connection, peer, shutdown.clone(), open.clone()));
@@ -172,13 +181,9 @@ async fn serve_connection<C>(
     C: std::future::Future<Output = hyper::Result<()>> + GracefulClose,
 {
     let mut connection = std::pin::pin!(connection);
-    let stopping = async move {
-        // The guard `wait_for` returns is not Send; drop it before anything else awaits.
-        let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
-    };
     let finished = tokio::select! {
         result = connection.as_mut() => Some(result),
-        _ = stopping => None,
+        _ = stopped(&mut shutdown) => None,
     };
     let result = match finished {
         Some(result) => result,
@@ -190,6 +195,12 @@ async fn serve_connection<C>(
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
+}
+
+/// Resolves once shutdown has been signalled (or the signal is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // `wait_for`'s guard is not Send: drop it here so callers' futures stay Send.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
 }
 
 /// A hyper connection that can be asked to finish its in-flight request and close.

@@ -86,6 +86,24 @@ pub async fn me(ctx: Arc<AppContext>, presented: Presented) -> Response {
     }
 }
 
+/// `POST /api/ws-ticket` → `{ticket, expires_in}`: a single-use pass for `/ws?ticket=…`, for browsers.
+pub async fn ws_ticket(ctx: Arc<AppContext>, presented: Presented) -> Response {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    match ctx.tickets.issue(principal) {
+        Some(ticket) => {
+            let body =
+                serde_json::json!({"ticket": ticket, "expires_in": ctx.tickets.ttl().as_secs()});
+            warp::reply::json(&body).into_response()
+        }
+        None => error_response(&palaver_handlers::Error::Unavailable(
+            "too many open WebSocket tickets".into(),
+        )),
+    }
+}
+
 /// The `Set-Cookie` value for the session: HttpOnly (no script reads it), SameSite=Strict (no cross-site request
 /// carries it), Secure when served over HTTPS. `max_age` 0 deletes it.
 pub fn session_cookie(token: &str, max_age: u64, secure: bool) -> String {

@@ -43,6 +43,11 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(auth::presented())
         .then(accounts::me);
+    let ws_ticket = warp::path!("api" / "ws-ticket")
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(accounts::ws_ticket);
     let room_list = warp::path!("api" / "rooms")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -87,6 +92,8 @@ pub fn routes(
         .or(logout)
         .unify()
         .or(me)
+        .unify()
+        .or(ws_ticket)
         .unify()
         .or(room_list)
         .unify()

@@ -1,0 +1,201 @@
+//! One task per WebSocket: it reads commands and runs them, while a writer task drains the connection's bounded
+//! queue into the socket (coalescing queued frames into one flush). The session ends on close, error, missed pongs,
+//! a full queue (1013), an expired token (1008), an oversized frame (1009), bad UTF-8 (1007) or shutdown (1001);
+//! whatever ends it, the hub forgets the connection and the rooms hear that the user left.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use palaver_handlers::actions::disconnect::disconnect;
+use palaver_handlers::event::Session;
+use palaver_handlers::model::Principal;
+use palaver_handlers::{Error, Hub};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::codec::{self, Codec};
+use super::dispatch::dispatch;
+use crate::context::AppContext;
+use crate::hub::ConnectionHandle;
+
+/// The socket type sessions run on.
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// How long one write may take before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a session ended, and the close frame to send (if the peer can still hear one).
+fn close(code: u16, reason: &'static str) -> Option<CloseFrame> {
+    Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    })
+}
+
+/// Runs one WebSocket until it ends. `_open` is held so that shutdown waits for this session.
+pub async fn run(
+    ctx: Arc<AppContext>,
+    socket: Socket,
+    principal: Principal,
+    codec: Codec,
+    shutdown: watch::Receiver<bool>,
+    _open: mpsc::Sender<()>,
+) {
+    let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let (queue, frames) = mpsc::channel(ctx.settings.outbound_queue_frames);
+    let overflowed = Arc::new(Notify::new());
+    ctx.hub.register(
+        conn,
+        ConnectionHandle {
+            user_id: principal.user_id,
+            codec,
+            queue,
+            overflowed: overflowed.clone(),
+        },
+    );
+    tracing::info!(conn, user = %principal.user_id, ?codec, "websocket opened");
+    let session = Session { conn, principal };
+    let (sink, stream) = socket.split();
+    let (control, control_rx) = mpsc::channel::<Message>(4);
+    let writer = tokio::spawn(write(sink, frames, control_rx));
+
+    let reason = read(
+        &ctx,
+        &session,
+        codec,
+        stream,
+        &control,
+        &overflowed,
+        shutdown,
+    )
+    .await;
+
+    disconnect(ctx.as_ref(), &session);
+    // Dropping the hub's sender ends the writer once it has written what was queued.
+    ctx.hub.unregister(conn);
+    let _ = control.send(Message::Close(reason.clone())).await;
+    drop(control);
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
+    tracing::info!(conn, reason = ?reason.map(|frame| u16::from(frame.code)), "websocket closed");
+}
+
+/// The reading half: commands in, replies queued; pings, deadlines and alarms. Returns the close frame to send.
+async fn read(
+    ctx: &Arc<AppContext>,
+    session: &Session,
+    codec: Codec,
+    mut stream: futures_util::stream::SplitStream<Socket>,
+    control: &mpsc::Sender<Message>,
+    overflowed: &Notify,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<CloseFrame> {
+    let ping_every = Duration::from_secs(ctx.settings.ping_interval_secs);
+    let silence_limit = Duration::from_secs(ctx.settings.pong_timeout_secs);
+    let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let token_left = session.principal.expires_at - time::OffsetDateTime::now_utc();
+    let token_expiry = tokio::time::sleep(token_left.try_into().unwrap_or(Duration::ZERO));
+    tokio::pin!(token_expiry);
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(frame))) => handle(ctx, session, codec, frame.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => reply_error(ctx, session, codec, Error::InvalidMessage),
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    Some(Ok(_)) => {}
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        return close(1009, "frame too large");
+                    }
+                    Some(Err(WsError::Utf8(_))) => return close(1007, "invalid UTF-8"),
+                    Some(Err(err)) => {
+                        tracing::debug!(conn = session.conn, error = %err, "websocket read failed");
+                        return None;
+                    }
+                }
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= silence_limit {
+                    return close(1001, "no pong");
+                }
+                if control.try_send(Message::Ping(Default::default())).is_err() {
+                    return close(1013, "slow consumer");
+                }
+            }
+            _ = overflowed.notified() => return close(1013, "slow consumer"),
+            _ = &mut token_expiry => return close(1008, "token expired"),
+            _ = crate::server::stopped(&mut shutdown) => return close(1001, "server shutting down"),
+        }
+    }
+}
+
+/// Runs one command and queues its replies behind whatever the connection already has queued.
+async fn handle(ctx: &Arc<AppContext>, session: &Session, codec: Codec, frame: &str) {
+    let (id, replies) = dispatch(ctx.as_ref(), session, frame).await;
+    let prefixed = ctx.hub.rooms_of(session.conn).len() > 1;
+    let frames = replies
+        .iter()
+        .flat_map(|reply| codec::reply_frames(codec, id.as_deref(), reply, prefixed));
+    ctx.hub.send_frames(session.conn, frames);
+}
+
+fn reply_error(ctx: &Arc<AppContext>, session: &Session, codec: Codec, error: Error) {
+    let reply = palaver_handlers::event::Reply::Error(error);
+    ctx.hub.send_frames(
+        session.conn,
+        codec::reply_frames(codec, None, &reply, false),
+    );
+}
+
+/// The writing half: drains the queue, coalescing whatever is already waiting into one flush; control frames
+/// (pings, the final close) come on their own small channel.
+async fn write(
+    mut sink: futures_util::stream::SplitSink<Socket, Message>,
+    mut frames: mpsc::Receiver<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    mut control: mpsc::Receiver<Message>,
+) {
+    let mut frames_open = true;
+    loop {
+        let first = tokio::select! {
+            biased;
+            message = control.recv() => match message {
+                Some(Message::Close(frame)) => {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(frame))).await;
+                    return;
+                }
+                Some(message) => message,
+                None => return,
+            },
+            frame = frames.recv(), if frames_open => match frame {
+                Some(frame) => Message::Text(frame),
+                None => { frames_open = false; continue; }
+            },
+        };
+        let mut batch = vec![first];
+        while let Ok(frame) = frames.try_recv() {
+            batch.push(Message::Text(frame));
+        }
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            for message in batch {
+                sink.feed(message).await?;
+            }
+            sink.flush().await
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            return;
+        }
+    }
+}
