@@ -3,6 +3,7 @@
 pub mod api;
 pub mod pg;
 pub mod server;
+pub mod ws;
 
 pub use server::{Engine, TEST_JWT_SECRET, TestServer};
 
