@@ -3,6 +3,7 @@
 //! bounded, and a connection whose queue is full is told to close (1013) instead of delaying anyone else.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use palaver_handlers::Hub;
@@ -13,13 +14,43 @@ use uuid::Uuid;
 
 use crate::ws::codec::{self, Codec};
 
-/// How the hub reaches one connection: its codec, its bounded outbound queue, and the alarm for a full queue.
+/// A request to a connection's session to end, with the close code to send; the first request wins.
+#[derive(Default)]
+pub struct Kick {
+    notify: Notify,
+    code: AtomicU16,
+}
+
+/// Close code for a connection whose queue overflowed (PROTOCOL §2).
+pub const SLOW_CONSUMER: u16 = 1013;
+/// Close code for a connection whose token was revoked (PROTOCOL §2).
+pub const POLICY: u16 = 1008;
+
+impl Kick {
+    /// Asks the session to close with `code`.
+    pub fn kick(&self, code: u16) {
+        let _ = self
+            .code
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the close code once the session has been asked to end.
+    pub async fn kicked(&self) -> u16 {
+        self.notify.notified().await;
+        self.code.load(Ordering::SeqCst)
+    }
+}
+
+/// How the hub reaches one connection: its codec, its bounded outbound queue, and the way to make it close.
 pub struct ConnectionHandle {
     pub user_id: Uuid,
+    /// The `jti` of the token the socket was opened with, so a logout can close it.
+    pub token_id: String,
     pub codec: Codec,
     pub queue: mpsc::Sender<Utf8Bytes>,
-    /// Notified when the queue overflowed: the connection's task closes it as a slow consumer.
-    pub overflowed: Arc<Notify>,
+    /// Kicked with 1013 when the queue overflows, 1008 when the token is revoked.
+    pub kick: Arc<Kick>,
 }
 
 struct Connection {
@@ -60,7 +91,7 @@ impl Rendered {
 fn deliver(handle: &ConnectionHandle, frame: Utf8Bytes) {
     if handle.queue.try_send(frame).is_err() {
         // Full (a slow consumer) or closed (already going away): either way the connection must end.
-        handle.overflowed.notify_one();
+        handle.kick.kick(SLOW_CONSUMER);
     }
 }
 
@@ -115,6 +146,16 @@ impl LocalHub {
             .connections
             .get(&conn)
             .map(|c| (c.handle.codec, c.rooms.len() > 1))
+    }
+
+    /// Closes (1008) every connection opened with the token `token_id`; returns how many.
+    pub fn close_token(&self, token_id: &str) -> usize {
+        let state = self.state();
+        let matching = state
+            .connections
+            .values()
+            .filter(|c| c.handle.token_id == token_id);
+        matching.map(|c| c.handle.kick.kick(POLICY)).count()
     }
 
     /// How many connections are registered.
@@ -294,7 +335,7 @@ mod tests {
 
     struct Probe {
         rx: mpsc::Receiver<Utf8Bytes>,
-        overflowed: Arc<Notify>,
+        kick: Arc<Kick>,
     }
 
     fn connect(
@@ -305,17 +346,18 @@ mod tests {
         capacity: usize,
     ) -> Probe {
         let (queue, rx) = mpsc::channel(capacity);
-        let overflowed = Arc::new(Notify::new());
+        let kick = Arc::new(Kick::default());
         hub.register(
             conn,
             ConnectionHandle {
                 user_id,
+                token_id: format!("token-{conn}"),
                 codec,
                 queue,
-                overflowed: overflowed.clone(),
+                kick: kick.clone(),
             },
         );
-        Probe { rx, overflowed }
+        Probe { rx, kick }
     }
 
     fn typing(room_id: Uuid, skip_user: Option<Uuid>) -> Broadcast {
@@ -399,13 +441,25 @@ mod tests {
         for _ in 0..3 {
             hub.publish(typing(room, None));
         }
-        tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            slow.overflowed.notified(),
-        )
-        .await
-        .expect("overflow is signalled");
+        let code = tokio::time::timeout(std::time::Duration::from_secs(1), slow.kick.kicked())
+            .await
+            .expect("overflow is signalled");
+        assert_eq!(code, SLOW_CONSUMER);
         assert_eq!(drain(&mut slow).len(), 2, "the queue stays bounded");
+    }
+
+    #[tokio::test]
+    async fn closing_a_token_kicks_only_its_connections_with_1008() {
+        let hub = LocalHub::new();
+        let jane = Uuid::now_v7();
+        let first = connect(&hub, 1, jane, Codec::Text, 2);
+        let _second = connect(&hub, 2, jane, Codec::Text, 2);
+        assert_eq!(hub.close_token("token-1"), 1);
+        let code = tokio::time::timeout(std::time::Duration::from_secs(1), first.kick.kicked())
+            .await
+            .expect("the token's connection is kicked");
+        assert_eq!(code, POLICY);
+        assert_eq!(hub.close_token("unknown"), 0);
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub async fn logout(ctx: Arc<AppContext>, presented: Presented) -> Response {
     };
     match logout::logout(ctx.as_ref(), &principal).await {
         Ok(()) => {
-            tracing::info!(user = %principal.user_id, "logout");
+            let closed = ctx.hub.close_token(&principal.token_id);
+            tracing::info!(user = %principal.user_id, sockets_closed = closed, "logout");
             let cookie = session_cookie("", 0, ctx.settings.cookie_secure);
             let reply = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT);
             warp::reply::with_header(reply, http::header::SET_COOKIE, cookie).into_response()

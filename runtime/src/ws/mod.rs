@@ -31,10 +31,11 @@ use handshake::BadHandshake;
 pub const PATH: &str = "/ws";
 
 /// tungstenite's settings for one connection: a small read buffer (idle connections should cost little), and a
-/// frame cap above the message limit so an oversized message gets the protocol's rejection text, not a close;
-/// JSON escaping can double a message's size, hence twice the limit plus room for the envelope.
+/// frame cap above the message limit so a legal message always arrives and an oversized one gets the protocol's
+/// rejection text rather than a close. JSON may escape every byte of content as `\u00XX` (six bytes for one), so the
+/// cap is six times the limit plus room for the envelope.
 pub fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
-    let frame_cap = max_message_bytes * 2 + 16 * 1024;
+    let frame_cap = max_message_bytes * 6 + 16 * 1024;
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024)

@@ -14,7 +14,7 @@ use palaver_handlers::actions::disconnect::disconnect;
 use palaver_handlers::event::Session;
 use palaver_handlers::model::Principal;
 use palaver_handlers::{Error, Hub};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::codec::{self, Codec};
 use super::dispatch::dispatch;
 use crate::context::AppContext;
-use crate::hub::ConnectionHandle;
+use crate::hub::{ConnectionHandle, Kick, POLICY};
 
 /// The socket type sessions run on.
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -54,14 +54,15 @@ pub async fn run(
 ) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let (queue, frames) = mpsc::channel(ctx.settings.outbound_queue_frames);
-    let overflowed = Arc::new(Notify::new());
+    let kick = Arc::new(Kick::default());
     ctx.hub.register(
         conn,
         ConnectionHandle {
             user_id: principal.user_id,
             codec,
             queue,
-            overflowed: overflowed.clone(),
+            token_id: principal.token_id.clone(),
+            kick: kick.clone(),
         },
     );
     tracing::info!(conn, user = %principal.user_id, ?codec, "websocket opened");
@@ -70,16 +71,7 @@ pub async fn run(
     let (control, control_rx) = mpsc::channel::<Message>(4);
     let writer = tokio::spawn(write(sink, frames, control_rx));
 
-    let reason = read(
-        &ctx,
-        &session,
-        codec,
-        stream,
-        &control,
-        &overflowed,
-        shutdown,
-    )
-    .await;
+    let reason = read(&ctx, &session, codec, stream, &control, &kick, shutdown).await;
 
     disconnect(ctx.as_ref(), &session);
     // Dropping the hub's sender ends the writer once it has written what was queued.
@@ -97,7 +89,7 @@ async fn read(
     codec: Codec,
     mut stream: futures_util::stream::SplitStream<Socket>,
     control: &mpsc::Sender<Message>,
-    overflowed: &Notify,
+    kick: &Kick,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<CloseFrame> {
     let ping_every = Duration::from_secs(ctx.settings.ping_interval_secs);
@@ -128,13 +120,16 @@ async fn read(
             }
             _ = pings.tick() => {
                 if last_heard.elapsed() >= silence_limit {
-                    return close(1001, "no pong");
+                    return close(1000, "no pong");
                 }
                 if control.try_send(Message::Ping(Default::default())).is_err() {
                     return close(1013, "slow consumer");
                 }
             }
-            _ = overflowed.notified() => return close(1013, "slow consumer"),
+            code = kick.kicked() => {
+                let reason = if code == POLICY { "token revoked" } else { "slow consumer" };
+                return close(code, reason);
+            }
             _ = &mut token_expiry => return close(1008, "token expired"),
             _ = crate::server::stopped(&mut shutdown) => return close(1001, "server shutting down"),
         }
