@@ -1468,6 +1468,72 @@ async fn json_join_with_after_seq_replays_what_was_missed(engine: Engine) {
     );
 }
 
+/// Room names are unique case-insensitively: the second creator gets `Error: room already exists` (text) or the
+/// `conflict` code (JSON), and nothing is created.
+async fn a_taken_room_name_is_a_conflict(engine: Engine) {
+    let Some(chat) = Chat::start(engine).await else {
+        return;
+    };
+    let mut john = chat.text(&chat.john).await;
+    create_text(&mut john, "general").await;
+    let mut jane = chat.text(&chat.jane).await;
+    jane.send_cmd("create_room", json!({"name": "GENERAL"}), None)
+        .await;
+    jane.expect_text("Error: room already exists").await;
+    let mut json_jane = chat.json(&chat.jane).await;
+    json_jane
+        .send_cmd("create_room", json!({"name": "General"}), Some("c1"))
+        .await;
+    let refused = json_jane.expect_json("error").await;
+    assert_eq!(
+        refused,
+        json!({"type": "error", "code": "conflict", "message": "room already exists", "id": "c1"})
+    );
+    jane.send_cmd("list_rooms", json!({}), None).await;
+    let list: Value =
+        serde_json::from_str(jane.next_text().await.strip_prefix("ROOMS_LIST:").unwrap()).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+}
+
+/// The per-user limit counts commands across all of a user's connections; past it each command is refused with the
+/// protocol's text (or `rate_limited` with the command's id), and a user who keeps going is closed with 1008.
+async fn flooding_is_rate_limited_then_disconnected(engine: Engine) {
+    let limits = [
+        ("PALAVER_WS_MESSAGE_LIMIT", "4"),
+        ("PALAVER_WS_MESSAGE_WINDOW_MS", "60000"),
+        ("PALAVER_WS_FLOOD_REFUSALS", "3"),
+    ];
+    let Some(chat) = Chat::start_with(engine, &limits).await else {
+        return;
+    };
+    let mut text = chat.text(&chat.jane).await;
+    let mut json = chat.json(&chat.jane).await;
+    for _ in 0..2 {
+        text.send_cmd("list_rooms", json!({}), None).await;
+        assert!(text.next_text().await.starts_with("ROOMS_LIST:"));
+        json.send_cmd("list_rooms", json!({}), None).await;
+        json.expect_json("rooms").await;
+    }
+    // Four commands used the limit, two per connection: the fifth is refused whichever connection sends it.
+    text.send_cmd("list_rooms", json!({}), None).await;
+    text.expect_text("Error: rate limit exceeded").await;
+    json.send_cmd("list_rooms", json!({}), Some("r1")).await;
+    let refused = json.expect_json("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["id"].as_str()),
+        (Some("rate_limited"), Some("r1"))
+    );
+    // Another user is not affected.
+    let mut john = chat.text(&chat.john).await;
+    john.send_cmd("list_rooms", json!({}), None).await;
+    assert!(john.next_text().await.starts_with("ROOMS_LIST:"));
+    // Third refusal is still answered; the fourth means the user keeps flooding.
+    text.send_cmd("list_rooms", json!({}), None).await;
+    text.expect_text("Error: rate limit exceeded").await;
+    text.send_cmd("list_rooms", json!({}), None).await;
+    text.expect_close(1008).await;
+}
+
 palaver_integration_tests::on_every_engine!(
     text_two_users_chat_in_a_public_room,
     json_two_users_chat_in_a_public_room,
@@ -1502,4 +1568,6 @@ palaver_integration_tests::on_every_engine!(
     a_ticket_opens_one_connection,
     the_server_pings_and_keeps_an_answering_client,
     json_join_with_after_seq_replays_what_was_missed,
+    flooding_is_rate_limited_then_disconnected,
+    a_taken_room_name_is_a_conflict,
 );

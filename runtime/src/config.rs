@@ -48,6 +48,9 @@ pub struct Settings {
     pub pong_timeout_secs: u64,
     pub outbound_queue_frames: usize,
     pub ws_ticket_ttl_secs: u64,
+    pub ws_message_limit: u32,
+    pub ws_message_window_ms: u64,
+    pub ws_flood_refusals: u32,
     pub header_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
     pub log: String,
@@ -130,6 +133,15 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "pong_timeout_secs",
                 reason: "must be longer than ping_interval_secs, which must be at least 1".into(),
+            });
+        }
+        if self.ws_message_limit == 0
+            || self.ws_message_window_ms == 0
+            || self.ws_flood_refusals == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "ws_message_limit",
+                reason: "ws_message_limit, ws_message_window_ms and ws_flood_refusals must be at least 1".into(),
             });
         }
         if self.outbound_queue_frames == 0 {

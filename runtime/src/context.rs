@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::hub::LocalHub;
+use crate::ratelimit::SocketLimits;
 use crate::ws::tickets::Tickets;
 
 /// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
@@ -30,6 +31,7 @@ pub struct AppContext {
     pub hub: LocalHub,
     pub limits: Limits,
     pub tickets: Tickets,
+    pub socket_limits: SocketLimits,
     pub settings: Settings,
 }
 

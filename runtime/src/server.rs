@@ -114,6 +114,11 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         hub: LocalHub::new(),
         limits,
         tickets: crate::ws::tickets::Tickets::new(Duration::from_secs(settings.ws_ticket_ttl_secs)),
+        socket_limits: crate::ratelimit::SocketLimits::new(
+            settings.ws_message_limit,
+            Duration::from_millis(settings.ws_message_window_ms),
+            settings.ws_flood_refusals,
+        ),
         settings,
     })
 }

@@ -34,6 +34,20 @@ fn data<T: DeserializeOwned>(data: Option<serde_json::Value>) -> Result<T, Error
     serde_json::from_value(data).map_err(|_| Error::InvalidMessage)
 }
 
+/// Only the correlation id of a command frame, for answering one that is refused before it is run.
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+/// The correlation id of the command in `frame`, if it has one (without decoding its data).
+pub fn command_id(frame: &str) -> Option<String> {
+    serde_json::from_str::<IdOnly>(frame)
+        .ok()
+        .and_then(|command| correlation_id(command.id))
+}
+
 /// Runs the command in `frame` for `session`; returns the command's id (if it had one) and its replies.
 pub async fn dispatch(
     ctx: &dyn Context,
@@ -123,6 +137,11 @@ mod tests {
         .await;
         assert_eq!(id.as_deref(), Some("c1"));
         assert!(matches!(replies[0], Reply::RoomCreated(_)), "{replies:?}");
+        assert_eq!(
+            command_id(r#"{"type":"typing","id":"t9","data":{"room":"x"}}"#).as_deref(),
+            Some("t9")
+        );
+        assert_eq!(command_id("not json"), None);
         let (id, replies) = dispatch(&ctx, &session, r#"{"type":"list_rooms","id":7}"#).await;
         assert_eq!(id.as_deref(), Some("7"));
         assert!(

@@ -23,9 +23,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::codec::{self, Codec};
-use super::dispatch::dispatch;
+use super::dispatch::{command_id, dispatch};
 use crate::context::AppContext;
 use crate::hub::{ConnectionHandle, Kick, POLICY};
+use crate::ratelimit::Decision;
+use palaver_handlers::event::Reply;
 
 /// The socket type sessions run on.
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -104,7 +106,11 @@ async fn read(
             incoming = stream.next() => {
                 last_heard = Instant::now();
                 match incoming {
-                    Some(Ok(Message::Text(frame))) => handle(ctx, session, codec, frame.as_str()).await,
+                    Some(Ok(Message::Text(frame))) => {
+                        if let Flood::Disconnect = handle(ctx, session, codec, frame.as_str()).await {
+                            return close(POLICY, "rate limit abuse");
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => reply_error(ctx, session, codec, Error::InvalidMessage),
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Ok(_)) => {}
@@ -136,18 +142,39 @@ async fn read(
     }
 }
 
-/// Runs one command and queues its replies behind whatever the connection already has queued.
-async fn handle(ctx: &Arc<AppContext>, session: &Session, codec: Codec, frame: &str) {
+/// Whether a user keeps flooding past the limit.
+enum Flood {
+    Fine,
+    Disconnect,
+}
+
+/// Runs one command (or refuses it past the user's rate limit) and queues its replies behind whatever the connection
+/// already has queued.
+async fn handle(ctx: &Arc<AppContext>, session: &Session, codec: Codec, frame: &str) -> Flood {
+    let user = session.principal.user_id;
+    let limits = &ctx.socket_limits;
+    let now = std::time::Instant::now();
+    if let Decision::Limited { .. } = limits.messages.check(&user, now) {
+        if let Decision::Limited { .. } = limits.floods.check(&user, now) {
+            tracing::warn!(conn = session.conn, %user, "disconnecting a user who keeps flooding");
+            return Flood::Disconnect;
+        }
+        let reply = Reply::Error(Error::RateLimited);
+        let frames = codec::reply_frames(codec, command_id(frame).as_deref(), &reply, false);
+        ctx.hub.send_frames(session.conn, frames);
+        return Flood::Fine;
+    }
     let (id, replies) = dispatch(ctx.as_ref(), session, frame).await;
     let prefixed = ctx.hub.rooms_of(session.conn).len() > 1;
     let frames = replies
         .iter()
         .flat_map(|reply| codec::reply_frames(codec, id.as_deref(), reply, prefixed));
     ctx.hub.send_frames(session.conn, frames);
+    Flood::Fine
 }
 
 fn reply_error(ctx: &Arc<AppContext>, session: &Session, codec: Codec, error: Error) {
-    let reply = palaver_handlers::event::Reply::Error(error);
+    let reply = Reply::Error(error);
     ctx.hub.send_frames(
         session.conn,
         codec::reply_frames(codec, None, &reply, false),
