@@ -24,6 +24,17 @@ pub trait Context: Send + Sync {
     fn hub(&self) -> &dyn Hub;
     /// The configured limits the rules check.
     fn limits(&self) -> &Limits;
+    /// Where chat messages are posted: stored first, then delivered in seq order.
+    fn messages(&self) -> &dyn MessageLog;
+}
+
+/// Posting chat messages. Implementations store the message durably (idempotently by sender and `client_msg_id`),
+/// and only once it is committed deliver it to the room's subscribers; the messages of a room are delivered in seq
+/// order. A repeat is delivered to nobody. (The runtime batches many posts into one transaction.)
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Stores `message` for the room named `room` and delivers it; returns the outcome once delivered.
+    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError>;
 }
 
 /// The configured limits that chat rules enforce.
@@ -33,6 +44,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// How many rooms one user may own.
     pub rooms_per_user: u64,
+    /// The most messages one `join_room` with `after_seq` replays.
+    pub max_replay: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +53,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 65_536,
             rooms_per_user: 50,
+            max_replay: 10_000,
         }
     }
 }
@@ -50,6 +64,18 @@ pub trait Hub: Send + Sync {
     /// Subscribes connection `conn` of `user_id` to a room.
     fn subscribe(&self, conn: ConnectionId, user_id: Uuid, room_id: Uuid, room: &str)
     -> Subscribed;
+    /// Subscribes like [`Hub::subscribe`], but holds the room's events for this connection until [`Hub::release`]:
+    /// a resuming client is subscribed before its replay is read, so nothing published meanwhile is missed.
+    fn subscribe_held(
+        &self,
+        conn: ConnectionId,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Subscribed;
+    /// Delivers what was held for `conn` in the room, except messages with a seq up to `through_seq` (the replay
+    /// already had them), and goes live.
+    fn release(&self, conn: ConnectionId, room_id: Uuid, through_seq: i64);
     /// Unsubscribes one connection from a room; `None` if it was not subscribed.
     fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed>;
     /// Unsubscribes every connection of `user_id` from a room (leaving it); the connections that were subscribed.

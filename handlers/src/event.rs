@@ -83,6 +83,9 @@ pub enum Reply {
     Ack { room: String, seq: i64 },
     /// The command failed.
     Error(Error),
+    /// Not a frame: the replay of the room above ends at `through_seq`, so the runtime releases the events the hub
+    /// held for this connection (see [`crate::Hub::release`]) once the replies before it are queued.
+    CaughtUp { room_id: Uuid, through_seq: i64 },
 }
 
 /// What happened in a room, for its subscribed connections.

@@ -24,6 +24,7 @@ pub mod validate;
 pub mod testing;
 
 pub use context::{
-    Clock, Context, CredentialError, Credentials, Hub, Limits, Store, StoreError, Unique,
+    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Store, StoreError,
+    Unique,
 };
 pub use error::{Error, ErrorKind, Field, TokenRejection};

@@ -12,10 +12,11 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::context::{
-    Clock, Context, CredentialError, Credentials, Hub, Limits, Store, StoreError, Unique,
+    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Store, StoreError,
+    Unique,
 };
 use crate::error::TokenRejection;
-use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
+use crate::event::{Broadcast, ConnectionId, Reply, RoomEvent, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
     NewUser, Room, StoredMessage, TokenClaims, User,
@@ -497,6 +498,8 @@ pub enum Delivery {
 struct HubState {
     /// (connection, user, room id, room name), in subscription order.
     subscriptions: Vec<(ConnectionId, Uuid, Uuid, String)>,
+    /// Events held for (connection, room) until released.
+    held: HashMap<(ConnectionId, Uuid), Vec<Broadcast>>,
     outbox: HashMap<ConnectionId, Vec<Delivery>>,
     published: Vec<Broadcast>,
 }
@@ -544,8 +547,35 @@ impl Hub for MemoryHub {
         }
     }
 
+    fn subscribe_held(
+        &self,
+        conn: ConnectionId,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Subscribed {
+        let subscribed = self.subscribe(conn, user_id, room_id, room);
+        lock(&self.state).held.entry((conn, room_id)).or_default();
+        subscribed
+    }
+
+    fn release(&self, conn: ConnectionId, room_id: Uuid, through_seq: i64) {
+        let mut state = lock(&self.state);
+        let held = state.held.remove(&(conn, room_id)).unwrap_or_default();
+        for broadcast in held {
+            if !matches!(&broadcast.event, RoomEvent::Message(m) if m.seq <= through_seq) {
+                state
+                    .outbox
+                    .entry(conn)
+                    .or_default()
+                    .push(Delivery::Event(broadcast));
+            }
+        }
+    }
+
     fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed> {
         let mut state = lock(&self.state);
+        state.held.remove(&(conn, room_id));
         let index = state
             .subscriptions
             .iter()
@@ -564,7 +594,7 @@ impl Hub for MemoryHub {
 
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid) -> Vec<ConnectionId> {
         let mut state = lock(&self.state);
-        let conns = state
+        let conns: Vec<ConnectionId> = state
             .subscriptions
             .iter()
             .filter(|(_, u, r, _)| *u == user_id && *r == room_id)
@@ -573,6 +603,9 @@ impl Hub for MemoryHub {
         state
             .subscriptions
             .retain(|(_, u, r, _)| !(*u == user_id && *r == room_id));
+        state
+            .held
+            .retain(|(c, r), _| !(*r == room_id && conns.contains(c)));
         conns
     }
 
@@ -585,9 +618,9 @@ impl Hub for MemoryHub {
     }
 
     fn drop_room(&self, room_id: Uuid) {
-        lock(&self.state)
-            .subscriptions
-            .retain(|(_, _, r, _)| *r != room_id);
+        let mut state = lock(&self.state);
+        state.subscriptions.retain(|(_, _, r, _)| *r != room_id);
+        state.held.retain(|(_, r), _| *r != room_id);
     }
 
     fn rooms_of(&self, conn: ConnectionId) -> Vec<(Uuid, String)> {
@@ -622,11 +655,15 @@ impl Hub for MemoryHub {
             .map(|(c, _, _, _)| *c)
             .collect();
         for conn in recipients {
-            state
-                .outbox
-                .entry(conn)
-                .or_default()
-                .push(Delivery::Event(broadcast.clone()));
+            if let Some(held) = state.held.get_mut(&(conn, broadcast.room_id)) {
+                held.push(broadcast.clone());
+            } else {
+                state
+                    .outbox
+                    .entry(conn)
+                    .or_default()
+                    .push(Delivery::Event(broadcast.clone()));
+            }
         }
         state.published.push(broadcast);
     }
@@ -721,5 +758,33 @@ impl Context for TestContext {
 
     fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    fn messages(&self) -> &dyn MessageLog {
+        self
+    }
+}
+
+/// Posting in the test context: append to the memory store, then publish through the memory hub (one task, so in
+/// seq order).
+#[async_trait]
+impl MessageLog for TestContext {
+    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+        let outcome = self
+            .store
+            .append_messages(std::slice::from_ref(&message))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Backend("no outcome for a message".into()))?;
+        if let Appended::Stored(stored) = &outcome {
+            self.hub.publish(Broadcast {
+                room_id: stored.room_id,
+                room: room.to_owned(),
+                at: stored.created_at,
+                event: RoomEvent::Message(stored.clone()),
+                skip_user: None,
+            });
+        }
+        Ok(outcome)
     }
 }

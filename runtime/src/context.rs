@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use palaver_handlers::{Clock, Context, Credentials, Hub, Limits, Store};
+use palaver_handlers::{Clock, Context, Credentials, Hub, Limits, MessageLog, Store};
 use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::hub::LocalHub;
 use crate::ratelimit::SocketLimits;
+use crate::store::group_commit::GroupCommit;
 use crate::ws::tickets::Tickets;
 
 /// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
@@ -28,7 +29,8 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub credentials: RealCredentials,
     pub clock: SystemClock,
-    pub hub: LocalHub,
+    pub hub: Arc<LocalHub>,
+    pub messages: GroupCommit,
     pub limits: Limits,
     pub tickets: Tickets,
     pub socket_limits: SocketLimits,
@@ -49,7 +51,11 @@ impl Context for AppContext {
     }
 
     fn hub(&self) -> &dyn Hub {
-        &self.hub
+        self.hub.as_ref()
+    }
+
+    fn messages(&self) -> &dyn MessageLog {
+        &self.messages
     }
 
     fn limits(&self) -> &Limits {

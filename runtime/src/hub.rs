@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use palaver_handlers::Hub;
-use palaver_handlers::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
+use palaver_handlers::event::{
+    Broadcast, ConnectionId, Reply, RoomEvent, Subscribed, Unsubscribed,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
@@ -57,7 +59,13 @@ struct Connection {
     handle: ConnectionHandle,
     /// (room id, name) in join order.
     rooms: Vec<(Uuid, String)>,
+    /// Events of rooms this connection is catching up on, held until released (see [`Hub::release`]).
+    held: HashMap<Uuid, Vec<Broadcast>>,
 }
+
+/// The most events held for one connection and room while it catches up; past it the connection is too far behind
+/// and is closed as a slow consumer (it can resume again).
+pub const MAX_HELD_EVENTS: usize = 10_000;
 
 #[derive(Default)]
 struct State {
@@ -115,6 +123,7 @@ impl LocalHub {
             Connection {
                 handle,
                 rooms: Vec::new(),
+                held: HashMap::new(),
             },
         );
     }
@@ -127,25 +136,6 @@ impl LocalHub {
                 remove_from_room(&mut state, room_id, conn);
             }
         }
-    }
-
-    /// Sends frames rendered for `conn` (replies to its own command).
-    pub fn send_frames(&self, conn: ConnectionId, frames: impl IntoIterator<Item = String>) {
-        let state = self.state();
-        if let Some(connection) = state.connections.get(&conn) {
-            for frame in frames {
-                deliver(&connection.handle, Utf8Bytes::from(frame));
-            }
-        }
-    }
-
-    /// The codec of `conn` and whether its room-scoped lines need the `#room ` prefix.
-    pub fn rendering_of(&self, conn: ConnectionId) -> Option<(Codec, bool)> {
-        let state = self.state();
-        state
-            .connections
-            .get(&conn)
-            .map(|c| (c.handle.codec, c.rooms.len() > 1))
     }
 
     /// Closes (1008) every connection opened with the token `token_id`; returns how many.
@@ -184,6 +174,39 @@ fn user_present(state: &State, room_id: Uuid, user_id: Uuid) -> bool {
     })
 }
 
+/// Subscribes `conn` to a room in one critical section; with `hold`, its events are held from this instant on.
+fn subscribe(
+    state: &mut State,
+    conn: ConnectionId,
+    user_id: Uuid,
+    room_id: Uuid,
+    room: &str,
+    hold: bool,
+) -> Subscribed {
+    let first_for_user = !user_present(state, room_id, user_id);
+    let Some(connection) = state.connections.get_mut(&conn) else {
+        return Subscribed {
+            new_for_connection: false,
+            first_for_user: false,
+        };
+    };
+    if connection.rooms.iter().any(|(id, _)| *id == room_id) {
+        return Subscribed {
+            new_for_connection: false,
+            first_for_user,
+        };
+    }
+    if hold {
+        connection.held.entry(room_id).or_default();
+    }
+    connection.rooms.push((room_id, room.to_owned()));
+    state.rooms.entry(room_id).or_default().push(conn);
+    Subscribed {
+        new_for_connection: true,
+        first_for_user,
+    }
+}
+
 impl Hub for LocalHub {
     fn subscribe(
         &self,
@@ -192,25 +215,34 @@ impl Hub for LocalHub {
         room_id: Uuid,
         room: &str,
     ) -> Subscribed {
+        subscribe(&mut self.state(), conn, user_id, room_id, room, false)
+    }
+
+    fn subscribe_held(
+        &self,
+        conn: ConnectionId,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Subscribed {
+        subscribe(&mut self.state(), conn, user_id, room_id, room, true)
+    }
+
+    fn release(&self, conn: ConnectionId, room_id: Uuid, through_seq: i64) {
         let mut state = self.state();
-        let first_for_user = !user_present(&state, room_id, user_id);
         let Some(connection) = state.connections.get_mut(&conn) else {
-            return Subscribed {
-                new_for_connection: false,
-                first_for_user: false,
-            };
+            return;
         };
-        if connection.rooms.iter().any(|(id, _)| *id == room_id) {
-            return Subscribed {
-                new_for_connection: false,
-                first_for_user,
-            };
-        }
-        connection.rooms.push((room_id, room.to_owned()));
-        state.rooms.entry(room_id).or_default().push(conn);
-        Subscribed {
-            new_for_connection: true,
-            first_for_user,
+        let held = connection.held.remove(&room_id).unwrap_or_default();
+        let codec = connection.handle.codec;
+        let prefixed = connection.rooms.len() > 1;
+        for broadcast in held {
+            if matches!(&broadcast.event, RoomEvent::Message(message) if message.seq <= through_seq)
+            {
+                continue;
+            }
+            let frame = codec::event_frame(codec, &broadcast, prefixed);
+            deliver(&connection.handle, Utf8Bytes::from(frame));
         }
     }
 
@@ -219,6 +251,7 @@ impl Hub for LocalHub {
         let connection = state.connections.get_mut(&conn)?;
         let index = connection.rooms.iter().position(|(id, _)| *id == room_id)?;
         let (_, room) = connection.rooms.remove(index);
+        connection.held.remove(&room_id);
         let user_id = connection.handle.user_id;
         remove_from_room(&mut state, room_id, conn);
         let last_for_user = !user_present(&state, room_id, user_id);
@@ -267,6 +300,7 @@ impl Hub for LocalHub {
         for conn in state.rooms.remove(&room_id).unwrap_or_default() {
             if let Some(connection) = state.connections.get_mut(&conn) {
                 connection.rooms.retain(|(id, _)| *id != room_id);
+                connection.held.remove(&room_id);
             }
         }
     }
@@ -295,16 +329,26 @@ impl Hub for LocalHub {
     }
 
     fn publish(&self, broadcast: Broadcast) {
-        let state = self.state();
-        let Some(conns) = state.rooms.get(&broadcast.room_id) else {
+        let mut state = self.state();
+        let State { connections, rooms } = &mut *state;
+        let Some(conns) = rooms.get(&broadcast.room_id) else {
             return;
         };
         let mut rendered = Rendered::default();
         for conn in conns {
-            let Some(connection) = state.connections.get(conn) else {
+            let Some(connection) = connections.get_mut(conn) else {
                 continue;
             };
             if Some(connection.handle.user_id) == broadcast.skip_user {
+                continue;
+            }
+            if let Some(held) = connection.held.get_mut(&broadcast.room_id) {
+                if held.len() < MAX_HELD_EVENTS {
+                    held.push(broadcast.clone());
+                } else {
+                    connection.held.remove(&broadcast.room_id);
+                    connection.handle.kick.kick(SLOW_CONSUMER);
+                }
                 continue;
             }
             let codec = connection.handle.codec;
@@ -330,7 +374,6 @@ impl Hub for LocalHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palaver_handlers::event::RoomEvent;
     use time::macros::datetime;
 
     struct Probe {

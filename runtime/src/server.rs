@@ -18,6 +18,7 @@ use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
 use crate::hub::LocalHub;
+use crate::store::group_commit::{BatchSettings, GroupCommit};
 use palaver_handlers::Limits;
 
 /// The address of the peer that opened the connection, put into every request's extensions.
@@ -106,12 +107,21 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     let limits = Limits {
         max_message_bytes: settings.max_message_bytes,
         rooms_per_user: settings.rooms_per_user,
+        max_replay: settings.max_replay,
     };
+    let hub = Arc::new(LocalHub::new());
+    let batching = BatchSettings {
+        max_batch: settings.group_commit_max_batch,
+        linger: Duration::from_micros(settings.group_commit_linger_us),
+        queue: settings.group_commit_queue,
+    };
+    let messages = GroupCommit::start(store.clone(), hub.clone(), batching);
     Ok(AppContext {
         store,
         credentials,
         clock: SystemClock,
-        hub: LocalHub::new(),
+        hub,
+        messages,
         limits,
         tickets: crate::ws::tickets::Tickets::new(Duration::from_secs(settings.ws_ticket_ttl_secs)),
         socket_limits: crate::ratelimit::SocketLimits::new(

@@ -36,9 +36,23 @@ pub async fn join(
     ctx.store()
         .add_member(room.id, principal.user_id, ctx.clock().now())
         .await?;
-    let subscribed = ctx
-        .hub()
-        .subscribe(session.conn, principal.user_id, room.id, &room.name);
+    if let Some(after_seq) = req.after_seq {
+        let missed = room.last_seq.saturating_sub(after_seq.max(0));
+        let max = i64::from(ctx.limits().max_replay);
+        if missed > max {
+            return Err(Error::Malformed(format!(
+                "{missed} messages were missed, more than {max} can be replayed: read them with get_messages, \
+                 then join with a later after_seq"
+            )));
+        }
+    }
+    let hub = ctx.hub();
+    // A resuming connection is subscribed before the replay is read, with its live events held back: whatever is
+    // published meanwhile is either in the replay or delivered after it, never lost and never doubled.
+    let subscribed = match req.after_seq {
+        Some(_) => hub.subscribe_held(session.conn, principal.user_id, room.id, &room.name),
+        None => hub.subscribe(session.conn, principal.user_id, room.id, &room.name),
+    };
     if subscribed.first_for_user {
         publish(
             ctx,
@@ -50,23 +64,40 @@ pub async fn join(
             Some(principal.user_id),
         );
     }
-    let missed = match req.after_seq {
-        Some(after_seq) => replay(ctx, &room, after_seq).await?,
-        None => Vec::new(),
+    let Some(after_seq) = req.after_seq else {
+        return Ok(vec![welcome(ctx, &room, room.last_seq)]);
     };
-    let last_seq = missed
+    let missed = match replay(ctx, &room, after_seq).await {
+        Ok(missed) => missed,
+        Err(err) => {
+            // Nothing held may stay held: go live without a replay rather than freeze the room for this connection.
+            hub.release(session.conn, room.id, after_seq);
+            return Err(err);
+        }
+    };
+    // What the replay covered: its last message, or (nothing missed) the room's end as read before subscribing; a
+    // client claiming to have seen beyond the end must still receive the messages that come next.
+    let through_seq = missed
         .last()
-        .map_or(room.last_seq, |message| message.seq.max(room.last_seq));
-    let welcome = Reply::Welcome {
+        .map_or(after_seq.clamp(0, room.last_seq), |message| message.seq);
+    let mut replies = vec![welcome(ctx, &room, through_seq.max(room.last_seq))];
+    replies.extend(missed.into_iter().map(|message| Reply::Message {
+        room: room.name.clone(),
+        message,
+    }));
+    replies.push(Reply::CaughtUp {
+        room_id: room.id,
+        through_seq,
+    });
+    Ok(replies)
+}
+
+fn welcome(ctx: &dyn Context, room: &Room, last_seq: i64) -> Reply {
+    Reply::Welcome {
         room: room.name.clone(),
         last_seq,
         at: ctx.clock().now(),
-    };
-    let replayed = missed.into_iter().map(|message| Reply::Message {
-        room: room.name.clone(),
-        message,
-    });
-    Ok(std::iter::once(welcome).chain(replayed).collect())
+    }
 }
 
 /// Lets the principal in: anyone into a public room, members into a private room, others only with its password.
@@ -86,25 +117,28 @@ async fn admit(
     }
 }
 
-/// Every stored message of the room with a seq above `after_seq`, oldest first. The store pages newest first, so the
-/// pages are read downwards from the newest and the whole is reversed.
+/// Every stored message of the room with a seq above `after_seq`, oldest first. Seqs have no gaps, so the window
+/// `(from, from + page]` is exactly the next page; reading stops at the first empty window.
 async fn replay(
     ctx: &dyn Context,
     room: &Room,
     after_seq: i64,
 ) -> Result<Vec<StoredMessage>, Error> {
-    let mut query = HistoryQuery::latest(REPLAY_PAGE);
-    query.after_seq = Some(after_seq);
-    let mut missed = Vec::new();
-    loop {
+    let mut missed: Vec<StoredMessage> = Vec::new();
+    let mut from = after_seq.max(0);
+    // Bounded even if messages keep arriving while it reads: at most twice the replay limit.
+    let most = 2 * usize::try_from(ctx.limits().max_replay).unwrap_or(usize::MAX);
+    while missed.len() < most {
+        let mut query = HistoryQuery::latest(REPLAY_PAGE);
+        query.after_seq = Some(from);
+        query.before_seq = Some(from + i64::from(REPLAY_PAGE) + 1);
         let page = ctx.store().history(room.id, &query).await?;
-        missed.extend(page.messages);
-        match page.next_before {
-            Some(next_before) if page.has_more => query.before_seq = Some(next_before),
-            _ => break,
-        }
+        let Some(newest) = page.messages.first().map(|message| message.seq) else {
+            break;
+        };
+        missed.extend(page.messages.into_iter().rev());
+        from = newest;
     }
-    missed.reverse();
     Ok(missed)
 }
 
@@ -112,6 +146,7 @@ async fn replay(
 mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
+    use crate::event::Broadcast;
     use crate::testing::TestContext;
     use crate::{Clock, ErrorKind, Hub, Store};
 
@@ -320,7 +355,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(replies[0], welcome(&ctx, "general", 450));
-        let replayed: Vec<StoredMessage> = replies[1..]
+        // The replay ends with the marker that releases the live events held meanwhile.
+        assert_eq!(
+            replies.last(),
+            Some(&Reply::CaughtUp {
+                room_id: room.id,
+                through_seq: 450
+            })
+        );
+        let replayed: Vec<StoredMessage> = replies[1..replies.len() - 1]
             .iter()
             .map(|reply| match reply {
                 Reply::Message { room, message } => {
@@ -349,17 +392,86 @@ mod tests {
             let replies = join(&ctx, &jane, request("general", None, Some(after_seq)))
                 .await
                 .unwrap();
-            assert_eq!(replies, vec![welcome(&ctx, "general", 3)]);
+            // Nothing replayed; live messages after seq 3 (the room's end) will flow once released.
+            let caught_up = Reply::CaughtUp {
+                room_id: room.id,
+                through_seq: 3,
+            };
+            assert_eq!(replies, vec![welcome(&ctx, "general", 3), caught_up]);
         }
         let replies = join(&ctx, &jane, request("general", None, Some(0)))
             .await
             .unwrap();
-        assert_eq!(replies.len(), 4);
+        assert_eq!(replies.len(), 5);
         let empty = public_room(&ctx, &john, "empty").await;
         let replies = join(&ctx, &jane, request("empty", None, Some(0)))
             .await
             .unwrap();
-        assert_eq!(replies, vec![welcome(&ctx, &empty.name, 0)]);
+        let caught_up = Reply::CaughtUp {
+            room_id: empty.id,
+            through_seq: 0,
+        };
+        assert_eq!(replies, vec![welcome(&ctx, &empty.name, 0), caught_up]);
+    }
+
+    #[tokio::test]
+    async fn a_resuming_connection_gets_nothing_twice_and_nothing_lost() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        let room = public_room(&ctx, &john, "general").await;
+        let five = post_numbered(&ctx, &room, &john.principal, 5).await;
+        let replies = join(&ctx, &jane, request("general", None, Some(2)))
+            .await
+            .unwrap();
+        // Held until released: message 5 as a live event too (committed after the subscription, so also read by the
+        // replay), and a message posted after the replay (6).
+        ctx.hub.publish(Broadcast {
+            room_id: room.id,
+            room: "general".into(),
+            at: five[4].created_at,
+            event: RoomEvent::Message(five[4].clone()),
+            skip_user: None,
+        });
+        let sixth = crate::actions::message::message(
+            &ctx,
+            &john,
+            crate::actions::message::MessageRequest {
+                room: Some("general".into()),
+                content: "six".into(),
+                client_msg_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            sixth,
+            vec![Reply::Ack {
+                room: "general".into(),
+                seq: 6
+            }]
+        );
+        let early = ctx.hub.take(2);
+        assert!(early.is_empty(), "held while the replay is sent: {early:?}");
+        let through = match replies.last() {
+            Some(Reply::CaughtUp { through_seq, .. }) => *through_seq,
+            other => panic!("no CaughtUp: {other:?}"),
+        };
+        assert_eq!(through, 5);
+        ctx.hub.release(2, room.id, through);
+        let live: Vec<i64> = ctx
+            .hub
+            .take(2)
+            .into_iter()
+            .filter_map(|delivery| match delivery {
+                crate::testing::Delivery::Event(Broadcast {
+                    event: RoomEvent::Message(message),
+                    ..
+                }) => Some(message.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(live, vec![6]);
     }
 
     #[tokio::test]

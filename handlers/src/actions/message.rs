@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::actions::rooms::joined_room;
 use crate::context::Context;
 use crate::error::Error;
-use crate::event::{Broadcast, Reply, RoomEvent, Session};
+use crate::event::{Reply, Session};
 use crate::model::{Appended, NewMessage};
 use crate::validate;
 
@@ -22,7 +22,8 @@ pub struct MessageRequest {
     pub client_msg_id: Option<String>,
 }
 
-/// Validates and stores the message, then publishes it. A repeat of an earlier `client_msg_id` publishes nothing and
+/// Validates the message and posts it: the message log stores it and, once committed, delivers it to the room in
+/// seq order (to the sender's connections too). A repeat of an earlier `client_msg_id` publishes nothing and
 /// is acknowledged with the original's seq. Reply: the ack.
 pub async fn message(
     ctx: &dyn Context,
@@ -44,18 +45,11 @@ pub async fn message(
         client_msg_id: client_msg_id.map(str::to_owned),
         created_at: ctx.clock().now(),
     };
-    match append(ctx, new).await? {
-        Appended::Stored(message) => {
-            let seq = message.seq;
-            ctx.hub().publish(Broadcast {
-                room_id,
-                room: room.clone(),
-                at: message.created_at,
-                event: RoomEvent::Message(message),
-                skip_user: None,
-            });
-            Ok(vec![Reply::Ack { room, seq }])
-        }
+    match ctx.messages().post(&room, new).await? {
+        Appended::Stored(message) => Ok(vec![Reply::Ack {
+            room,
+            seq: message.seq,
+        }]),
         Appended::Duplicate(original) if original.room_id == room_id => Ok(vec![Reply::Ack {
             room,
             seq: original.seq,
@@ -67,20 +61,11 @@ pub async fn message(
     }
 }
 
-/// Stores one message durably and returns its outcome. The one place a message is written, so a batching writer can
-/// take its place.
-async fn append(ctx: &dyn Context, new: NewMessage) -> Result<Appended, Error> {
-    ctx.store()
-        .append_messages(std::slice::from_ref(&new))
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("the store returned no outcome for a message".into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
+    use crate::event::RoomEvent;
     use crate::model::{HistoryQuery, StoredMessage};
     use crate::testing::TestContext;
     use crate::{Clock, ErrorKind, Store};

@@ -236,7 +236,7 @@ fn reply_text(reply: &Reply, prefixed: bool) -> Vec<String> {
         Reply::History { page, .. } => vec![history_text(page)],
         Reply::Members { members, .. } => vec![members_text(members)],
         // The text protocol has no acknowledgement: the sender sees its own message arrive.
-        Reply::Ack { .. } => Vec::new(),
+        Reply::Ack { .. } | Reply::CaughtUp { .. } => Vec::new(),
         Reply::Error(error) => vec![error_text(error)],
     }
 }
@@ -247,6 +247,7 @@ fn reply_json(id: Option<&str>, reply: &Reply) -> Option<String> {
             json!({"type": "welcome", "room": room, "last_seq": last_seq, "timestamp": timestamp(*at)})
         }
         Reply::Message { room, message } => return Some(message_json(room, message)),
+        Reply::CaughtUp { .. } => return None,
         Reply::LeftRoom { room } => json!({"type": "left_room", "room": room}),
         Reply::RoomCreated(room) => json!({"type": "room_created", "room": room}),
         Reply::Rooms(rooms) => json!({"type": "rooms", "rooms": rooms}),

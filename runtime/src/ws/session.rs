@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::codec::{self, Codec};
 use super::dispatch::{command_id, dispatch};
@@ -56,6 +56,7 @@ pub async fn run(
 ) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let (queue, frames) = mpsc::channel(ctx.settings.outbound_queue_frames);
+    let replies = queue.clone();
     let kick = Arc::new(Kick::default());
     ctx.hub.register(
         conn,
@@ -73,7 +74,17 @@ pub async fn run(
     let (control, control_rx) = mpsc::channel::<Message>(4);
     let writer = tokio::spawn(write(sink, frames, control_rx));
 
-    let reason = read(&ctx, &session, codec, stream, &control, &kick, shutdown).await;
+    let link = Link {
+        session,
+        codec,
+        replies,
+        control,
+        kick,
+    };
+    let reason = read(&ctx, &link, stream, shutdown).await;
+    let Link {
+        session, control, ..
+    } = link;
 
     disconnect(ctx.as_ref(), &session);
     // Dropping the hub's sender ends the writer once it has written what was queued.
@@ -84,16 +95,26 @@ pub async fn run(
     tracing::info!(conn, reason = ?reason.map(|frame| u16::from(frame.code)), "websocket closed");
 }
 
+/// What the reading half answers through and can be stopped by.
+struct Link {
+    session: Session,
+    codec: Codec,
+    /// The session's own sender: replies wait for room in the queue (back-pressure), where broadcasts from the hub
+    /// never wait and overflow instead.
+    replies: mpsc::Sender<Utf8Bytes>,
+    /// Pings and the final close, to the writer.
+    control: mpsc::Sender<Message>,
+    kick: Arc<Kick>,
+}
+
 /// The reading half: commands in, replies queued; pings, deadlines and alarms. Returns the close frame to send.
 async fn read(
     ctx: &Arc<AppContext>,
-    session: &Session,
-    codec: Codec,
+    link: &Link,
     mut stream: futures_util::stream::SplitStream<Socket>,
-    control: &mpsc::Sender<Message>,
-    kick: &Kick,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<CloseFrame> {
+    let session = &link.session;
     let ping_every = Duration::from_secs(ctx.settings.ping_interval_secs);
     let silence_limit = Duration::from_secs(ctx.settings.pong_timeout_secs);
     let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -107,11 +128,11 @@ async fn read(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(frame))) => {
-                        if let Flood::Disconnect = handle(ctx, session, codec, frame.as_str()).await {
+                        if let Flood::Disconnect = handle(ctx, link, frame.as_str()).await {
                             return close(POLICY, "rate limit abuse");
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => reply_error(ctx, session, codec, Error::InvalidMessage),
+                    Some(Ok(Message::Binary(_))) => queue_replies(ctx, link, None, vec![Reply::Error(Error::InvalidMessage)]).await,
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Ok(_)) => {}
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
@@ -128,11 +149,11 @@ async fn read(
                 if last_heard.elapsed() >= silence_limit {
                     return close(1000, "no pong");
                 }
-                if control.try_send(Message::Ping(Default::default())).is_err() {
+                if link.control.try_send(Message::Ping(Default::default())).is_err() {
                     return close(1013, "slow consumer");
                 }
             }
-            code = kick.kicked() => {
+            code = link.kick.kicked() => {
                 let reason = if code == POLICY { "token revoked" } else { "slow consumer" };
                 return close(code, reason);
             }
@@ -150,7 +171,8 @@ enum Flood {
 
 /// Runs one command (or refuses it past the user's rate limit) and queues its replies behind whatever the connection
 /// already has queued.
-async fn handle(ctx: &Arc<AppContext>, session: &Session, codec: Codec, frame: &str) -> Flood {
+async fn handle(ctx: &Arc<AppContext>, link: &Link, frame: &str) -> Flood {
+    let session = &link.session;
     let user = session.principal.user_id;
     let limits = &ctx.socket_limits;
     let now = std::time::Instant::now();
@@ -159,33 +181,47 @@ async fn handle(ctx: &Arc<AppContext>, session: &Session, codec: Codec, frame: &
             tracing::warn!(conn = session.conn, %user, "disconnecting a user who keeps flooding");
             return Flood::Disconnect;
         }
-        let reply = Reply::Error(Error::RateLimited);
-        let frames = codec::reply_frames(codec, command_id(frame).as_deref(), &reply, false);
-        ctx.hub.send_frames(session.conn, frames);
+        let refused = vec![Reply::Error(Error::RateLimited)];
+        queue_replies(ctx, link, command_id(frame), refused).await;
         return Flood::Fine;
     }
     let (id, replies) = dispatch(ctx.as_ref(), session, frame).await;
-    let prefixed = ctx.hub.rooms_of(session.conn).len() > 1;
-    let frames = replies
-        .iter()
-        .flat_map(|reply| codec::reply_frames(codec, id.as_deref(), reply, prefixed));
-    ctx.hub.send_frames(session.conn, frames);
+    queue_replies(ctx, link, id, replies).await;
     Flood::Fine
 }
 
-fn reply_error(ctx: &Arc<AppContext>, session: &Session, codec: Codec, error: Error) {
-    let reply = Reply::Error(error);
-    ctx.hub.send_frames(
-        session.conn,
-        codec::reply_frames(codec, None, &reply, false),
-    );
+/// Queues replies in order, waiting for room when the queue is full; at a [`Reply::CaughtUp`] (the end of a replay)
+/// the events the hub held for the room are released behind the replayed messages.
+async fn queue_replies(
+    ctx: &Arc<AppContext>,
+    link: &Link,
+    id: Option<String>,
+    replies: Vec<Reply>,
+) {
+    let conn = link.session.conn;
+    let prefixed = ctx.hub.rooms_of(conn).len() > 1;
+    for reply in replies {
+        if let Reply::CaughtUp {
+            room_id,
+            through_seq,
+        } = reply
+        {
+            ctx.hub.release(conn, room_id, through_seq);
+            continue;
+        }
+        for frame in codec::reply_frames(link.codec, id.as_deref(), &reply, prefixed) {
+            if link.replies.send(Utf8Bytes::from(frame)).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// The writing half: drains the queue, coalescing whatever is already waiting into one flush; control frames
 /// (pings, the final close) come on their own small channel.
 async fn write(
     mut sink: futures_util::stream::SplitSink<Socket, Message>,
-    mut frames: mpsc::Receiver<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    mut frames: mpsc::Receiver<Utf8Bytes>,
     mut control: mpsc::Receiver<Message>,
 ) {
     let mut frames_open = true;

@@ -1,0 +1,284 @@
+//! The group-commit writer: every chat message of this node goes through one task that stores whatever is waiting
+//! (from all rooms, up to `max_batch`) in one transaction, then delivers the stored messages in commit order and only
+//! then answers the senders. One transaction per batch instead of per message is what makes durable chat fast, and one
+//! delivering task is what keeps every room's messages in seq order for every recipient.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use palaver_handlers::event::{Broadcast, RoomEvent};
+use palaver_handlers::model::{Appended, NewMessage};
+use palaver_handlers::{Hub, MessageLog, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// How the writer batches.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// The most messages in one transaction.
+    pub max_batch: usize,
+    /// How long the writer waits for more messages once it has one, when fewer than `max_batch` are waiting. Zero
+    /// (the default) batches only what queued up during the previous commit, which adds no latency when idle.
+    pub linger: Duration,
+    /// How many posts may wait for the writer; past it senders wait (back-pressure), never memory.
+    pub queue: usize,
+}
+
+/// One post waiting to be stored.
+struct Post {
+    room: String,
+    message: NewMessage,
+    done: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// The handle handlers post through; the writer task runs until every handle is dropped.
+pub struct GroupCommit {
+    posts: mpsc::Sender<Post>,
+}
+
+impl GroupCommit {
+    /// Starts the writer over `store`, delivering through `hub`.
+    pub fn start(store: Arc<dyn Store>, hub: Arc<dyn Hub>, settings: BatchSettings) -> Self {
+        let (posts, waiting) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(write(store, hub, waiting, settings));
+        GroupCommit { posts }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the message writer has stopped".into())
+}
+
+#[async_trait]
+impl MessageLog for GroupCommit {
+    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        let post = Post {
+            room: room.to_owned(),
+            message,
+            done,
+        };
+        self.posts.send(post).await.map_err(|_| writer_gone())?;
+        outcome.await.map_err(|_| writer_gone())?
+    }
+}
+
+async fn write(
+    store: Arc<dyn Store>,
+    hub: Arc<dyn Hub>,
+    mut waiting: mpsc::Receiver<Post>,
+    settings: BatchSettings,
+) {
+    let max_batch = settings.max_batch.max(1);
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match waiting.try_recv() {
+                Ok(post) => batch.push(post),
+                Err(_) if settings.linger.is_zero() => break,
+                Err(_) => match tokio::time::timeout(settings.linger, waiting.recv()).await {
+                    Ok(Some(post)) => batch.push(post),
+                    _ => break,
+                },
+            }
+        }
+        commit(store.as_ref(), hub.as_ref(), batch).await;
+    }
+}
+
+/// Stores a batch in one transaction and settles every post in it. If the batch fails for a reason other than the
+/// database being unreachable, one bad message must not sink the others: each is retried on its own.
+async fn commit(store: &dyn Store, hub: &dyn Hub, batch: Vec<Post>) {
+    let (posts, messages): (Vec<(String, oneshot::Sender<_>)>, Vec<NewMessage>) = batch
+        .into_iter()
+        .map(|post| ((post.room, post.done), post.message))
+        .unzip();
+    match store.append_messages(&messages).await {
+        Ok(outcomes) if outcomes.len() == posts.len() => deliver(hub, posts, outcomes),
+        Ok(outcomes) => {
+            let error = StoreError::Backend(format!(
+                "{} outcomes for {} messages",
+                outcomes.len(),
+                posts.len()
+            ));
+            fail(posts, &error);
+        }
+        Err(StoreError::Unavailable(detail)) => fail(posts, &StoreError::Unavailable(detail)),
+        Err(error) if posts.len() == 1 => fail(posts, &error),
+        Err(error) => {
+            tracing::warn!(%error, batch = posts.len(), "batch failed; storing its messages one by one");
+            for (post, message) in posts.into_iter().zip(messages) {
+                match store.append_messages(std::slice::from_ref(&message)).await {
+                    Ok(outcomes) if outcomes.len() == 1 => deliver(hub, vec![post], outcomes),
+                    Ok(_) => fail(
+                        vec![post],
+                        &StoreError::Backend("no outcome for a message".into()),
+                    ),
+                    Err(error) => fail(vec![post], &error),
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the newly stored messages in commit (so seq) order, then answers each sender.
+fn deliver(
+    hub: &dyn Hub,
+    posts: Vec<(String, oneshot::Sender<Result<Appended, StoreError>>)>,
+    outcomes: Vec<Appended>,
+) {
+    for ((room, done), outcome) in posts.into_iter().zip(outcomes) {
+        if let Appended::Stored(message) = &outcome {
+            hub.publish(Broadcast {
+                room_id: message.room_id,
+                room,
+                at: message.created_at,
+                event: RoomEvent::Message(message.clone()),
+                skip_user: None,
+            });
+        }
+        // The sender may have gone; the message is stored and delivered regardless.
+        let _ = done.send(Ok(outcome));
+    }
+}
+
+fn fail(posts: Vec<(String, oneshot::Sender<Result<Appended, StoreError>>)>, error: &StoreError) {
+    for (_, done) in posts {
+        let _ = done.send(Err(error.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palaver_handlers::model::{NewRoom, NewUser};
+    use palaver_handlers::testing::{Delivery, MemoryHub, MemoryStore};
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    const AT: time::OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
+
+    async fn setup() -> (Arc<MemoryStore>, Arc<MemoryHub>, Uuid, Uuid) {
+        let store = Arc::new(MemoryStore::new());
+        let user = Uuid::now_v7();
+        store
+            .create_user(NewUser {
+                id: user,
+                username: "john_doe".into(),
+                email: "john@example.com".into(),
+                password_hash: "x".into(),
+                created_at: AT,
+            })
+            .await
+            .unwrap();
+        let room = Uuid::now_v7();
+        store
+            .create_room(NewRoom {
+                id: room,
+                name: "general".into(),
+                private: false,
+                password_hash: None,
+                owner_id: user,
+                created_at: AT,
+            })
+            .await
+            .unwrap();
+        let hub = Arc::new(MemoryHub::default());
+        hub.subscribe(9, Uuid::now_v7(), room, "general");
+        (store, hub, user, room)
+    }
+
+    fn message(room_id: Uuid, user_id: Uuid, content: &str) -> NewMessage {
+        NewMessage {
+            id: Uuid::now_v7(),
+            room_id,
+            user_id,
+            content: content.into(),
+            client_msg_id: None,
+            created_at: AT,
+        }
+    }
+
+    fn settings() -> BatchSettings {
+        BatchSettings {
+            max_batch: 64,
+            linger: Duration::ZERO,
+            queue: 1024,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_posts_are_stored_gaplessly_and_delivered_in_seq_order() {
+        let (store, hub, user, room) = setup().await;
+        let log = Arc::new(GroupCommit::start(store.clone(), hub.clone(), settings()));
+        let posts = (0..200).map(|n| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                log.post("general", message(room, user, &format!("m{n}")))
+                    .await
+            })
+        });
+        let mut seqs: Vec<i64> = Vec::new();
+        for post in posts {
+            seqs.push(post.await.unwrap().unwrap().message().seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<i64>>());
+        let delivered: Vec<i64> = hub
+            .take(9)
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::Event(Broadcast {
+                    event: RoomEvent::Message(m),
+                    ..
+                }) => Some(m.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            delivered,
+            (1..=200).collect::<Vec<i64>>(),
+            "in seq order, each once"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_bad_message_does_not_sink_its_batch() {
+        let (store, hub, user, room) = setup().await;
+        let log = Arc::new(GroupCommit::start(store.clone(), hub.clone(), settings()));
+        let good = {
+            let log = log.clone();
+            tokio::spawn(async move { log.post("general", message(room, user, "ok")).await })
+        };
+        let bad = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                log.post("nowhere", message(Uuid::now_v7(), user, "x"))
+                    .await
+            })
+        };
+        assert!(good.await.unwrap().is_ok());
+        assert!(matches!(bad.await.unwrap(), Err(StoreError::Backend(_))));
+        assert_eq!(store.message_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_the_posts_and_delivers_nothing() {
+        let (store, hub, user, room) = setup().await;
+        let log = GroupCommit::start(store.clone(), hub.clone(), settings());
+        store.set_unavailable(true);
+        let outcome = log.post("general", message(room, user, "lost?")).await;
+        assert!(matches!(outcome, Err(StoreError::Unavailable(_))));
+        assert!(hub.take(9).is_empty());
+        store.set_unavailable(false);
+        let outcome = log
+            .post("general", message(room, user, "back"))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome.message().seq,
+            1,
+            "nothing was stored while down, and no seq was used"
+        );
+    }
+}
