@@ -20,3 +20,7 @@ lint:
 # The server against PostgreSQL.
 run-pg url="postgres://postgres@127.0.0.1:5432/postgres":
     PALAVER_DATABASE_URL={{url}} cargo run --release
+
+# A short standard benchmark against a server you started with PALAVER_BCRYPT_COST=4 PALAVER_WS_MESSAGE_LIMIT=10000000.
+bench url="http://127.0.0.1:8080":
+    cargo run --release -p palaver-bench -- --url {{url}} persist --clients 32 --in-flight 8 --seconds 10

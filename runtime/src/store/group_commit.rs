@@ -93,7 +93,14 @@ async fn commit(store: &dyn Store, hub: &dyn Hub, batch: Vec<Post>) {
         .into_iter()
         .map(|post| ((post.room, post.done), post.message))
         .unzip();
-    match store.append_messages(&messages).await {
+    let started = std::time::Instant::now();
+    let stored = store.append_messages(&messages).await;
+    tracing::debug!(
+        batch = posts.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "batch committed"
+    );
+    match stored {
         Ok(outcomes) if outcomes.len() == posts.len() => deliver(hub, posts, outcomes),
         Ok(outcomes) => {
             let error = StoreError::Backend(format!(
