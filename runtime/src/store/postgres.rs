@@ -1194,6 +1194,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_history_page_walks_the_room_seq_index_instead_of_scanning_messages()
+    -> anyhow::Result<()> {
+        let Some(db) = TestDb::open().await? else {
+            return Ok(());
+        };
+        let store = &db.store;
+        let alice = user(store, "alice").await?;
+        let busy = room(store, "busy", &alice).await?;
+        let quiet = room(store, "quiet", &alice).await?;
+        for chunk in 0..20 {
+            let batch: Vec<NewMessage> = (0..1000)
+                .map(|n| {
+                    let target = if n % 10 == 0 { &quiet } else { &busy };
+                    let mut new = message(target, &alice, &format!("message {chunk}-{n}"), None);
+                    new.created_at = T0 + time::Duration::seconds(chunk * 1000 + n);
+                    new
+                })
+                .collect();
+            store.append_messages(&batch).await?;
+        }
+        let client = store.client().await?;
+        client.batch_execute("ANALYZE messages").await?;
+        let pages = [
+            HistoryQuery::latest(50),
+            HistoryQuery {
+                before_seq: Some(9_000),
+                ..HistoryQuery::latest(50)
+            },
+            HistoryQuery {
+                after_seq: Some(100),
+                before_seq: Some(301),
+                ..HistoryQuery::latest(200)
+            },
+            HistoryQuery {
+                since: Some(T0),
+                until: Some(T0 + time::Duration::hours(3)),
+                ..HistoryQuery::latest(50)
+            },
+        ];
+        for query in &pages {
+            let fetch = i64::from(query.limit) + 1;
+            let (sql, params) = history_statement(&busy.id, query, &fetch);
+            let plan: String = client
+                .query(&format!("EXPLAIN (FORMAT TEXT) {sql}"), &params)
+                .await?
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!plan.contains("Seq Scan on messages"), "{query:?}\n{plan}");
+            assert!(plan.contains("messages_room_seq_key"), "{query:?}\n{plan}");
+        }
+        drop(client);
+        db.drop_schema().await
+    }
+
+    #[tokio::test]
     async fn history_filters_and_pages_newest_first() -> anyhow::Result<()> {
         let Some(db) = TestDb::open().await? else {
             return Ok(());
