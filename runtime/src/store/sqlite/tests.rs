@@ -267,3 +267,27 @@ async fn history_walks_the_room_seq_index_without_sorting() {
     );
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
+
+#[tokio::test]
+async fn every_connection_is_durable_wal_with_full_sync() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let pragmas = |connection: &mut rusqlite::Connection| {
+        let journal: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        let synchronous: i64 = connection.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        let busy: i64 = connection.query_row("PRAGMA busy_timeout", [], |row| row.get(0))?;
+        let foreign_keys: i64 =
+            connection.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
+        Ok((journal, synchronous, busy > 0, foreign_keys))
+    };
+    // synchronous=2 is FULL: with NORMAL a committed transaction can vanish on power loss.
+    let expected = ("wal".to_owned(), 2, true, 1);
+    assert_eq!(
+        store.writer.run(pragmas).await.expect("writer pragmas"),
+        expected
+    );
+    assert_eq!(
+        store.readers.run(pragmas).await.expect("reader pragmas"),
+        expected
+    );
+}
