@@ -1,6 +1,9 @@
 //! The `Context` every handler runs over, and the small traits it is made of. The runtime implements them with
 //! PostgreSQL or SQLite, bcrypt and JWT; [`crate::testing`] implements them in memory for unit tests.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -33,9 +36,19 @@ pub trait Context: Send + Sync {
 /// order. A repeat is delivered to nobody. (The runtime batches many posts into one transaction.)
 #[async_trait]
 pub trait MessageLog: Send + Sync {
-    /// Stores `message` for the room named `room` and delivers it; returns the outcome once delivered.
-    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError>;
+    /// Takes `message` for the room named `room` in line: posts submitted one after another are stored (and get
+    /// seqs) in that order. Returns once it is in line; the returned future resolves once it is stored and delivered,
+    /// so a sender can have several posts in flight.
+    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError>;
+
+    /// Submits `message` and waits until it is stored and delivered.
+    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+        self.submit(room, message).await?.await
+    }
 }
+
+/// A submitted post: resolves to its outcome once the message is stored and delivered.
+pub type Posted = Pin<Box<dyn Future<Output = Result<Appended, StoreError>> + Send + 'static>>;
 
 /// The configured limits that chat rules enforce.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::context::{
-    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Store, StoreError,
-    Unique,
+    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Posted, Store,
+    StoreError, Unique,
 };
 use crate::error::TokenRejection;
 use crate::event::{Broadcast, ConnectionId, Reply, RoomEvent, Subscribed, Unsubscribed};
@@ -769,7 +769,7 @@ impl Context for TestContext {
 /// seq order).
 #[async_trait]
 impl MessageLog for TestContext {
-    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError> {
         let outcome = self
             .store
             .append_messages(std::slice::from_ref(&message))
@@ -785,6 +785,6 @@ impl MessageLog for TestContext {
                 skip_user: None,
             });
         }
-        Ok(outcome)
+        Ok(Box::pin(std::future::ready(Ok(outcome))))
     }
 }

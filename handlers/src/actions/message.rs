@@ -1,6 +1,9 @@
 //! `room_message`: post a chat message to a room the connection has joined. It is delivered, to every subscribed
 //! connection including the sender's, only once it is stored; the sender gets an ack with its seq.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -23,13 +26,26 @@ pub struct MessageRequest {
 }
 
 /// Validates the message and posts it: the message log stores it and, once committed, delivers it to the room in
-/// seq order (to the sender's connections too). A repeat of an earlier `client_msg_id` publishes nothing and
-/// is acknowledged with the original's seq. Reply: the ack.
+/// seq order (to the sender's connections too). A repeat of an earlier `client_msg_id` publishes nothing and is
+/// acknowledged with the original's seq. Reply: the ack.
 pub async fn message(
     ctx: &dyn Context,
     session: &Session,
     req: MessageRequest,
 ) -> Result<Vec<Reply>, Error> {
+    submit(ctx, session, req).await?.await
+}
+
+/// Replies that are not ready yet: they resolve once the posted message is stored.
+pub type PendingReplies = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Error>> + Send + 'static>>;
+
+/// Validates the message and puts it in line to be stored, returning at once with the future ack, so one connection
+/// can have several messages in flight (they are stored, and acknowledged, in the order submitted).
+pub async fn submit(
+    ctx: &dyn Context,
+    session: &Session,
+    req: MessageRequest,
+) -> Result<PendingReplies, Error> {
     let (room_id, room) = joined_room(ctx, session, req.room.as_deref()).await?;
     let content = validate::message_content(&req.content, ctx.limits().max_message_bytes)?;
     let client_msg_id = req
@@ -45,7 +61,12 @@ pub async fn message(
         client_msg_id: client_msg_id.map(str::to_owned),
         created_at: ctx.clock().now(),
     };
-    match ctx.messages().post(&room, new).await? {
+    let posted = ctx.messages().submit(&room, new).await?;
+    Ok(Box::pin(async move { ack(room_id, room, posted.await?) }))
+}
+
+fn ack(room_id: Uuid, room: String, outcome: Appended) -> Result<Vec<Reply>, Error> {
+    match outcome {
         Appended::Stored(message) => Ok(vec![Reply::Ack {
             room,
             seq: message.seq,

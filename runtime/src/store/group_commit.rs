@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::model::{Appended, NewMessage};
-use palaver_handlers::{Hub, MessageLog, Store, StoreError};
+use palaver_handlers::{Hub, MessageLog, Posted, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// How the writer batches.
@@ -51,7 +51,7 @@ fn writer_gone() -> StoreError {
 
 #[async_trait]
 impl MessageLog for GroupCommit {
-    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError> {
         let (done, outcome) = oneshot::channel();
         let post = Post {
             room: room.to_owned(),
@@ -59,7 +59,9 @@ impl MessageLog for GroupCommit {
             done,
         };
         self.posts.send(post).await.map_err(|_| writer_gone())?;
-        outcome.await.map_err(|_| writer_gone())?
+        Ok(Box::pin(async move {
+            outcome.await.map_err(|_| writer_gone())?
+        }))
     }
 }
 

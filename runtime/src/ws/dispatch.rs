@@ -1,6 +1,7 @@
 //! From a client's text frame to an action call: decode `{"type", "id", "data"}`, pick the handler, decode its data.
 //! Anything that is not a well-formed command answers `invalid message format` and leaves the connection open.
 
+use palaver_handlers::actions::message::PendingReplies;
 use palaver_handlers::actions::{
     create_room, delete_room, history, join, leave, list_rooms, members, message, typing,
 };
@@ -48,25 +49,59 @@ pub fn command_id(frame: &str) -> Option<String> {
         .and_then(|command| correlation_id(command.id))
 }
 
-/// Runs the command in `frame` for `session`; returns the command's id (if it had one) and its replies.
+/// What starting a command gave: its replies now, or (a posted message) replies that resolve once it is stored.
+pub enum Dispatched {
+    Done(Option<String>, Vec<Reply>),
+    Pending(Option<String>, PendingReplies),
+}
+
+/// Starts the command in `frame` for `session`. A `room_message` is only put in line to be stored: its ack comes
+/// later, so a connection can pipeline its messages (they are stored and acknowledged in the order sent).
+pub async fn start(ctx: &dyn Context, session: &Session, frame: &str) -> Dispatched {
+    let envelope: Envelope = match serde_json::from_str(frame) {
+        Ok(envelope) => envelope,
+        Err(_) => return Dispatched::Done(None, vec![Reply::Error(Error::InvalidMessage)]),
+    };
+    let id = correlation_id(envelope.id);
+    let result = if envelope.kind == "room_message" {
+        let submitted = match data(envelope.data) {
+            Ok(request) => message::submit(ctx, session, request).await,
+            Err(err) => Err(err),
+        };
+        match submitted {
+            Ok(pending) => return Dispatched::Pending(id, pending),
+            Err(err) => Err(err),
+        }
+    } else {
+        run(ctx, session, &envelope.kind, envelope.data).await
+    };
+    let replies = result.unwrap_or_else(|err| vec![failure(session, &envelope.kind, err)]);
+    Dispatched::Done(id, replies)
+}
+
+/// Runs the command in `frame` to its end; returns the command's id (if it had one) and its replies.
 pub async fn dispatch(
     ctx: &dyn Context,
     session: &Session,
     frame: &str,
 ) -> (Option<String>, Vec<Reply>) {
-    let envelope: Envelope = match serde_json::from_str(frame) {
-        Ok(envelope) => envelope,
-        Err(_) => return (None, vec![Reply::Error(Error::InvalidMessage)]),
-    };
-    let id = correlation_id(envelope.id);
-    let result = run(ctx, session, &envelope.kind, envelope.data).await;
-    let replies = result.unwrap_or_else(|err| {
-        if let Some(detail) = err.log_detail() {
-            tracing::error!(conn = session.conn, command = %envelope.kind, detail, "command failed");
+    match start(ctx, session, frame).await {
+        Dispatched::Done(id, replies) => (id, replies),
+        Dispatched::Pending(id, pending) => {
+            let replies = pending
+                .await
+                .unwrap_or_else(|err| vec![failure(session, "room_message", err)]);
+            (id, replies)
         }
-        vec![Reply::Error(err)]
-    });
-    (id, replies)
+    }
+}
+
+/// The reply for a failed command; what the client must not see is logged.
+pub fn failure(session: &Session, command: &str, err: Error) -> Reply {
+    if let Some(detail) = err.log_detail() {
+        tracing::error!(conn = session.conn, command, detail, "command failed");
+    }
+    Reply::Error(err)
 }
 
 async fn run(
@@ -81,7 +116,6 @@ async fn run(
         "leave_room" => leave::leave(ctx, session, data(payload)?).await,
         "delete_room" => delete_room::delete_room(ctx, session, data(payload)?).await,
         "list_rooms" => list_rooms::list_rooms(ctx, session, data(payload)?).await,
-        "room_message" => message::message(ctx, session, data(payload)?).await,
         "get_messages" => history::history(ctx, session, data(payload)?).await,
         "list_members" => members::members(ctx, session, data(payload)?).await,
         "typing" => typing::typing(ctx, session, data(payload)?).await,
@@ -123,6 +157,44 @@ mod tests {
                 "{frame}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_post_is_put_in_line_and_acknowledged_later() {
+        let ctx = TestContext::new();
+        let session = session(&ctx).await;
+        dispatch(
+            &ctx,
+            &session,
+            r#"{"type":"create_room","data":{"name":"general"}}"#,
+        )
+        .await;
+        let posted = start(
+            &ctx,
+            &session,
+            r#"{"type":"room_message","id":"m1","data":{"content":"hi"}}"#,
+        )
+        .await;
+        let Dispatched::Pending(id, pending) = posted else {
+            panic!("a post is acknowledged later");
+        };
+        assert_eq!(id.as_deref(), Some("m1"));
+        assert_eq!(
+            pending.await,
+            Ok(vec![Reply::Ack {
+                room: "general".into(),
+                seq: 1
+            }])
+        );
+        let refused = start(
+            &ctx,
+            &session,
+            r#"{"type":"room_message","data":{"content":"  "}}"#,
+        )
+        .await;
+        assert!(
+            matches!(refused, Dispatched::Done(None, ref replies) if matches!(replies[..], [Reply::Error(_)]))
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -23,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::codec::{self, Codec};
-use super::dispatch::{command_id, dispatch};
+use super::dispatch::{Dispatched, command_id, failure, start};
 use crate::context::AppContext;
 use crate::hub::{ConnectionHandle, Kick, POLICY};
 use crate::ratelimit::Decision;
@@ -122,17 +126,21 @@ async fn read(
     let token_left = session.principal.expires_at - time::OffsetDateTime::now_utc();
     let token_expiry = tokio::time::sleep(token_left.try_into().unwrap_or(Duration::ZERO));
     tokio::pin!(token_expiry);
+    let mut in_flight = InFlight::new();
     loop {
         tokio::select! {
-            incoming = stream.next() => {
+            Some((id, replies)) = in_flight.next(), if !in_flight.is_empty() => {
+                queue_replies(ctx, link, id, replies).await;
+            }
+            incoming = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(frame))) => {
-                        if let Flood::Disconnect = handle(ctx, link, frame.as_str()).await {
+                        if let Flood::Disconnect = handle(ctx, link, &mut in_flight, frame.as_str()).await {
                             return close(POLICY, "rate limit abuse");
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => queue_replies(ctx, link, None, vec![Reply::Error(Error::InvalidMessage)]).await,
+                    Some(Ok(Message::Binary(_))) => answer(ctx, link, &mut in_flight, None, vec![Reply::Error(Error::InvalidMessage)]).await,
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Ok(_)) => {}
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
@@ -163,6 +171,13 @@ async fn read(
     }
 }
 
+/// The most posts one connection may have waiting for their commit; past it, the session reads no further commands
+/// until the oldest is acknowledged (back-pressure on a fast sender).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Posts of this connection waiting for their commit, yielding their replies in the order they were sent.
+type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = (Option<String>, Vec<Reply>)> + Send>>>;
+
 /// Whether a user keeps flooding past the limit.
 enum Flood {
     Fine,
@@ -171,7 +186,12 @@ enum Flood {
 
 /// Runs one command (or refuses it past the user's rate limit) and queues its replies behind whatever the connection
 /// already has queued.
-async fn handle(ctx: &Arc<AppContext>, link: &Link, frame: &str) -> Flood {
+async fn handle(
+    ctx: &Arc<AppContext>,
+    link: &Link,
+    in_flight: &mut InFlight,
+    frame: &str,
+) -> Flood {
     let session = &link.session;
     let user = session.principal.user_id;
     let limits = &ctx.socket_limits;
@@ -182,12 +202,36 @@ async fn handle(ctx: &Arc<AppContext>, link: &Link, frame: &str) -> Flood {
             return Flood::Disconnect;
         }
         let refused = vec![Reply::Error(Error::RateLimited)];
-        queue_replies(ctx, link, command_id(frame), refused).await;
+        answer(ctx, link, in_flight, command_id(frame), refused).await;
         return Flood::Fine;
     }
-    let (id, replies) = dispatch(ctx.as_ref(), session, frame).await;
-    queue_replies(ctx, link, id, replies).await;
+    match start(ctx.as_ref(), session, frame).await {
+        Dispatched::Done(id, replies) => answer(ctx, link, in_flight, id, replies).await,
+        Dispatched::Pending(id, pending) => {
+            let session = session.clone();
+            in_flight.push_back(Box::pin(async move {
+                let replies = pending
+                    .await
+                    .unwrap_or_else(|err| vec![failure(&session, "room_message", err)]);
+                (id, replies)
+            }));
+        }
+    }
     Flood::Fine
+}
+
+/// Queues a command's replies after the acks of every post sent before it, so replies keep the commands' order.
+async fn answer(
+    ctx: &Arc<AppContext>,
+    link: &Link,
+    in_flight: &mut InFlight,
+    id: Option<String>,
+    replies: Vec<Reply>,
+) {
+    while let Some((earlier_id, earlier)) = in_flight.next().await {
+        queue_replies(ctx, link, earlier_id, earlier).await;
+    }
+    queue_replies(ctx, link, id, replies).await;
 }
 
 /// Queues replies in order, waiting for room when the queue is full; at a [`Reply::CaughtUp`] (the end of a replay)
