@@ -52,6 +52,7 @@ pub struct Settings {
     pub ws_message_window_ms: u64,
     pub ws_flood_refusals: u32,
     pub max_replay: u32,
+    pub metrics_token: String,
     pub group_commit_max_batch: usize,
     pub group_commit_linger_us: u64,
     pub group_commit_queue: usize,

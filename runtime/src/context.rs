@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::hub::LocalHub;
+use crate::metrics::Metrics;
 use crate::ratelimit::SocketLimits;
 use crate::store::group_commit::GroupCommit;
 use crate::ws::tickets::Tickets;
@@ -27,6 +28,9 @@ impl Clock for SystemClock {
 /// What every handler call runs over in the server.
 pub struct AppContext {
     pub store: Arc<dyn Store>,
+    /// The PostgreSQL pool behind `store`, if any (for metrics).
+    pub pool: Option<deadpool_postgres::Pool>,
+    pub metrics: Arc<Metrics>,
     pub credentials: RealCredentials,
     pub clock: SystemClock,
     pub hub: Arc<LocalHub>,

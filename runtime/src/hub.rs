@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::ws::codec::{self, Codec};
 
 /// A request to a connection's session to end, with the close code to send; the first request wins.
@@ -75,9 +76,9 @@ struct State {
 }
 
 /// The hub of this node. Its lock is only ever held for in-memory work: no await, no I/O.
-#[derive(Default)]
 pub struct LocalHub {
     state: Mutex<State>,
+    metrics: Arc<Metrics>,
 }
 
 /// Frames already rendered for one event, one slot per (codec, prefixed) variant, so each is rendered at most once
@@ -103,10 +104,24 @@ fn deliver(handle: &ConnectionHandle, frame: Utf8Bytes) {
     }
 }
 
+impl Default for LocalHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LocalHub {
-    /// A hub with no connections.
+    /// A hub with no connections and metrics of its own.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_metrics(Arc::new(Metrics::new()))
+    }
+
+    /// A hub with no connections, counting into `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        LocalHub {
+            state: Mutex::default(),
+            metrics,
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -329,11 +344,13 @@ impl Hub for LocalHub {
     }
 
     fn publish(&self, broadcast: Broadcast) {
+        let _timer = self.metrics.fanout_seconds.start_timer();
         let mut state = self.state();
         let State { connections, rooms } = &mut *state;
         let Some(conns) = rooms.get(&broadcast.room_id) else {
             return;
         };
+        let mut delivered = 0;
         let mut rendered = Rendered::default();
         for conn in conns {
             let Some(connection) = connections.get_mut(conn) else {
@@ -357,7 +374,10 @@ impl Hub for LocalHub {
                 codec::event_frame(codec, &broadcast, prefixed)
             });
             deliver(&connection.handle, frame);
+            delivered += 1;
         }
+        self.metrics.deliveries.inc_by(delivered);
+        self.metrics.frames_out.inc_by(delivered);
     }
 
     fn send_to(&self, conn: ConnectionId, reply: Reply) {

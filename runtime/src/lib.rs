@@ -11,6 +11,7 @@
 //! - [`http`] — warp routes, credentials extraction, JSON errors.
 //! - [`hub`] — this node's room subscriptions and delivery, rendering each event once per codec.
 //! - [`ws`] — `GET /ws`: handshake, tickets, one session task per socket, command dispatch, the two codecs.
+//! - [`metrics`] — Prometheus metrics for `/metrics`.
 //! - [`ratelimit`] — sliding-window limits with bounded memory.
 //! - [`server`] — accepting connections, graceful shutdown.
 //! - [`telemetry`] — logging.
@@ -20,6 +21,7 @@ pub mod context;
 pub mod credentials;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

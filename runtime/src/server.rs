@@ -18,6 +18,7 @@ use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
 use crate::hub::LocalHub;
+use crate::metrics::Metrics;
 use crate::store::group_commit::{BatchSettings, GroupCommit};
 use palaver_handlers::Limits;
 
@@ -86,7 +87,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     } else {
         settings.jwt_secret.clone().into_bytes()
     };
-    let store = crate::store::open(
+    let crate::store::Opened { store, pool } = crate::store::open(
         &settings.database_url,
         &settings.sqlite_path,
         settings.db_pool_size,
@@ -109,15 +110,18 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         rooms_per_user: settings.rooms_per_user,
         max_replay: settings.max_replay,
     };
-    let hub = Arc::new(LocalHub::new());
+    let metrics = Arc::new(Metrics::new());
+    let hub = Arc::new(LocalHub::with_metrics(metrics.clone()));
     let batching = BatchSettings {
         max_batch: settings.group_commit_max_batch,
         linger: Duration::from_micros(settings.group_commit_linger_us),
         queue: settings.group_commit_queue,
     };
-    let messages = GroupCommit::start(store.clone(), hub.clone(), batching);
+    let messages = GroupCommit::start(store.clone(), hub.clone(), metrics.clone(), batching);
     Ok(AppContext {
         store,
+        pool,
+        metrics,
         credentials,
         clock: SystemClock,
         hub,

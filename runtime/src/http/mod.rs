@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod rooms;
 
 use std::convert::Infallible;
@@ -78,6 +79,11 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(auth::presented())
         .then(rooms::members);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(metrics::metrics);
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .then(health::healthz);
@@ -104,6 +110,8 @@ pub fn routes(
         .or(room_messages)
         .unify()
         .or(room_members)
+        .unify()
+        .or(metrics)
         .unify()
         .or(healthz)
         .unify()

@@ -12,6 +12,8 @@ use palaver_handlers::model::{Appended, NewMessage};
 use palaver_handlers::{Hub, MessageLog, Posted, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
+
 /// How the writer batches.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSettings {
@@ -36,11 +38,31 @@ pub struct GroupCommit {
     posts: mpsc::Sender<Post>,
 }
 
+/// What the writer works with.
+struct Writer {
+    store: Arc<dyn Store>,
+    hub: Arc<dyn Hub>,
+    metrics: Arc<Metrics>,
+}
+
 impl GroupCommit {
     /// Starts the writer over `store`, delivering through `hub`.
-    pub fn start(store: Arc<dyn Store>, hub: Arc<dyn Hub>, settings: BatchSettings) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        hub: Arc<dyn Hub>,
+        metrics: Arc<Metrics>,
+        settings: BatchSettings,
+    ) -> Self {
         let (posts, waiting) = mpsc::channel(settings.queue.max(1));
-        tokio::spawn(write(store, hub, waiting, settings));
+        tokio::spawn(write(
+            Writer {
+                store,
+                hub,
+                metrics,
+            },
+            waiting,
+            settings,
+        ));
         GroupCommit { posts }
     }
 }
@@ -65,12 +87,7 @@ impl MessageLog for GroupCommit {
     }
 }
 
-async fn write(
-    store: Arc<dyn Store>,
-    hub: Arc<dyn Hub>,
-    mut waiting: mpsc::Receiver<Post>,
-    settings: BatchSettings,
-) {
+async fn write(writer: Writer, mut waiting: mpsc::Receiver<Post>, settings: BatchSettings) {
     let max_batch = settings.max_batch.max(1);
     while let Some(first) = waiting.recv().await {
         let mut batch = vec![first];
@@ -84,74 +101,82 @@ async fn write(
                 },
             }
         }
-        commit(store.as_ref(), hub.as_ref(), batch).await;
+        writer.commit(batch).await;
     }
 }
 
-/// Stores a batch in one transaction and settles every post in it. If the batch fails for a reason other than the
-/// database being unreachable, one bad message must not sink the others: each is retried on its own.
-async fn commit(store: &dyn Store, hub: &dyn Hub, batch: Vec<Post>) {
-    let (posts, messages): (Vec<(String, oneshot::Sender<_>)>, Vec<NewMessage>) = batch
-        .into_iter()
-        .map(|post| ((post.room, post.done), post.message))
-        .unzip();
-    let started = std::time::Instant::now();
-    let stored = store.append_messages(&messages).await;
-    tracing::debug!(
-        batch = posts.len(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "batch committed"
-    );
-    match stored {
-        Ok(outcomes) if outcomes.len() == posts.len() => deliver(hub, posts, outcomes),
-        Ok(outcomes) => {
-            let error = StoreError::Backend(format!(
-                "{} outcomes for {} messages",
-                outcomes.len(),
-                posts.len()
-            ));
-            fail(posts, &error);
-        }
-        Err(StoreError::Unavailable(detail)) => fail(posts, &StoreError::Unavailable(detail)),
-        Err(error) if posts.len() == 1 => fail(posts, &error),
-        Err(error) => {
-            tracing::warn!(%error, batch = posts.len(), "batch failed; storing its messages one by one");
-            for (post, message) in posts.into_iter().zip(messages) {
-                match store.append_messages(std::slice::from_ref(&message)).await {
-                    Ok(outcomes) if outcomes.len() == 1 => deliver(hub, vec![post], outcomes),
-                    Ok(_) => fail(
-                        vec![post],
-                        &StoreError::Backend("no outcome for a message".into()),
-                    ),
-                    Err(error) => fail(vec![post], &error),
+/// A post's room and the sender waiting for its outcome.
+type Waiter = (String, oneshot::Sender<Result<Appended, StoreError>>);
+
+impl Writer {
+    /// Stores a batch in one transaction and settles every post in it. If the batch fails for a reason other than
+    /// the database being unreachable, one bad message must not sink the others: each is retried on its own.
+    async fn commit(&self, batch: Vec<Post>) {
+        let (posts, messages): (Vec<Waiter>, Vec<NewMessage>) = batch
+            .into_iter()
+            .map(|post| ((post.room, post.done), post.message))
+            .unzip();
+        let timer = self.metrics.batch_seconds.start_timer();
+        let stored = self.store.append_messages(&messages).await;
+        let elapsed = timer.stop_and_record();
+        self.metrics.batch_size.observe(posts.len() as f64);
+        tracing::debug!(
+            batch = posts.len(),
+            elapsed_us = (elapsed * 1e6) as u64,
+            "batch committed"
+        );
+        match stored {
+            Ok(outcomes) if outcomes.len() == posts.len() => self.deliver(posts, outcomes),
+            Ok(outcomes) => {
+                let error = StoreError::Backend(format!(
+                    "{} outcomes for {} messages",
+                    outcomes.len(),
+                    posts.len()
+                ));
+                fail(posts, &error);
+            }
+            Err(StoreError::Unavailable(detail)) => fail(posts, &StoreError::Unavailable(detail)),
+            Err(error) if posts.len() == 1 => fail(posts, &error),
+            Err(error) => {
+                tracing::warn!(%error, batch = posts.len(), "batch failed; storing its messages one by one");
+                for (post, message) in posts.into_iter().zip(messages) {
+                    match self
+                        .store
+                        .append_messages(std::slice::from_ref(&message))
+                        .await
+                    {
+                        Ok(outcomes) if outcomes.len() == 1 => self.deliver(vec![post], outcomes),
+                        Ok(_) => fail(
+                            vec![post],
+                            &StoreError::Backend("no outcome for a message".into()),
+                        ),
+                        Err(error) => fail(vec![post], &error),
+                    }
                 }
             }
         }
     }
-}
 
-/// Publishes the newly stored messages in commit (so seq) order, then answers each sender.
-fn deliver(
-    hub: &dyn Hub,
-    posts: Vec<(String, oneshot::Sender<Result<Appended, StoreError>>)>,
-    outcomes: Vec<Appended>,
-) {
-    for ((room, done), outcome) in posts.into_iter().zip(outcomes) {
-        if let Appended::Stored(message) = &outcome {
-            hub.publish(Broadcast {
-                room_id: message.room_id,
-                room,
-                at: message.created_at,
-                event: RoomEvent::Message(message.clone()),
-                skip_user: None,
-            });
+    /// Publishes the newly stored messages in commit (so seq) order, then answers each sender.
+    fn deliver(&self, posts: Vec<Waiter>, outcomes: Vec<Appended>) {
+        for ((room, done), outcome) in posts.into_iter().zip(outcomes) {
+            if let Appended::Stored(message) = &outcome {
+                self.metrics.messages_stored.inc();
+                self.hub.publish(Broadcast {
+                    room_id: message.room_id,
+                    room,
+                    at: message.created_at,
+                    event: RoomEvent::Message(message.clone()),
+                    skip_user: None,
+                });
+            }
+            // The sender may have gone; the message is stored and delivered regardless.
+            let _ = done.send(Ok(outcome));
         }
-        // The sender may have gone; the message is stored and delivered regardless.
-        let _ = done.send(Ok(outcome));
     }
 }
 
-fn fail(posts: Vec<(String, oneshot::Sender<Result<Appended, StoreError>>)>, error: &StoreError) {
+fn fail(posts: Vec<Waiter>, error: &StoreError) {
     for (_, done) in posts {
         let _ = done.send(Err(error.clone()));
     }
@@ -219,7 +244,12 @@ mod tests {
     #[tokio::test]
     async fn concurrent_posts_are_stored_gaplessly_and_delivered_in_seq_order() {
         let (store, hub, user, room) = setup().await;
-        let log = Arc::new(GroupCommit::start(store.clone(), hub.clone(), settings()));
+        let log = Arc::new(GroupCommit::start(
+            store.clone(),
+            hub.clone(),
+            Arc::new(Metrics::new()),
+            settings(),
+        ));
         let posts = (0..200).map(|n| {
             let log = log.clone();
             tokio::spawn(async move {
@@ -254,7 +284,12 @@ mod tests {
     #[tokio::test]
     async fn one_bad_message_does_not_sink_its_batch() {
         let (store, hub, user, room) = setup().await;
-        let log = Arc::new(GroupCommit::start(store.clone(), hub.clone(), settings()));
+        let log = Arc::new(GroupCommit::start(
+            store.clone(),
+            hub.clone(),
+            Arc::new(Metrics::new()),
+            settings(),
+        ));
         let good = {
             let log = log.clone();
             tokio::spawn(async move { log.post("general", message(room, user, "ok")).await })
@@ -274,7 +309,12 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_database_fails_the_posts_and_delivers_nothing() {
         let (store, hub, user, room) = setup().await;
-        let log = GroupCommit::start(store.clone(), hub.clone(), settings());
+        let log = GroupCommit::start(
+            store.clone(),
+            hub.clone(),
+            Arc::new(Metrics::new()),
+            settings(),
+        );
         store.set_unavailable(true);
         let outcome = log.post("general", message(room, user, "lost?")).await;
         assert!(matches!(outcome, Err(StoreError::Unavailable(_))));

@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use super::codec::{self, Codec};
 use super::dispatch::{Dispatched, command_id, failure, start};
 use crate::context::AppContext;
-use crate::hub::{ConnectionHandle, Kick, POLICY};
+use crate::hub::{ConnectionHandle, Kick, POLICY, SLOW_CONSUMER};
 use crate::ratelimit::Decision;
 use palaver_handlers::event::Reply;
 
@@ -72,6 +72,8 @@ pub async fn run(
             kick: kick.clone(),
         },
     );
+    ctx.metrics.handshakes.inc();
+    ctx.metrics.connections_open.inc();
     tracing::info!(conn, user = %principal.user_id, ?codec, "websocket opened");
     let session = Session { conn, principal };
     let (sink, stream) = socket.split();
@@ -96,7 +98,12 @@ pub async fn run(
     let _ = control.send(Message::Close(reason.clone())).await;
     drop(control);
     let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
-    tracing::info!(conn, reason = ?reason.map(|frame| u16::from(frame.code)), "websocket closed");
+    ctx.metrics.connections_open.dec();
+    let code = reason.as_ref().map(|frame| u16::from(frame.code));
+    if code == Some(SLOW_CONSUMER) {
+        ctx.metrics.slow_consumer_closes.inc();
+    }
+    tracing::info!(conn, reason = ?code, "websocket closed");
 }
 
 /// What the reading half answers through and can be stopped by.
@@ -136,6 +143,7 @@ async fn read(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(frame))) => {
+                        ctx.metrics.frames_in.inc();
                         if let Flood::Disconnect = handle(ctx, link, &mut in_flight, frame.as_str()).await {
                             return close(POLICY, "rate limit abuse");
                         }
@@ -158,7 +166,7 @@ async fn read(
                     return close(1000, "no pong");
                 }
                 if link.control.try_send(Message::Ping(Default::default())).is_err() {
-                    return close(1013, "slow consumer");
+                    return close(SLOW_CONSUMER, "slow consumer");
                 }
             }
             code = link.kick.kicked() => {
@@ -197,6 +205,10 @@ async fn handle(
     let limits = &ctx.socket_limits;
     let now = std::time::Instant::now();
     if let Decision::Limited { .. } = limits.messages.check(&user, now) {
+        ctx.metrics
+            .rate_limited
+            .with_label_values(&["ws_messages"])
+            .inc();
         if let Decision::Limited { .. } = limits.floods.check(&user, now) {
             tracing::warn!(conn = session.conn, %user, "disconnecting a user who keeps flooding");
             return Flood::Disconnect;
@@ -257,6 +269,7 @@ async fn queue_replies(
             if link.replies.send(Utf8Bytes::from(frame)).await.is_err() {
                 return;
             }
+            ctx.metrics.frames_out.inc();
         }
     }
 }
