@@ -62,6 +62,10 @@ struct Connection {
     rooms: Vec<(Uuid, String)>,
     /// Events of rooms this connection is catching up on, held until released (see [`Hub::release`]).
     held: HashMap<Uuid, Vec<Broadcast>>,
+    /// Per room, the seq a replay delivered through: a message at or below it is not delivered again, even when its
+    /// publication comes after the release (the writer publishes just after its commit, which a replay can read
+    /// first).
+    floors: HashMap<Uuid, i64>,
 }
 
 /// The most events held for one connection and room while it catches up; past it the connection is too far behind
@@ -139,6 +143,7 @@ impl LocalHub {
                 handle,
                 rooms: Vec::new(),
                 held: HashMap::new(),
+                floors: HashMap::new(),
             },
         );
     }
@@ -249,6 +254,7 @@ impl Hub for LocalHub {
             return;
         };
         let held = connection.held.remove(&room_id).unwrap_or_default();
+        connection.floors.insert(room_id, through_seq);
         let codec = connection.handle.codec;
         let prefixed = connection.rooms.len() > 1;
         for broadcast in held {
@@ -267,6 +273,7 @@ impl Hub for LocalHub {
         let index = connection.rooms.iter().position(|(id, _)| *id == room_id)?;
         let (_, room) = connection.rooms.remove(index);
         connection.held.remove(&room_id);
+        connection.floors.remove(&room_id);
         let user_id = connection.handle.user_id;
         remove_from_room(&mut state, room_id, conn);
         let last_for_user = !user_present(&state, room_id, user_id);
@@ -316,6 +323,7 @@ impl Hub for LocalHub {
             if let Some(connection) = state.connections.get_mut(&conn) {
                 connection.rooms.retain(|(id, _)| *id != room_id);
                 connection.held.remove(&room_id);
+                connection.floors.remove(&room_id);
             }
         }
     }
@@ -357,6 +365,11 @@ impl Hub for LocalHub {
                 continue;
             };
             if Some(connection.handle.user_id) == broadcast.skip_user {
+                continue;
+            }
+            let floor = connection.floors.get(&broadcast.room_id);
+            if matches!((&broadcast.event, floor), (RoomEvent::Message(m), Some(floor)) if m.seq <= *floor)
+            {
                 continue;
             }
             if let Some(held) = connection.held.get_mut(&broadcast.room_id) {
@@ -523,6 +536,46 @@ mod tests {
             .expect("the token's connection is kicked");
         assert_eq!(code, POLICY);
         assert_eq!(hub.close_token("unknown"), 0);
+    }
+
+    fn message(room_id: Uuid, seq: i64) -> Broadcast {
+        Broadcast {
+            room_id,
+            room: "general".into(),
+            at: datetime!(2026-11-25 15:30:45 UTC),
+            event: RoomEvent::Message(palaver_handlers::model::StoredMessage {
+                id: Uuid::now_v7(),
+                room_id,
+                seq,
+                user_id: Uuid::nil(),
+                username: "john_doe".into(),
+                content: format!("m{seq}"),
+                client_msg_id: None,
+                created_at: datetime!(2026-11-25 15:30:45 UTC),
+            }),
+            skip_user: None,
+        }
+    }
+
+    #[test]
+    fn a_held_subscription_releases_past_the_replay_and_never_repeats_it() {
+        let hub = LocalHub::new();
+        let (jane, room) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut probe = connect(&hub, 1, jane, Codec::Text, 16);
+        hub.subscribe_held(1, jane, room, "general");
+        hub.publish(message(room, 4));
+        hub.publish(message(room, 6));
+        assert!(drain(&mut probe).is_empty(), "held until released");
+        // The replay delivered through 5: 4 is dropped, 6 follows.
+        hub.release(1, room, 5);
+        // A publication of a message the replay already had, arriving after the release, is dropped too.
+        hub.publish(message(room, 5));
+        hub.publish(message(room, 7));
+        let seqs: Vec<String> = drain(&mut probe)
+            .iter()
+            .map(|line| line.rsplit(' ').next().unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(seqs, ["m6", "m7"]);
     }
 
     #[test]

@@ -47,12 +47,10 @@ pub async fn join(
         }
     }
     let hub = ctx.hub();
-    // A resuming connection is subscribed before the replay is read, with its live events held back: whatever is
-    // published meanwhile is either in the replay or delivered after it, never lost and never doubled.
-    let subscribed = match req.after_seq {
-        Some(_) => hub.subscribe_held(session.conn, principal.user_id, room.id, &room.name),
-        None => hub.subscribe(session.conn, principal.user_id, room.id, &room.name),
-    };
+    // Every join subscribes with the room's events held, then reads what was stored after the point the client knows
+    // (its after_seq, or the room's end as read above): whatever is committed meanwhile is either read or delivered
+    // after it, never lost and never doubled.
+    let subscribed = hub.subscribe_held(session.conn, principal.user_id, room.id, &room.name);
     if subscribed.first_for_user {
         publish(
             ctx,
@@ -64,23 +62,31 @@ pub async fn join(
             Some(principal.user_id),
         );
     }
-    let Some(after_seq) = req.after_seq else {
+    if !subscribed.new_for_connection {
+        // Subscribed already: this connection has been receiving the room live all along, so a replay would only
+        // repeat what it has.
         return Ok(vec![welcome(ctx, &room, room.last_seq)]);
-    };
-    let missed = match replay(ctx, &room, after_seq).await {
+    }
+    // A client claiming to have seen beyond the end must still receive the messages that come next.
+    let known = req
+        .after_seq
+        .map_or(room.last_seq, |after| after.clamp(0, room.last_seq));
+    let missed = match replay(ctx, &room, known).await {
         Ok(missed) => missed,
         Err(err) => {
             // Nothing held may stay held: go live without a replay rather than freeze the room for this connection.
-            hub.release(session.conn, room.id, after_seq);
+            hub.release(session.conn, room.id, known);
             return Err(err);
         }
     };
-    // What the replay covered: its last message, or (nothing missed) the room's end as read before subscribing; a
-    // client claiming to have seen beyond the end must still receive the messages that come next.
-    let through_seq = missed
-        .last()
-        .map_or(after_seq.clamp(0, room.last_seq), |message| message.seq);
-    let mut replies = vec![welcome(ctx, &room, through_seq.max(room.last_seq))];
+    let through_seq = missed.last().map_or(known, |message| message.seq);
+    // A plain join announces where the room stood; a resume announces the newest seq it now has.
+    let announced = if req.after_seq.is_some() {
+        through_seq.max(room.last_seq)
+    } else {
+        known
+    };
+    let mut replies = vec![welcome(ctx, &room, announced)];
     replies.extend(missed.into_iter().map(|message| Reply::Message {
         room: room.name.clone(),
         message,
@@ -184,6 +190,7 @@ mod tests {
         let replies = join(&ctx, &jane, request("GENERAL", None, None))
             .await
             .unwrap();
+        let replies = release_caught_up(&ctx, &jane, replies);
         assert_eq!(replies, vec![welcome(&ctx, "general", 0)]);
         assert_eq!(events(&ctx, 1), vec![joined("general", "jane_doe")]);
         assert!(events(&ctx, 2).is_empty(), "the joiner hears no joined");
@@ -292,6 +299,7 @@ mod tests {
         let replies = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
             .await
             .unwrap();
+        let replies = release_caught_up(&ctx, &jane, replies);
         assert_eq!(replies, vec![welcome(&ctx, "secret", 0)]);
         assert_eq!(events(&ctx, 1), vec![joined("secret", "jane_doe")]);
     }
@@ -388,10 +396,15 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         post_numbered(&ctx, &room, &john.principal, 3).await;
-        for after_seq in [3, 99] {
-            let replies = join(&ctx, &jane, request("general", None, Some(after_seq)))
-                .await
-                .unwrap();
+        for (conn, after_seq) in [(3, 3), (4, 99)] {
+            // A fresh connection each time: one already in the room is live and gets no replay.
+            let replies = join(
+                &ctx,
+                &on(conn, &jane.principal),
+                request("general", None, Some(after_seq)),
+            )
+            .await
+            .unwrap();
             // Nothing replayed; live messages after seq 3 (the room's end) will flow once released.
             let caught_up = Reply::CaughtUp {
                 room_id: room.id,
@@ -399,9 +412,13 @@ mod tests {
             };
             assert_eq!(replies, vec![welcome(&ctx, "general", 3), caught_up]);
         }
-        let replies = join(&ctx, &jane, request("general", None, Some(0)))
-            .await
-            .unwrap();
+        let replies = join(
+            &ctx,
+            &on(5, &jane.principal),
+            request("general", None, Some(0)),
+        )
+        .await
+        .unwrap();
         assert_eq!(replies.len(), 5);
         let empty = public_room(&ctx, &john, "empty").await;
         let replies = join(&ctx, &jane, request("empty", None, Some(0)))
@@ -412,6 +429,19 @@ mod tests {
             through_seq: 0,
         };
         assert_eq!(replies, vec![welcome(&ctx, &empty.name, 0), caught_up]);
+    }
+
+    #[tokio::test]
+    async fn a_connection_already_in_the_room_gets_no_replay() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let room = public_room(&ctx, &john, "general").await;
+        post_numbered(&ctx, &room, &john.principal, 4).await;
+        // John's connection has been live in the room since he created it: a replay would repeat what it has.
+        let replies = join(&ctx, &john, request("general", None, Some(1)))
+            .await
+            .unwrap();
+        assert_eq!(replies, vec![welcome(&ctx, "general", 4)]);
     }
 
     #[tokio::test]

@@ -98,7 +98,7 @@ pub(crate) mod test_support {
     use crate::event::{ConnectionId, Reply, RoomEvent, Session};
     use crate::model::{NewMessage, Principal, Room, StoredMessage};
     use crate::testing::{Delivery, TestContext};
-    use crate::{Clock, Store as _};
+    use crate::{Clock, Hub as _, Store as _};
     use time::Duration;
     use uuid::Uuid;
 
@@ -160,7 +160,30 @@ pub(crate) mod test_support {
             password: None,
             after_seq: None,
         };
-        join(ctx, session, req).await.expect("the join succeeds")
+        let replies = join(ctx, session, req).await.expect("the join succeeds");
+        release_caught_up(ctx, session, replies)
+    }
+
+    /// Does what the runtime does with a join's replies: at [`Reply::CaughtUp`] the events held for the room are
+    /// released. Returns the other replies.
+    pub fn release_caught_up(
+        ctx: &TestContext,
+        session: &Session,
+        replies: Vec<Reply>,
+    ) -> Vec<Reply> {
+        replies
+            .into_iter()
+            .filter(|reply| match reply {
+                Reply::CaughtUp {
+                    room_id,
+                    through_seq,
+                } => {
+                    ctx.hub.release(session.conn, *room_id, *through_seq);
+                    false
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     /// The room events delivered to `conn` since the last look, as (room, event); panics on other deliveries.
