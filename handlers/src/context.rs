@@ -12,7 +12,7 @@ use crate::error::TokenRejection;
 use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
-    NewUser, Room, TokenClaims, User,
+    NewUser, Room, StoredMessage, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
@@ -192,6 +192,9 @@ pub trait Store: Send + Sync {
     /// order). A message repeating an earlier (user, client_msg_id) is not stored again: its outcome is the original.
     /// If any message fails, none is stored and no seq is used. Outcomes are in input order.
     async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
+    /// The stored messages among `ids`, ordered by room and seq. After a commit whose answer was lost, this tells
+    /// which of its messages were stored after all.
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError>;
     /// A page of a room's history, newest first.
     async fn history(&self, room_id: Uuid, query: &HistoryQuery)
     -> Result<HistoryPage, StoreError>;

@@ -68,6 +68,8 @@ pub struct MemoryStore {
     state: Mutex<MemoryState>,
     /// When set, every call fails as if the database were down.
     unavailable: std::sync::atomic::AtomicBool,
+    /// When set, the next append is stored but answered as if the connection broke before the answer came.
+    lose_answer: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryStore {
@@ -84,6 +86,12 @@ impl MemoryStore {
     /// How many messages are stored.
     pub fn message_count(&self) -> usize {
         lock(&self.state).messages.len()
+    }
+
+    /// Makes the next `append_messages` store its batch and then fail with [`StoreError::Unavailable`], like a
+    /// commit whose answer was lost.
+    pub fn lose_next_answer(&self) {
+        self.lose_answer.store(true, Ordering::SeqCst);
     }
 
     /// Makes every following call fail with [`StoreError::Unavailable`] (or work again).
@@ -362,7 +370,24 @@ impl Store for MemoryStore {
         }
         guard.rooms = state.rooms;
         guard.messages = state.messages;
+        if self.lose_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the answer to the commit was lost".into(),
+            ));
+        }
         Ok(outcomes)
+    }
+
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+        let state = self.state()?;
+        let mut found: Vec<StoredMessage> = state
+            .messages
+            .iter()
+            .filter(|m| ids.contains(&m.id))
+            .cloned()
+            .collect();
+        found.sort_by_key(|m| (m.room_id, m.seq));
+        Ok(found)
     }
 
     async fn history(

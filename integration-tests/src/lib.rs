@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod pg;
+pub mod process;
 pub mod server;
 pub mod ws;
 

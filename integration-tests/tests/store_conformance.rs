@@ -127,6 +127,7 @@ conformance_suite!(
     history_newest_first_with_limit,
     history_paging_with_before_seq_visits_each_message_once,
     history_after_seq,
+    messages_by_id_finds_only_what_was_stored,
     history_sender_filter_is_case_insensitive,
     history_contains_is_case_insensitive_and_literal,
     history_contains_folds_non_ascii_case,
@@ -1418,6 +1419,30 @@ mod cases {
         assert_eq!(
             (seqs(&page), page.next_before, page.has_more),
             (vec![3, 2], Some(2), true)
+        );
+    }
+
+    pub async fn messages_by_id_finds_only_what_was_stored(store: &dyn Store) {
+        let (chat, all) = seeded_history(store).await;
+        let missing = Uuid::now_v7();
+        let wanted = [all[2].id, missing, all[0].id];
+        let found = store.messages_by_id(&wanted).await.expect("lookup works");
+        assert_eq!(
+            found,
+            vec![all[0].clone(), all[2].clone()],
+            "stored ones only, by seq"
+        );
+        assert!(found.iter().all(|m| m.room_id == chat.id));
+        assert_eq!(
+            store
+                .messages_by_id(&[missing])
+                .await
+                .expect("lookup works"),
+            vec![]
+        );
+        assert_eq!(
+            store.messages_by_id(&[]).await.expect("lookup works"),
+            vec![]
         );
     }
 

@@ -116,6 +116,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         max_batch: settings.group_commit_max_batch,
         linger: Duration::from_micros(settings.group_commit_linger_us),
         queue: settings.group_commit_queue,
+        commit_timeout: settings.db_timeout() * 2,
     };
     let messages = GroupCommit::start(store.clone(), hub.clone(), metrics.clone(), batching);
     Ok(AppContext {

@@ -24,7 +24,12 @@ pub struct BatchSettings {
     pub linger: Duration,
     /// How many posts may wait for the writer; past it senders wait (back-pressure), never memory.
     pub queue: usize,
+    /// How long one commit may take before its outcome counts as unknown (a stalled connection must not stall chat).
+    pub commit_timeout: Duration,
 }
+
+/// How often the writer asks again about messages whose commit outcome is unknown while no new post arrives.
+const RESOLVE_EVERY: Duration = Duration::from_millis(500);
 
 /// One post waiting to be stored.
 struct Post {
@@ -43,6 +48,10 @@ struct Writer {
     store: Arc<dyn Store>,
     hub: Arc<dyn Hub>,
     metrics: Arc<Metrics>,
+    commit_timeout: Duration,
+    /// Messages (room, id) of a commit whose answer was lost: the database may have stored them. Until the writer
+    /// knows (and has delivered those it did store), nothing newer is committed, so rooms stay in seq order.
+    in_doubt: Vec<(String, uuid::Uuid)>,
 }
 
 impl GroupCommit {
@@ -59,6 +68,8 @@ impl GroupCommit {
                 store,
                 hub,
                 metrics,
+                commit_timeout: settings.commit_timeout,
+                in_doubt: Vec::new(),
             },
             waiting,
             settings,
@@ -87,9 +98,21 @@ impl MessageLog for GroupCommit {
     }
 }
 
-async fn write(writer: Writer, mut waiting: mpsc::Receiver<Post>, settings: BatchSettings) {
+async fn write(mut writer: Writer, mut waiting: mpsc::Receiver<Post>, settings: BatchSettings) {
     let max_batch = settings.max_batch.max(1);
-    while let Some(first) = waiting.recv().await {
+    loop {
+        let first = if writer.in_doubt.is_empty() {
+            waiting.recv().await
+        } else {
+            tokio::select! {
+                post = waiting.recv() => post,
+                _ = tokio::time::sleep(RESOLVE_EVERY) => {
+                    writer.resolve().await;
+                    continue;
+                }
+            }
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match waiting.try_recv() {
@@ -101,6 +124,17 @@ async fn write(writer: Writer, mut waiting: mpsc::Receiver<Post>, settings: Batc
                 },
             }
         }
+        if !writer.in_doubt.is_empty() && !writer.resolve().await {
+            let unsettled = StoreError::Unavailable("earlier messages are not settled yet".into());
+            fail(
+                batch
+                    .into_iter()
+                    .map(|post| (post.room, post.done))
+                    .collect(),
+                &unsettled,
+            );
+            continue;
+        }
         writer.commit(batch).await;
     }
 }
@@ -111,13 +145,13 @@ type Waiter = (String, oneshot::Sender<Result<Appended, StoreError>>);
 impl Writer {
     /// Stores a batch in one transaction and settles every post in it. If the batch fails for a reason other than
     /// the database being unreachable, one bad message must not sink the others: each is retried on its own.
-    async fn commit(&self, batch: Vec<Post>) {
+    async fn commit(&mut self, batch: Vec<Post>) {
         let (posts, messages): (Vec<Waiter>, Vec<NewMessage>) = batch
             .into_iter()
             .map(|post| ((post.room, post.done), post.message))
             .unzip();
         let timer = self.metrics.batch_seconds.start_timer();
-        let stored = self.store.append_messages(&messages).await;
+        let stored = self.append(&messages).await;
         let elapsed = timer.stop_and_record();
         self.metrics.batch_size.observe(posts.len() as f64);
         tracing::debug!(
@@ -135,26 +169,84 @@ impl Writer {
                 ));
                 fail(posts, &error);
             }
-            Err(StoreError::Unavailable(detail)) => fail(posts, &StoreError::Unavailable(detail)),
+            Err(StoreError::Unavailable(detail)) => {
+                // The commit may have happened with only its answer lost: find out before anything newer is stored.
+                self.doubt(&posts, &messages);
+                fail(posts, &StoreError::Unavailable(detail));
+            }
             Err(error) if posts.len() == 1 => fail(posts, &error),
             Err(error) => {
                 tracing::warn!(%error, batch = posts.len(), "batch failed; storing its messages one by one");
                 for (post, message) in posts.into_iter().zip(messages) {
-                    match self
-                        .store
-                        .append_messages(std::slice::from_ref(&message))
-                        .await
-                    {
+                    let single = std::slice::from_ref(&message);
+                    match self.append(single).await {
                         Ok(outcomes) if outcomes.len() == 1 => self.deliver(vec![post], outcomes),
                         Ok(_) => fail(
                             vec![post],
                             &StoreError::Backend("no outcome for a message".into()),
                         ),
+                        Err(error @ StoreError::Unavailable(_)) => {
+                            self.doubt(std::slice::from_ref(&post), single);
+                            fail(vec![post], &error);
+                        }
                         Err(error) => fail(vec![post], &error),
                     }
                 }
             }
         }
+    }
+
+    /// Stores messages, giving up (outcome unknown) after the commit timeout.
+    async fn append(&self, messages: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        match tokio::time::timeout(self.commit_timeout, self.store.append_messages(messages)).await
+        {
+            Ok(stored) => stored,
+            Err(_) => Err(StoreError::Unavailable(
+                "the commit did not answer in time".into(),
+            )),
+        }
+    }
+
+    /// Remembers messages whose commit outcome is unknown.
+    fn doubt(&mut self, posts: &[Waiter], messages: &[NewMessage]) {
+        let doubtful = posts
+            .iter()
+            .zip(messages)
+            .map(|((room, _), message)| (room.clone(), message.id));
+        self.in_doubt.extend(doubtful);
+    }
+
+    /// Asks the store which messages in doubt it holds and delivers those, in seq order; true once settled.
+    async fn resolve(&mut self) -> bool {
+        let ids: Vec<uuid::Uuid> = self.in_doubt.iter().map(|(_, id)| *id).collect();
+        let lookup =
+            tokio::time::timeout(self.commit_timeout, self.store.messages_by_id(&ids)).await;
+        let Ok(Ok(found)) = lookup else {
+            return false;
+        };
+        tracing::warn!(
+            in_doubt = ids.len(),
+            stored = found.len(),
+            "settled messages whose commit answer was lost"
+        );
+        for message in found {
+            let room = self
+                .in_doubt
+                .iter()
+                .find(|(_, id)| *id == message.id)
+                .map(|(room, _)| room.clone())
+                .unwrap_or_default();
+            self.metrics.messages_stored.inc();
+            self.hub.publish(Broadcast {
+                room_id: message.room_id,
+                room,
+                at: message.created_at,
+                event: RoomEvent::Message(message),
+                skip_user: None,
+            });
+        }
+        self.in_doubt.clear();
+        true
     }
 
     /// Publishes the newly stored messages in commit (so seq) order, then answers each sender.
@@ -238,6 +330,7 @@ mod tests {
             max_batch: 64,
             linger: Duration::ZERO,
             queue: 1024,
+            commit_timeout: Duration::from_secs(5),
         }
     }
 
@@ -304,6 +397,45 @@ mod tests {
         assert!(good.await.unwrap().is_ok());
         assert!(matches!(bad.await.unwrap(), Err(StoreError::Backend(_))));
         assert_eq!(store.message_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_answer_is_lost_is_still_delivered_before_anything_newer() {
+        let (store, hub, user, room) = setup().await;
+        let log = GroupCommit::start(
+            store.clone(),
+            hub.clone(),
+            Arc::new(Metrics::new()),
+            settings(),
+        );
+        store.lose_next_answer();
+        let lost = log
+            .post("general", message(room, user, "stored, answer lost"))
+            .await;
+        assert!(matches!(lost, Err(StoreError::Unavailable(_))), "{lost:?}");
+        let next = log
+            .post("general", message(room, user, "next"))
+            .await
+            .unwrap();
+        assert_eq!(next.message().seq, 2);
+        let delivered: Vec<(i64, String)> = hub
+            .take(9)
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::Event(Broadcast {
+                    event: RoomEvent::Message(m),
+                    ..
+                }) => Some((m.seq, m.content)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![
+                (1, "stored, answer lost".to_owned()),
+                (2, "next".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

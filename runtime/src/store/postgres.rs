@@ -395,6 +395,21 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, m.created_at
+                 FROM messages m JOIN users u ON u.id = m.user_id
+                 WHERE m.id = ANY($1) ORDER BY m.room_id, m.seq",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(pg_error)
+    }
+
     async fn history(
         &self,
         room_id: Uuid,

@@ -139,6 +139,25 @@ pub(super) fn history(
     })
 }
 
+/// The stored messages among `ids`, by room and seq.
+pub(super) fn by_id(connection: &Connection, ids: &[Uuid]) -> Result<Vec<StoredMessage>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, m.created_at
+         FROM messages AS m JOIN users AS u ON u.id = m.user_id WHERE m.id = ?1",
+    )?;
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(message) = statement
+            .query_row([id_text(*id)], message_from_row)
+            .optional()?
+        {
+            found.push(message);
+        }
+    }
+    found.sort_by_key(|message| (message.room_id, message.seq));
+    Ok(found)
+}
+
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
         id: uuid_at(row, 0)?,

@@ -24,7 +24,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
-    User,
+    StoredMessage, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -196,6 +196,13 @@ impl Store for SqliteStore {
         let batch = batch.to_vec();
         self.writer
             .run(move |connection| messages::append_messages(connection, &batch))
+            .await
+    }
+
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+        let ids = ids.to_vec();
+        self.readers
+            .run(move |connection| messages::by_id(connection, &ids))
             .await
     }
 
