@@ -53,6 +53,12 @@ pub struct Settings {
     pub ws_flood_refusals: u32,
     pub max_replay: u32,
     pub metrics_token: String,
+    pub http_requests_per_minute: u32,
+    pub registrations_per_hour: u32,
+    pub login_failure_limit: u32,
+    pub login_ip_failure_limit: u32,
+    pub login_failure_window_secs: u64,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub group_commit_max_batch: usize,
     pub group_commit_linger_us: u64,
     pub group_commit_queue: usize,
@@ -93,6 +99,7 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("allowed_origins")
+            .with_list_parse_key("trusted_proxies")
             .source(Some(
                 vars.into_iter()
                     .filter(|(key, _)| key != "PALAVER_CONFIG")
@@ -147,6 +154,17 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "ws_message_limit",
                 reason: "ws_message_limit, ws_message_window_ms and ws_flood_refusals must be at least 1".into(),
+            });
+        }
+        if self.http_requests_per_minute == 0
+            || self.registrations_per_hour == 0
+            || self.login_failure_limit == 0
+            || self.login_ip_failure_limit == 0
+            || self.login_failure_window_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "http_requests_per_minute",
+                reason: "the HTTP and login limits and their windows must be at least 1".into(),
             });
         }
         if self.outbound_queue_frames == 0 {

@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
+use crate::http::csrf::CsrfKey;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
-use crate::ratelimit::SocketLimits;
+use crate::ratelimit::{HttpLimits, SocketLimits};
 use crate::store::group_commit::GroupCommit;
 use crate::ws::tickets::Tickets;
 
@@ -37,7 +38,9 @@ pub struct AppContext {
     pub messages: GroupCommit,
     pub limits: Limits,
     pub tickets: Tickets,
+    pub csrf: CsrfKey,
     pub socket_limits: SocketLimits,
+    pub http_limits: HttpLimits,
     pub settings: Settings,
 }
 

@@ -76,6 +76,49 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         Decision::Allowed
     }
 
+    /// Whether `key` is within the limit at `now`, without counting anything (for limits on failures, counted with
+    /// [`RateLimiter::record`] only when one happens).
+    pub fn peek(&self, key: &K, now: Instant) -> Decision {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(entry) = windows.get_mut(key) else {
+            return Decision::Allowed;
+        };
+        roll(entry, self.window, now);
+        let elapsed =
+            now.saturating_duration_since(entry.start).as_secs_f64() / self.window.as_secs_f64();
+        let estimate =
+            f64::from(entry.previous) * (1.0 - elapsed).max(0.0) + f64::from(entry.current);
+        if estimate + 1.0 > f64::from(self.limit) {
+            let retry_after = (entry.start + self.window)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            Decision::Limited { retry_after }
+        } else {
+            Decision::Allowed
+        }
+    }
+
+    /// Counts one event for `key` at `now`, whatever the limit says.
+    pub fn record(&self, key: &K, now: Instant) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !windows.contains_key(key) && windows.len() >= self.max_keys {
+            self.make_room(&mut windows, now);
+        }
+        let entry = windows.entry(key.clone()).or_insert(Window {
+            start: now,
+            current: 0,
+            previous: 0,
+        });
+        roll(entry, self.window, now);
+        entry.current = entry.current.saturating_add(1);
+    }
+
     /// How many keys are remembered.
     pub fn tracked_keys(&self) -> usize {
         self.windows
@@ -115,6 +158,54 @@ fn roll(entry: &mut Window, window: Duration, now: Instant) {
     entry.current = 0;
     let advance = window.as_nanos() * windows_passed;
     entry.start += Duration::from_nanos(u64::try_from(advance).unwrap_or(u64::MAX));
+}
+
+/// The limits of HTTP traffic: requests per client address, and password guessing.
+pub struct HttpLimits {
+    /// Requests per client address.
+    pub requests: RateLimiter<std::net::IpAddr>,
+    /// Registrations per client address.
+    pub registrations: RateLimiter<std::net::IpAddr>,
+    /// Failed logins per client address (credential stuffing from one place).
+    pub login_failures_by_ip: RateLimiter<std::net::IpAddr>,
+    /// Failed logins per account name (guessing one account's password from many places).
+    pub login_failures_by_account: RateLimiter<String>,
+}
+
+/// How many client addresses' and accounts' windows are kept at most.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+impl HttpLimits {
+    /// The limits from the settings' numbers.
+    pub fn new(
+        requests_per_minute: u32,
+        registrations_per_hour: u32,
+        (login_failures, login_ip_failures): (u32, u32),
+        login_window: Duration,
+    ) -> Self {
+        HttpLimits {
+            requests: RateLimiter::new(
+                requests_per_minute,
+                Duration::from_secs(60),
+                MAX_TRACKED_CLIENTS,
+            ),
+            registrations: RateLimiter::new(
+                registrations_per_hour,
+                Duration::from_secs(3600),
+                MAX_TRACKED_CLIENTS,
+            ),
+            login_failures_by_ip: RateLimiter::new(
+                login_ip_failures,
+                login_window,
+                MAX_TRACKED_CLIENTS,
+            ),
+            login_failures_by_account: RateLimiter::new(
+                login_failures,
+                login_window,
+                MAX_TRACKED_CLIENTS,
+            ),
+        }
+    }
 }
 
 /// The limits of WebSocket traffic, per user across all of that user's connections.
@@ -181,6 +272,26 @@ mod tests {
             .filter(|_| limiter.check(&1, later) == Decision::Allowed)
             .count();
         assert_eq!(allowed, 10);
+    }
+
+    #[test]
+    fn failures_are_counted_only_when_recorded() {
+        let limiter = RateLimiter::new(2, SECOND, 100);
+        let t0 = Instant::now();
+        assert_eq!(limiter.peek(&"acct", t0), Decision::Allowed);
+        assert_eq!(
+            limiter.peek(&"acct", t0),
+            Decision::Allowed,
+            "peeking counts nothing"
+        );
+        limiter.record(&"acct", t0);
+        assert_eq!(limiter.peek(&"acct", t0), Decision::Allowed);
+        limiter.record(&"acct", t0);
+        assert!(matches!(
+            limiter.peek(&"acct", t0),
+            Decision::Limited { .. }
+        ));
+        assert_eq!(limiter.peek(&"acct", t0 + SECOND * 3), Decision::Allowed);
     }
 
     #[test]

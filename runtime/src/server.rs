@@ -17,8 +17,10 @@ use tower_service::Service as _;
 use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
+use crate::http::client_ip::{ClientIp, client_ip};
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
+use crate::ratelimit::Decision;
 use crate::store::group_commit::{BatchSettings, GroupCommit};
 use palaver_handlers::Limits;
 
@@ -95,6 +97,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     )
     .await
     .context("cannot open the database")?;
+    let csrf = crate::http::csrf::CsrfKey::derive(&secret);
     let tokens = TokenSettings {
         secret,
         issuer: settings.jwt_issuer.clone(),
@@ -128,7 +131,17 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         hub,
         messages,
         limits,
+        csrf,
         tickets: crate::ws::tickets::Tickets::new(Duration::from_secs(settings.ws_ticket_ttl_secs)),
+        http_limits: crate::ratelimit::HttpLimits::new(
+            settings.http_requests_per_minute,
+            settings.registrations_per_hour,
+            (
+                settings.login_failure_limit,
+                settings.login_ip_failure_limit,
+            ),
+            Duration::from_secs(settings.login_failure_window_secs),
+        ),
         socket_limits: crate::ratelimit::SocketLimits::new(
             settings.ws_message_limit,
             Duration::from_millis(settings.ws_message_window_ms),
@@ -166,9 +179,14 @@ async fn accept_loop(
                 let (ctx, stop, open_for_sockets) = (ctx.clone(), shutdown.clone(), open.clone());
                 let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(ClientAddr(peer));
+                    let ip = client_ip(peer, request.headers(), &ctx.settings.trusted_proxies);
+                    request.extensions_mut().insert(ClientIp(ip));
                     let mut routes = routes.clone();
                     let (ctx, stop, open) = (ctx.clone(), stop.clone(), open_for_sockets.clone());
                     async move {
+                        if let Some(refusal) = over_request_limit(&ctx, ip, request.uri().path()) {
+                            return Ok(refusal);
+                        }
                         if request.uri().path() == crate::ws::PATH {
                             Ok(crate::ws::upgrade(ctx, request, stop, open).await)
                         } else {
@@ -214,6 +232,31 @@ async fn serve_connection<C>(
     };
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// The 429 for a client over its request budget, if it is; probes and scrapes are never limited.
+fn over_request_limit(
+    ctx: &AppContext,
+    ip: std::net::IpAddr,
+    path: &str,
+) -> Option<warp::reply::Response> {
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return None;
+    }
+    match ctx
+        .http_limits
+        .requests
+        .check(&ip, std::time::Instant::now())
+    {
+        Decision::Allowed => None,
+        Decision::Limited { retry_after } => {
+            ctx.metrics
+                .rate_limited
+                .with_label_values(&["http_requests"])
+                .inc();
+            Some(crate::http::error::too_many_requests(retry_after))
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
+use palaver_handlers::Credentials as _;
 use palaver_handlers::actions::{authenticate::authenticate, login, logout, me, register};
 use palaver_handlers::model::Principal;
 use warp::Reply;
@@ -11,8 +12,12 @@ use warp::reply::Response;
 
 use super::auth::{Presented, SESSION_COOKIE};
 use super::body::decode;
-use super::error::error_response;
+use super::client_ip::ClientIp;
+use super::csrf::csrf_cookie;
+use super::error::{error_response, json_error, too_many_requests};
 use crate::context::AppContext;
+use crate::ratelimit::Decision;
+use std::time::Instant;
 
 /// The principal behind the presented token, or the 401 to send.
 pub async fn principal(ctx: &AppContext, presented: &Presented) -> Result<Principal, Response> {
@@ -21,8 +26,44 @@ pub async fn principal(ctx: &AppContext, presented: &Presented) -> Result<Princi
         .map_err(|err| error_response(&err))
 }
 
+/// The principal of a request that changes state: as [`principal`], and when the session cookie authenticated it,
+/// only with this session's CSRF token (403 `csrf_failed` otherwise).
+pub async fn principal_for_change(
+    ctx: &AppContext,
+    presented: &Presented,
+) -> Result<Principal, Response> {
+    let principal = principal(ctx, presented).await?;
+    if let Presented::Cookie(_, proof) = presented
+        && !ctx.csrf.verify_proof(proof, &principal.token_id)
+    {
+        tracing::warn!(user = %principal.user_id, "csrf check failed");
+        return Err(json_error(
+            StatusCode::FORBIDDEN,
+            "this request needs the session's CSRF token in X-CSRF-Token",
+            "csrf_failed",
+            None,
+        ));
+    }
+    Ok(principal)
+}
+
 /// `POST /api/register` → 201 with the account.
-pub async fn register(ctx: Arc<AppContext>, content_type: Option<String>, body: Bytes) -> Response {
+pub async fn register(
+    ctx: Arc<AppContext>,
+    ip: Option<ClientIp>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(ClientIp(ip)) = ip
+        && let Decision::Limited { retry_after } =
+            ctx.http_limits.registrations.check(&ip, Instant::now())
+    {
+        ctx.metrics
+            .rate_limited
+            .with_label_values(&["registrations"])
+            .inc();
+        return too_many_requests(retry_after);
+    }
     let request = match decode(content_type.as_deref(), &body) {
         Ok(request) => request,
         Err(response) => return *response,
@@ -37,12 +78,43 @@ pub async fn register(ctx: Arc<AppContext>, content_type: Option<String>, body: 
 }
 
 /// `POST /api/login` → 200 with a token, and the session cookie for browsers.
-pub async fn login(ctx: Arc<AppContext>, content_type: Option<String>, body: Bytes) -> Response {
-    let request = match decode(content_type.as_deref(), &body) {
+pub async fn login(
+    ctx: Arc<AppContext>,
+    ip: Option<ClientIp>,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Response {
+    let request: login::LoginRequest = match decode(content_type.as_deref(), &body) {
         Ok(request) => request,
         Err(response) => return *response,
     };
-    match login::login(ctx.as_ref(), request).await {
+    // Guessing is slowed per account (from anywhere) and per address (against any account); a locked-out attempt
+    // costs no bcrypt round and says nothing about whether the password was right.
+    let account = request.username.as_deref().unwrap_or("").to_lowercase();
+    let ip = ip.map(|ClientIp(ip)| ip);
+    let limits = &ctx.http_limits;
+    let now = Instant::now();
+    let by_account = limits.login_failures_by_account.peek(&account, now);
+    let by_ip = ip.map_or(Decision::Allowed, |ip| {
+        limits.login_failures_by_ip.peek(&ip, now)
+    });
+    for decision in [by_account, by_ip] {
+        if let Decision::Limited { retry_after } = decision {
+            ctx.metrics
+                .rate_limited
+                .with_label_values(&["login_failures"])
+                .inc();
+            return too_many_requests(retry_after);
+        }
+    }
+    let outcome = login::login(ctx.as_ref(), request).await;
+    if let Err(palaver_handlers::Error::InvalidCredentials) = outcome {
+        limits.login_failures_by_account.record(&account, now);
+        if let Some(ip) = ip {
+            limits.login_failures_by_ip.record(&ip, now);
+        }
+    }
+    match outcome {
         Ok(answer) => {
             tracing::info!(user = %answer.user.id, "login");
             let cookie = session_cookie(
@@ -50,16 +122,59 @@ pub async fn login(ctx: Arc<AppContext>, content_type: Option<String>, body: Byt
                 ctx.settings.token_ttl_secs,
                 ctx.settings.cookie_secure,
             );
-            warp::reply::with_header(warp::reply::json(&answer), http::header::SET_COOKIE, cookie)
-                .into_response()
+            let mut response = warp::reply::with_header(
+                warp::reply::json(&answer),
+                http::header::SET_COOKIE,
+                cookie,
+            )
+            .into_response();
+            // The session's CSRF token, for the page's script to echo on state-changing requests.
+            let now = time::OffsetDateTime::now_utc();
+            if let Ok(claims) = ctx.credentials.verify_token(&answer.token, now) {
+                let token = ctx.csrf.token_for(&claims.token_id);
+                let cookie = csrf_cookie(
+                    &token,
+                    ctx.settings.token_ttl_secs,
+                    ctx.settings.cookie_secure,
+                );
+                if let Ok(value) = http::HeaderValue::from_str(&cookie) {
+                    response
+                        .headers_mut()
+                        .append(http::header::SET_COOKIE, value);
+                }
+            }
+            response
         }
         Err(err) => error_response(&err),
     }
 }
 
+/// `GET /api/csrf` → `{csrf_token}`, also set as the `palaver_csrf` cookie: the session's token when the session
+/// cookie is valid, else a random one (for pages before login; it authorises nothing).
+pub async fn csrf(ctx: Arc<AppContext>, presented: Presented) -> Response {
+    let token = match &presented {
+        Presented::Cookie(..) => match principal(&ctx, &presented).await {
+            Ok(principal) => ctx.csrf.token_for(&principal.token_id),
+            Err(response) => return response,
+        },
+        _ => {
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes);
+            bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+        }
+    };
+    let cookie = csrf_cookie(
+        &token,
+        ctx.settings.token_ttl_secs,
+        ctx.settings.cookie_secure,
+    );
+    let body = warp::reply::json(&serde_json::json!({ "csrf_token": token }));
+    warp::reply::with_header(body, http::header::SET_COOKIE, cookie).into_response()
+}
+
 /// `POST /api/logout` → 204; the token is revoked and the cookie cleared.
 pub async fn logout(ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let principal = match principal(&ctx, &presented).await {
+    let principal = match principal_for_change(&ctx, &presented).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
@@ -89,7 +204,7 @@ pub async fn me(ctx: Arc<AppContext>, presented: Presented) -> Response {
 
 /// `POST /api/ws-ticket` → `{ticket, expires_in}`: a single-use pass for `/ws?ticket=…`, for browsers.
 pub async fn ws_ticket(ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let principal = match principal(&ctx, &presented).await {
+    let principal = match principal_for_change(&ctx, &presented).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };

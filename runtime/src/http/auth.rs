@@ -8,19 +8,27 @@ use warp::Filter;
 /// The session cookie's name (PROTOCOL §1).
 pub const SESSION_COOKIE: &str = "palaver_session";
 
-/// How the request presented its token; cookie-borne credentials are ambient and need CSRF checks.
+/// How the request presented its token; cookie-borne credentials are ambient and need CSRF checks, so the request's
+/// CSRF header and cookie travel with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented {
     Bearer(String),
-    Cookie(String),
+    Cookie(String, CsrfProof),
     None,
+}
+
+/// The CSRF token a cookie-authenticated request carried, in the header and in the cookie.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsrfProof {
+    pub header: Option<String>,
+    pub cookie: Option<String>,
 }
 
 impl Presented {
     /// The token, if any was presented.
     pub fn token(&self) -> Option<&str> {
         match self {
-            Presented::Bearer(token) | Presented::Cookie(token) => Some(token),
+            Presented::Bearer(token) | Presented::Cookie(token, _) => Some(token),
             Presented::None => None,
         }
     }
@@ -50,7 +58,16 @@ pub fn from_headers(headers: &HeaderMap) -> Presented {
         return Presented::Bearer(token.to_owned());
     }
     match cookie(headers, SESSION_COOKIE) {
-        Some(token) if !token.is_empty() => Presented::Cookie(token.to_owned()),
+        Some(token) if !token.is_empty() => {
+            let proof = CsrfProof {
+                header: headers
+                    .get(super::csrf::CSRF_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned),
+                cookie: cookie(headers, super::csrf::CSRF_COOKIE).map(str::to_owned),
+            };
+            Presented::Cookie(token.to_owned(), proof)
+        }
         _ => Presented::None,
     }
 }
@@ -99,7 +116,10 @@ mod tests {
             ("cookie", "theme=dark; palaver_session=c"),
             ("authorization", "Basic x"),
         ]);
-        assert_eq!(from_headers(&cookie), Presented::Cookie("c".into()));
+        assert_eq!(
+            from_headers(&cookie),
+            Presented::Cookie("c".into(), CsrfProof::default())
+        );
         assert_eq!(
             from_headers(&headers(&[("cookie", "palaver_session=")])),
             Presented::None

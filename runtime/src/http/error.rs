@@ -58,6 +58,22 @@ pub fn error_response(err: &Error) -> Response {
     response
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1).
+pub fn too_many_requests(retry_after: std::time::Duration) -> Response {
+    let mut response = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests; retry later",
+        "rate_limited",
+        None,
+    );
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(seconds.max(1)),
+    );
+    response
+}
+
 /// Answers every request no route took with a JSON error instead of warp's plain text.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let response = if rejection.is_not_found() {

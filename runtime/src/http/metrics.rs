@@ -8,6 +8,7 @@ use warp::Reply;
 use warp::reply::Response;
 
 use super::auth::Presented;
+use super::csrf::constant_time_eq;
 use super::error::json_error;
 use crate::context::AppContext;
 
@@ -42,21 +43,4 @@ pub async fn metrics(ctx: Arc<AppContext>, presented: Presented) -> Response {
         "text/plain; version=0.0.4",
     )
     .into_response()
-}
-
-/// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn equal_secrets_match_and_others_do_not() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret!"));
-    }
 }

@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod client_ip;
+pub mod csrf;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -24,14 +26,17 @@ pub fn routes(
     let limit = ctx.settings.max_body_bytes;
     let with_ctx = warp::any().map(move || ctx.clone());
 
+    let client_ip = warp::ext::optional::<client_ip::ClientIp>();
     let register = warp::path!("api" / "register")
         .and(warp::post())
         .and(with_ctx.clone())
+        .and(client_ip)
         .and(body::raw_json(limit))
         .then(accounts::register);
     let login = warp::path!("api" / "login")
         .and(warp::post())
         .and(with_ctx.clone())
+        .and(client_ip)
         .and(body::raw_json(limit))
         .then(accounts::login);
     let logout = warp::path!("api" / "logout")
@@ -44,6 +49,11 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(auth::presented())
         .then(accounts::me);
+    let csrf = warp::path!("api" / "csrf")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(auth::presented())
+        .then(accounts::csrf);
     let ws_ticket = warp::path!("api" / "ws-ticket")
         .and(warp::post())
         .and(with_ctx.clone())
@@ -98,6 +108,8 @@ pub fn routes(
         .or(logout)
         .unify()
         .or(me)
+        .unify()
+        .or(csrf)
         .unify()
         .or(ws_ticket)
         .unify()

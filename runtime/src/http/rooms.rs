@@ -15,7 +15,7 @@ use palaver_handlers::{Error, Hub};
 use warp::Reply;
 use warp::reply::Response;
 
-use super::accounts::principal;
+use super::accounts::{principal, principal_for_change};
 use super::auth::Presented;
 use super::body::decode;
 use super::error::{error_response, json_error};
@@ -50,6 +50,18 @@ async fn caller_and_room(
     Ok((principal, room_name(segment)?))
 }
 
+/// As [`caller_and_room`], for a request that changes state (CSRF-checked when cookie-authenticated).
+async fn changer_and_room(
+    ctx: &AppContext,
+    presented: &Presented,
+    segment: &str,
+) -> Result<(palaver_handlers::model::Principal, String), Box<Response>> {
+    let principal = principal_for_change(ctx, presented)
+        .await
+        .map_err(Box::new)?;
+    Ok((principal, room_name(segment)?))
+}
+
 /// `GET /api/rooms` → every room with its online count.
 pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
     if let Err(response) = principal(&ctx, &presented).await {
@@ -68,7 +80,7 @@ pub async fn create(
     content_type: Option<String>,
     body: Bytes,
 ) -> Response {
-    let principal = match principal(&ctx, &presented).await {
+    let principal = match principal_for_change(&ctx, &presented).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
@@ -88,7 +100,7 @@ pub async fn create(
 
 /// `DELETE /api/rooms/{name}` → 204; members are told and removed.
 pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
+    let (principal, name) = match changer_and_room(&ctx, &presented, &segment).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
