@@ -190,6 +190,28 @@ impl ServerProcess {
         self.wait_healthy().await;
     }
 
+    /// Runs a `palaver` sub-command (e.g. `audit`) with this server's settings and returns its output.
+    pub async fn command(&self, args: &[&str]) -> std::process::Output {
+        let binary = palaver_binary().await;
+        let mut command = Command::new(binary);
+        for (key, _) in std::env::vars_os() {
+            if key
+                .to_str()
+                .is_some_and(|key| key.starts_with("PALAVER_") || key == "RUST_LOG")
+            {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("the palaver binary runs")
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join(format!("palaver-{}.log", self.runs))
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use palaver_handlers::{Clock, Context, Credentials, Hub, Limits, MessageLog, Store};
 use time::OffsetDateTime;
 
+use crate::audit::Audit;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
 use crate::http::csrf::CsrfKey;
@@ -32,6 +33,7 @@ pub struct AppContext {
     /// The PostgreSQL pool behind `store`, if any (for metrics).
     pub pool: Option<deadpool_postgres::Pool>,
     pub metrics: Arc<Metrics>,
+    pub audit: Audit,
     pub credentials: RealCredentials,
     pub clock: SystemClock,
     pub hub: Arc<LocalHub>,

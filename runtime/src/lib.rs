@@ -4,6 +4,7 @@
 //! handlers; it never decides chat rules.
 //!
 //! ## Layout
+//! - [`audit`] — security events to the `audit` log target and the audit_log table.
 //! - [`config`] — the settings, from `config/default.toml` and `PALAVER_*` variables.
 //! - [`store`] — PostgreSQL and SQLite implementations of `Store`, with their migrations.
 //! - [`credentials`] — bcrypt and JWT.
@@ -16,6 +17,7 @@
 //! - [`server`] — accepting connections, graceful shutdown.
 //! - [`telemetry`] — logging.
 
+pub mod audit;
 pub mod config;
 pub mod context;
 pub mod credentials;

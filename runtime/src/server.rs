@@ -122,7 +122,9 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         commit_timeout: settings.db_timeout() * 2,
     };
     let messages = GroupCommit::start(store.clone(), hub.clone(), metrics.clone(), batching);
+    let audit = crate::audit::Audit::start(store.clone());
     Ok(AppContext {
+        audit,
         store,
         pool,
         metrics,

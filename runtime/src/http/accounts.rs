@@ -15,15 +15,21 @@ use super::body::decode;
 use super::client_ip::ClientIp;
 use super::csrf::csrf_cookie;
 use super::error::{error_response, json_error, too_many_requests};
+use crate::audit::Actor;
 use crate::context::AppContext;
 use crate::ratelimit::Decision;
 use std::time::Instant;
 
 /// The principal behind the presented token, or the 401 to send.
 pub async fn principal(ctx: &AppContext, presented: &Presented) -> Result<Principal, Response> {
-    authenticate(ctx, presented.token())
-        .await
-        .map_err(|err| error_response(&err))
+    authenticate(ctx, presented.token()).await.map_err(|err| {
+        if let palaver_handlers::Error::InvalidToken(reason) = &err {
+            let details = serde_json::json!({"reason": reason.as_str()});
+            ctx.audit
+                .record("token_rejected", "denied", &Actor::default(), details);
+        }
+        error_response(&err)
+    })
 }
 
 /// The principal of a request that changes state: as [`principal`], and when the session cookie authenticated it,
@@ -62,6 +68,16 @@ pub async fn register(
             .rate_limited
             .with_label_values(&["registrations"])
             .inc();
+        let actor = Actor {
+            ip: Some(ip),
+            ..Actor::default()
+        };
+        ctx.audit.record(
+            "rate_limited",
+            "denied",
+            &actor,
+            serde_json::json!({"limit": "registrations"}),
+        );
         return too_many_requests(retry_after);
     }
     let request = match decode(content_type.as_deref(), &body) {
@@ -70,7 +86,15 @@ pub async fn register(
     };
     match register::register(ctx.as_ref(), request).await {
         Ok(user) => {
-            tracing::info!(user = %user.id, username = %user.username, "account registered");
+            tracing::info!(user = %user.id, username = ?user.username, "account registered");
+            let actor = Actor {
+                user_id: Some(user.id),
+                username: Some(user.username.clone()),
+                ip: ip.map(|ClientIp(ip)| ip),
+                ..Actor::default()
+            };
+            ctx.audit
+                .record("register", "success", &actor, serde_json::json!({}));
             warp::reply::with_status(warp::reply::json(&user), StatusCode::CREATED).into_response()
         }
         Err(err) => error_response(&err),
@@ -104,6 +128,17 @@ pub async fn login(
                 .rate_limited
                 .with_label_values(&["login_failures"])
                 .inc();
+            let actor = Actor {
+                username: Some(account.clone()),
+                ip,
+                ..Actor::default()
+            };
+            ctx.audit.record(
+                "login",
+                "denied",
+                &actor,
+                serde_json::json!({"reason": "rate_limited"}),
+            );
             return too_many_requests(retry_after);
         }
     }
@@ -113,6 +148,27 @@ pub async fn login(
         if let Some(ip) = ip {
             limits.login_failures_by_ip.record(&ip, now);
         }
+        let actor = Actor {
+            username: Some(account.clone()),
+            ip,
+            ..Actor::default()
+        };
+        ctx.audit.record(
+            "login",
+            "failure",
+            &actor,
+            serde_json::json!({"reason": "invalid_credentials"}),
+        );
+    }
+    if let Ok(answer) = &outcome {
+        let actor = Actor {
+            user_id: Some(answer.user.id),
+            username: Some(answer.user.username.clone()),
+            ip,
+            ..Actor::default()
+        };
+        ctx.audit
+            .record("login", "success", &actor, serde_json::json!({}));
     }
     match outcome {
         Ok(answer) => {
@@ -181,6 +237,17 @@ pub async fn logout(ctx: Arc<AppContext>, presented: Presented) -> Response {
     match logout::logout(ctx.as_ref(), &principal).await {
         Ok(()) => {
             let closed = ctx.hub.close_token(&principal.token_id);
+            let actor = Actor {
+                user_id: Some(principal.user_id),
+                username: Some(principal.username.clone()),
+                ..Actor::default()
+            };
+            ctx.audit.record(
+                "logout",
+                "success",
+                &actor,
+                serde_json::json!({"sockets_closed": closed}),
+            );
             tracing::info!(user = %principal.user_id, sockets_closed = closed, "logout");
             let cookie = session_cookie("", 0, ctx.settings.cookie_secure);
             let reply = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT);

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::codec::{self, Codec};
 use super::dispatch::{Dispatched, command_id, failure, start};
+use crate::audit::Actor;
 use crate::context::AppContext;
 use crate::hub::{ConnectionHandle, Kick, POLICY, SLOW_CONSUMER};
 use crate::ratelimit::Decision;
@@ -102,6 +103,19 @@ pub async fn run(
     let code = reason.as_ref().map(|frame| u16::from(frame.code));
     if code == Some(SLOW_CONSUMER) {
         ctx.metrics.slow_consumer_closes.inc();
+    }
+    if matches!(code, Some(POLICY | SLOW_CONSUMER)) {
+        let why = reason
+            .as_ref()
+            .map(|frame| frame.reason.to_string())
+            .unwrap_or_default();
+        let details = serde_json::json!({"code": code, "reason": why});
+        ctx.audit.record(
+            "connection_closed",
+            "denied",
+            &Actor::of(&session.principal),
+            details,
+        );
     }
     tracing::info!(conn, reason = ?code, "websocket closed");
 }
