@@ -167,18 +167,8 @@ impl ServerProcess {
         self.addr = free_local_addr();
         let log_path = self.log_path();
         let log = std::fs::File::create(&log_path).expect("a log file in the temporary directory");
-        let mut command = Command::new(binary);
-        // Only this test's settings: none of the PALAVER_* variables or RUST_LOG of the shell that ran the tests.
-        for (key, _) in std::env::vars_os() {
-            if key
-                .to_str()
-                .is_some_and(|key| key.starts_with("PALAVER_") || key == "RUST_LOG")
-            {
-                command.env_remove(key);
-            }
-        }
+        let mut command = self.palaver(binary);
         command
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("PALAVER_LISTEN", self.addr.to_string())
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -193,6 +183,19 @@ impl ServerProcess {
     /// Runs a `palaver` sub-command (e.g. `audit`) with this server's settings and returns its output.
     pub async fn command(&self, args: &[&str]) -> std::process::Output {
         let binary = palaver_binary().await;
+        let mut command = self.palaver(binary);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("the palaver binary runs")
+    }
+
+    /// The binary with only this server's settings: none of the `PALAVER_*` variables or `RUST_LOG` of the shell
+    /// that ran the tests.
+    fn palaver(&self, binary: &Path) -> Command {
         let mut command = Command::new(binary);
         for (key, _) in std::env::vars_os() {
             if key
@@ -202,14 +205,8 @@ impl ServerProcess {
                 command.env_remove(key);
             }
         }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
         command
-            .args(args)
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("the palaver binary runs")
     }
 
     fn log_path(&self) -> PathBuf {

@@ -53,27 +53,12 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             .windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !windows.contains_key(key) && windows.len() >= self.max_keys {
-            self.make_room(&mut windows, now);
+        let entry = self.entry(&mut windows, key, now);
+        let decision = self.decide(entry, now);
+        if decision == Decision::Allowed {
+            entry.current += 1;
         }
-        let entry = windows.entry(key.clone()).or_insert(Window {
-            start: now,
-            current: 0,
-            previous: 0,
-        });
-        roll(entry, self.window, now);
-        let elapsed =
-            now.saturating_duration_since(entry.start).as_secs_f64() / self.window.as_secs_f64();
-        let estimate =
-            f64::from(entry.previous) * (1.0 - elapsed).max(0.0) + f64::from(entry.current);
-        if estimate + 1.0 > f64::from(self.limit) {
-            let retry_after = (entry.start + self.window)
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
-            return Decision::Limited { retry_after };
-        }
-        entry.current += 1;
-        Decision::Allowed
+        decision
     }
 
     /// Whether `key` is within the limit at `now`, without counting anything (for limits on failures, counted with
@@ -83,10 +68,46 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             .windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(entry) = windows.get_mut(key) else {
-            return Decision::Allowed;
-        };
+        match windows.get_mut(key) {
+            Some(entry) => {
+                roll(entry, self.window, now);
+                self.decide(entry, now)
+            }
+            None => Decision::Allowed,
+        }
+    }
+
+    /// Counts one event for `key` at `now`, whatever the limit says.
+    pub fn record(&self, key: &K, now: Instant) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = self.entry(&mut windows, key, now);
+        entry.current = entry.current.saturating_add(1);
+    }
+
+    /// The key's window, rolled to `now`, made room for when the key is new.
+    fn entry<'a>(
+        &self,
+        windows: &'a mut HashMap<K, Window>,
+        key: &K,
+        now: Instant,
+    ) -> &'a mut Window {
+        if !windows.contains_key(key) && windows.len() >= self.max_keys {
+            self.make_room(windows, now);
+        }
+        let entry = windows.entry(key.clone()).or_insert(Window {
+            start: now,
+            current: 0,
+            previous: 0,
+        });
         roll(entry, self.window, now);
+        entry
+    }
+
+    /// Whether one more event fits: the previous window weighted by its remaining overlap, plus the current one.
+    fn decide(&self, entry: &Window, now: Instant) -> Decision {
         let elapsed =
             now.saturating_duration_since(entry.start).as_secs_f64() / self.window.as_secs_f64();
         let estimate =
@@ -99,24 +120,6 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         } else {
             Decision::Allowed
         }
-    }
-
-    /// Counts one event for `key` at `now`, whatever the limit says.
-    pub fn record(&self, key: &K, now: Instant) {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !windows.contains_key(key) && windows.len() >= self.max_keys {
-            self.make_room(&mut windows, now);
-        }
-        let entry = windows.entry(key.clone()).or_insert(Window {
-            start: now,
-            current: 0,
-            previous: 0,
-        });
-        roll(entry, self.window, now);
-        entry.current = entry.current.saturating_add(1);
     }
 
     /// How many keys are remembered.
