@@ -12,7 +12,7 @@ use crate::error::TokenRejection;
 use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
-    NewUser, Room, StoredMessage, TokenClaims, User,
+    NewUser, Principal, Room, SecurityEvent, StoredMessage, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
@@ -29,6 +29,26 @@ pub trait Context: Send + Sync {
     fn limits(&self) -> &Limits;
     /// Where chat messages are posted: stored first, then delivered in seq order.
     fn messages(&self) -> &dyn MessageLog;
+    /// Throttled attempts and the audit trail of security events.
+    fn guard(&self) -> &dyn Guard;
+}
+
+/// Security bookkeeping the rules consult. Guessing a secret (a private room's password) is slowed by counting
+/// failures per user and target, and what a security review needs afterwards is recorded in the audit log.
+pub trait Guard: Send + Sync {
+    /// Whether `attempt` may be tried now: false once its recent failures reach the configured limit.
+    fn may_try(&self, attempt: &Attempt) -> bool;
+    /// Counts one failed `attempt`.
+    fn failed(&self, attempt: &Attempt);
+    /// Records `event`, done by `principal`, in the audit log. Never blocks: the log is written in the background.
+    fn record(&self, principal: &Principal, event: SecurityEvent);
+}
+
+/// Something whose failures are counted, so that guessing it is slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attempt {
+    /// A user trying a private room's password.
+    RoomPassword { user_id: Uuid, room_id: Uuid },
 }
 
 /// Posting chat messages. Implementations store the message durably (idempotently by sender and `client_msg_id`),

@@ -24,7 +24,7 @@ pub mod validate;
 pub mod testing;
 
 pub use context::{
-    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Posted, Store,
-    StoreError, Unique,
+    Attempt, Clock, Context, CredentialError, Credentials, Guard, Hub, Limits, MessageLog, Posted,
+    Store, StoreError, Unique,
 };
 pub use error::{Error, ErrorKind, Field, TokenRejection};

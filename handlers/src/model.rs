@@ -196,6 +196,57 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// A security event a chat rule reports, for the audit log (the HTTP layer records the account events itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityEvent {
+    RoomCreated {
+        room: String,
+        private: bool,
+    },
+    RoomDeleted {
+        room: String,
+    },
+    /// A wrong password for a private room.
+    RoomPasswordFailed {
+        room: String,
+    },
+    /// A room password refused untried: too many recent failures.
+    RoomPasswordLocked {
+        room: String,
+    },
+}
+
+impl SecurityEvent {
+    /// The event's name in the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SecurityEvent::RoomCreated { .. } => "room_created",
+            SecurityEvent::RoomDeleted { .. } => "room_deleted",
+            SecurityEvent::RoomPasswordFailed { .. } => "room_password_failed",
+            SecurityEvent::RoomPasswordLocked { .. } => "rate_limited",
+        }
+    }
+
+    /// `success`, `failure` or `denied`, as the audit log's outcome column has it.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            SecurityEvent::RoomCreated { .. } | SecurityEvent::RoomDeleted { .. } => "success",
+            SecurityEvent::RoomPasswordFailed { .. } => "failure",
+            SecurityEvent::RoomPasswordLocked { .. } => "denied",
+        }
+    }
+
+    /// The room the event is about.
+    pub fn room(&self) -> &str {
+        match self {
+            SecurityEvent::RoomCreated { room, .. }
+            | SecurityEvent::RoomDeleted { room }
+            | SecurityEvent::RoomPasswordFailed { room }
+            | SecurityEvent::RoomPasswordLocked { room } => room,
+        }
+    }
+}
+
 /// A security-relevant event for the audit log. Never holds a password, token or message body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {

@@ -12,14 +12,14 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::context::{
-    Clock, Context, CredentialError, Credentials, Hub, Limits, MessageLog, Posted, Store,
-    StoreError, Unique,
+    Attempt, Clock, Context, CredentialError, Credentials, Guard, Hub, Limits, MessageLog, Posted,
+    Store, StoreError, Unique,
 };
 use crate::error::TokenRejection;
 use crate::event::{Broadcast, ConnectionId, Reply, RoomEvent, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
-    NewUser, Room, StoredMessage, TokenClaims, User,
+    NewUser, Principal, Room, SecurityEvent, StoredMessage, TokenClaims, User,
 };
 
 /// A clock that stands still until [`ManualClock::advance`] moves it.
@@ -702,12 +702,52 @@ impl Hub for MemoryHub {
     }
 }
 
+/// The guard in memory: failures counted forever (no window; tests are short), events kept in order.
+pub struct MemoryGuard {
+    /// Failures after which an attempt is refused.
+    pub limit: u32,
+    failures: Mutex<HashMap<Attempt, u32>>,
+    events: Mutex<Vec<(Uuid, SecurityEvent)>>,
+}
+
+impl Default for MemoryGuard {
+    fn default() -> Self {
+        MemoryGuard {
+            limit: 5,
+            failures: Mutex::default(),
+            events: Mutex::default(),
+        }
+    }
+}
+
+impl MemoryGuard {
+    /// Every event recorded so far, with the user who did it.
+    pub fn events(&self) -> Vec<(Uuid, SecurityEvent)> {
+        lock(&self.events).clone()
+    }
+}
+
+impl Guard for MemoryGuard {
+    fn may_try(&self, attempt: &Attempt) -> bool {
+        lock(&self.failures).get(attempt).copied().unwrap_or(0) < self.limit
+    }
+
+    fn failed(&self, attempt: &Attempt) {
+        *lock(&self.failures).entry(*attempt).or_default() += 1;
+    }
+
+    fn record(&self, principal: &Principal, event: SecurityEvent) {
+        lock(&self.events).push((principal.user_id, event));
+    }
+}
+
 /// The in-memory context: public fields so tests can look inside.
 pub struct TestContext {
     pub store: MemoryStore,
     pub credentials: FakeCredentials,
     pub clock: ManualClock,
     pub hub: MemoryHub,
+    pub guard: MemoryGuard,
     pub limits: Limits,
 }
 
@@ -725,6 +765,7 @@ impl TestContext {
             credentials: FakeCredentials::default(),
             clock: ManualClock::at(time::macros::datetime!(2026-11-25 15:30:45 UTC)),
             hub: MemoryHub::default(),
+            guard: MemoryGuard::default(),
             limits: Limits::default(),
         }
     }
@@ -787,6 +828,10 @@ impl Context for TestContext {
 
     fn messages(&self) -> &dyn MessageLog {
         self
+    }
+
+    fn guard(&self) -> &dyn Guard {
+        &self.guard
     }
 }
 

@@ -263,6 +263,11 @@ impl ServerProcess {
         self.launch().await;
     }
 
+    /// The process id of the current run, to read its memory use from `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|child| child.id())
+    }
+
     /// The address the current run listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

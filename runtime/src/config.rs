@@ -58,6 +58,10 @@ pub struct Settings {
     pub login_failure_limit: u32,
     pub login_ip_failure_limit: u32,
     pub login_failure_window_secs: u64,
+    pub room_password_attempts: u32,
+    pub room_password_window_secs: u64,
+    pub ws_connections_per_user: u32,
+    pub ws_connections_per_ip: u32,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub group_commit_max_batch: usize,
     pub group_commit_linger_us: u64,
@@ -161,10 +165,16 @@ impl Settings {
             || self.login_failure_limit == 0
             || self.login_ip_failure_limit == 0
             || self.login_failure_window_secs == 0
+            || self.room_password_attempts == 0
+            || self.room_password_window_secs == 0
+            || self.ws_connections_per_user == 0
+            || self.ws_connections_per_ip == 0
         {
             return Err(ConfigError::Invalid {
                 key: "http_requests_per_minute",
-                reason: "the HTTP and login limits and their windows must be at least 1".into(),
+                reason: "the HTTP, login, room password and connection limits and their windows must be at \
+                         least 1"
+                    .into(),
             });
         }
         if self.outbound_queue_frames == 0 {

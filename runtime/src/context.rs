@@ -2,17 +2,19 @@
 
 use std::sync::Arc;
 
-use palaver_handlers::{Clock, Context, Credentials, Hub, Limits, MessageLog, Store};
+use palaver_handlers::{Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Store};
 use time::OffsetDateTime;
 
 use crate::audit::Audit;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
+use crate::guard::SecurityGuard;
 use crate::http::csrf::CsrfKey;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::ratelimit::{HttpLimits, SocketLimits};
 use crate::store::group_commit::GroupCommit;
+use crate::ws::capacity::ConnectionCaps;
 use crate::ws::tickets::Tickets;
 
 /// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
@@ -43,6 +45,8 @@ pub struct AppContext {
     pub csrf: CsrfKey,
     pub socket_limits: SocketLimits,
     pub http_limits: HttpLimits,
+    pub guard: SecurityGuard,
+    pub connections: Arc<ConnectionCaps>,
     pub settings: Settings,
 }
 
@@ -69,5 +73,9 @@ impl Context for AppContext {
 
     fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    fn guard(&self) -> &dyn Guard {
+        &self.guard
     }
 }

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod config;
 pub mod context;
 pub mod credentials;
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod metrics;

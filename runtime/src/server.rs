@@ -123,7 +123,19 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     };
     let messages = GroupCommit::start(store.clone(), hub.clone(), metrics.clone(), batching);
     let audit = crate::audit::Audit::start(store.clone());
+    let guard = crate::guard::SecurityGuard::new(
+        settings.room_password_attempts,
+        Duration::from_secs(settings.room_password_window_secs),
+        audit.clone(),
+        metrics.clone(),
+    );
+    let connections = crate::ws::capacity::ConnectionCaps::new(
+        settings.ws_connections_per_user,
+        settings.ws_connections_per_ip,
+    );
     Ok(AppContext {
+        guard,
+        connections,
         audit,
         store,
         pool,

@@ -7,7 +7,7 @@ use crate::actions::required;
 use crate::context::{Context, StoreError, Unique};
 use crate::error::{Error, Field};
 use crate::event::{Reply, RoomView, Session};
-use crate::model::{NewRoom, Principal, Room};
+use crate::model::{NewRoom, Principal, Room, SecurityEvent};
 use crate::validate;
 
 /// The `data` of a `create_room` command, and the body of `POST /api/rooms`.
@@ -73,7 +73,19 @@ pub async fn new_room(
         owner_id: principal.user_id,
         created_at: ctx.clock().now(),
     };
-    ctx.store().create_room(room).await.map_err(creation_error)
+    let room = ctx
+        .store()
+        .create_room(room)
+        .await
+        .map_err(creation_error)?;
+    ctx.guard().record(
+        principal,
+        SecurityEvent::RoomCreated {
+            room: room.name.clone(),
+            private: room.private,
+        },
+    );
+    Ok(room)
 }
 
 /// A store failure of creating a room as the client should see it: a taken name is [`Error::RoomExists`] (the
@@ -110,6 +122,7 @@ fn room_password(private: bool, password: &Option<String>) -> Result<Option<&str
 mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
+    use crate::model::SecurityEvent;
     use crate::testing::TestContext;
     use crate::{Clock, Credentials, ErrorKind, Hub, Store};
 
@@ -150,6 +163,17 @@ mod tests {
         );
         assert_eq!(room.owner_id, john.principal.user_id);
         assert_eq!(room.password_hash, None);
+        assert_eq!(
+            ctx.guard.events(),
+            vec![(
+                john.principal.user_id,
+                SecurityEvent::RoomCreated {
+                    room: "general".into(),
+                    private: false
+                }
+            )],
+            "the creation is audited"
+        );
         assert!(
             ctx.store
                 .is_member(room.id, john.principal.user_id)
@@ -221,6 +245,10 @@ mod tests {
         assert_eq!(err.to_string(), "a public room cannot have a password");
         assert!(ctx.store.list_rooms().await.unwrap().is_empty());
         assert!(ctx.hub.rooms_of(1).is_empty());
+        assert!(
+            ctx.guard.events().is_empty(),
+            "nothing created, nothing audited"
+        );
     }
 
     #[tokio::test]

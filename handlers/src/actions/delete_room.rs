@@ -7,7 +7,7 @@ use crate::actions::rooms::{find_room, publish};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
-use crate::model::Principal;
+use crate::model::{Principal, SecurityEvent};
 
 /// The `data` of a `delete_room` command.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,6 +42,12 @@ pub async fn remove_room(
         // Someone else deleted it in between, and told the members.
         return Err(Error::RoomNotFound);
     }
+    ctx.guard().record(
+        principal,
+        SecurityEvent::RoomDeleted {
+            room: room.name.clone(),
+        },
+    );
     publish(
         ctx,
         room.id,
@@ -110,6 +116,16 @@ mod tests {
         assert!(ctx.hub.online_users(room.id).is_empty());
         assert!(ctx.hub.rooms_of(2).is_empty());
         assert_eq!(ctx.hub.rooms_of(1).len(), 1, "the owner stays in 'random'");
+        assert_eq!(
+            ctx.guard.events().last(),
+            Some(&(
+                john.principal.user_id,
+                SecurityEvent::RoomDeleted {
+                    room: "general".into()
+                }
+            )),
+            "the deletion is audited"
+        );
         // The name is free again.
         public_room(&ctx, &john, "general").await;
     }
@@ -131,6 +147,13 @@ mod tests {
         assert!(ctx.store.room_by_name("general").await.unwrap().is_some());
         assert!(events(&ctx, 1).is_empty());
         assert_eq!(ctx.hub.rooms_of(2).len(), 1);
+        let deletions = ctx
+            .guard
+            .events()
+            .into_iter()
+            .filter(|(_, event)| matches!(event, SecurityEvent::RoomDeleted { .. }))
+            .count();
+        assert_eq!(deletions, 0, "a refused deletion is not audited as one");
     }
 
     #[tokio::test]

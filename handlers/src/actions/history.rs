@@ -151,7 +151,7 @@ async fn may_read(
     }
     match password {
         None => Err(Error::NotInRoom),
-        Some(_) if room_password_matches(ctx, room, password).await? => Ok(()),
+        Some(_) if room_password_matches(ctx, principal, room, password).await? => Ok(()),
         Some(_) => Err(Error::BadRoomPassword),
     }
 }

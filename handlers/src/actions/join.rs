@@ -116,7 +116,7 @@ async fn admit(
     if !room.private || ctx.store().is_member(room.id, principal.user_id).await? {
         return Ok(());
     }
-    if room_password_matches(ctx, room, password).await? {
+    if room_password_matches(ctx, principal, room, password).await? {
         Ok(())
     } else {
         Err(Error::BadRoomPassword)
@@ -153,6 +153,7 @@ mod tests {
     use super::*;
     use crate::actions::rooms::test_support::*;
     use crate::event::Broadcast;
+    use crate::model::SecurityEvent;
     use crate::testing::TestContext;
     use crate::{Clock, ErrorKind, Hub, Store};
 
@@ -302,6 +303,73 @@ mod tests {
         let replies = release_caught_up(&ctx, &jane, replies);
         assert_eq!(replies, vec![welcome(&ctx, "secret", 0)]);
         assert_eq!(events(&ctx, 1), vec![joined("secret", "jane_doe")]);
+    }
+
+    #[tokio::test]
+    async fn guessing_a_room_password_is_throttled_and_audited() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        let mary = on(3, &user(&ctx, "mary_doe").await);
+        private_room(&ctx, &john, "secret").await;
+        for guess in 0..ctx.guard.limit {
+            let password = format!("guess number {guess}");
+            let err = join(&ctx, &jane, request("secret", Some(&password), None))
+                .await
+                .unwrap_err();
+            assert_eq!(err, Error::BadRoomPassword);
+        }
+        let verifications = ctx.credentials.verifications();
+        // Past the limit even the right password is refused, untried.
+        let err = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err, Error::RateLimited);
+        assert_eq!(err.to_string(), "rate limit exceeded");
+        assert_eq!(ctx.credentials.verifications(), verifications);
+        assert!(ctx.hub.rooms_of(2).is_empty());
+
+        let jane_id = jane.principal.user_id;
+        let failed = SecurityEvent::RoomPasswordFailed {
+            room: "secret".into(),
+        };
+        let locked = SecurityEvent::RoomPasswordLocked {
+            room: "secret".into(),
+        };
+        let jane_events: Vec<SecurityEvent> = ctx
+            .guard
+            .events()
+            .into_iter()
+            .filter(|(user, _)| *user == jane_id)
+            .map(|(_, event)| event)
+            .collect();
+        let mut expected = vec![failed; ctx.guard.limit as usize];
+        expected.push(locked);
+        assert_eq!(jane_events, expected);
+
+        // The count is the user's own: another user still gets in.
+        let replies = join(&ctx, &mary, request("secret", Some(ROOM_PASSWORD), None))
+            .await
+            .unwrap();
+        assert!(matches!(replies[0], Reply::Welcome { .. }));
+    }
+
+    #[tokio::test]
+    async fn no_password_is_no_attempt() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        private_room(&ctx, &john, "secret").await;
+        for _ in 0..2 * ctx.guard.limit {
+            let err = join(&ctx, &jane, request("secret", None, None))
+                .await
+                .unwrap_err();
+            assert_eq!(err, Error::BadRoomPassword);
+        }
+        let replies = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
+            .await
+            .unwrap();
+        assert!(matches!(replies[0], Reply::Welcome { .. }));
     }
 
     #[tokio::test]

@@ -3,10 +3,10 @@
 
 use uuid::Uuid;
 
-use crate::context::Context;
+use crate::context::{Attempt, Context};
 use crate::error::Error;
 use crate::event::{Broadcast, RoomEvent, Session};
-use crate::model::Room;
+use crate::model::{Principal, Room, SecurityEvent};
 use crate::validate;
 
 /// The room called `name` (case-insensitively), or [`Error::RoomNotFound`].
@@ -52,24 +52,45 @@ pub(crate) async fn joined_room(
     }
 }
 
-/// Whether `password` is the private room's password. A password over bcrypt's 72 bytes never matches: bcrypt would
-/// compare only its first 72 bytes.
+/// Whether `password` is the private room's password, as `principal`'s attempt: each wrong password is counted and
+/// audited, and once the user's recent failures on this room reach the limit, passwords are refused untried with
+/// [`Error::RateLimited`] (no bcrypt round either), so guessing a room's password is slow. No password at all is no
+/// attempt. A password over bcrypt's 72 bytes never matches: bcrypt would compare only its first 72 bytes.
 pub(crate) async fn room_password_matches(
     ctx: &dyn Context,
+    principal: &Principal,
     room: &Room,
     password: Option<&str>,
 ) -> Result<bool, Error> {
-    match password {
-        Some(password)
-            if !password.is_empty() && password.len() <= validate::MAX_PASSWORD_BYTES =>
-        {
-            Ok(ctx
-                .credentials()
-                .verify_password(password, room.password_hash.as_deref())
-                .await?)
-        }
-        _ => Ok(false),
+    let Some(password) = password.filter(|password| !password.is_empty()) else {
+        return Ok(false);
+    };
+    let guard = ctx.guard();
+    let attempt = Attempt::RoomPassword {
+        user_id: principal.user_id,
+        room_id: room.id,
+    };
+    let event_room = || room.name.clone();
+    if !guard.may_try(&attempt) {
+        guard.record(
+            principal,
+            SecurityEvent::RoomPasswordLocked { room: event_room() },
+        );
+        return Err(Error::RateLimited);
     }
+    let matches = password.len() <= validate::MAX_PASSWORD_BYTES
+        && ctx
+            .credentials()
+            .verify_password(password, room.password_hash.as_deref())
+            .await?;
+    if !matches {
+        guard.failed(&attempt);
+        guard.record(
+            principal,
+            SecurityEvent::RoomPasswordFailed { room: event_room() },
+        );
+    }
+    Ok(matches)
 }
 
 /// Publishes `event` to the room's subscribed connections, except those of `skip_user`, stamped with the clock's now.

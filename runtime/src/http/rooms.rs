@@ -19,7 +19,6 @@ use super::accounts::{principal, principal_for_change};
 use super::auth::Presented;
 use super::body::decode;
 use super::error::{error_response, json_error};
-use crate::audit::Actor;
 use crate::context::AppContext;
 
 /// The header a non-member sends a private room's password in to read its history (never the query string, which
@@ -92,9 +91,6 @@ pub async fn create(
     match new_room(ctx.as_ref(), &principal, &request).await {
         Ok(room) => {
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
-            let actor = Actor::of(&principal);
-            let details = serde_json::json!({"room": room.name, "private": room.private});
-            ctx.audit.record("room_created", "success", &actor, details);
             let view = RoomView::of(&room, ctx.hub.online_users(room.id).len());
             warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED).into_response()
         }
@@ -111,12 +107,6 @@ pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented)
     match remove_room(ctx.as_ref(), &principal, &name).await {
         Ok(()) => {
             tracing::info!(user = %principal.user_id, room = ?name, "room deleted");
-            ctx.audit.record(
-                "room_deleted",
-                "success",
-                &Actor::of(&principal),
-                serde_json::json!({"room": name}),
-            );
             StatusCode::NO_CONTENT.into_response()
         }
         Err(err) => error_response(&err),

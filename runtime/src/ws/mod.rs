@@ -1,6 +1,7 @@
 //! `GET /ws`: the WebSocket endpoint (PROTOCOL §2). The request is upgraded by hand rather than through warp's `Ws`
 //! filter, because warp cannot choose a sub-protocol nor shrink tungstenite's eager 128 KiB read buffer per connection.
 
+pub mod capacity;
 pub mod codec;
 pub mod dispatch;
 pub mod handshake;
@@ -21,9 +22,11 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use warp::Reply;
 use warp::reply::Response;
 
+use crate::audit::Actor;
 use crate::context::AppContext;
 use crate::http::auth::{Presented, SESSION_COOKIE, cookie, from_headers};
 use crate::http::error::{error_response, json_error};
+use capacity::Refused;
 use codec::{Codec, JSON_PROTOCOL};
 use handshake::BadHandshake;
 
@@ -92,6 +95,32 @@ async fn principal_of(
     }
 }
 
+/// The answer when a user or an address already holds as many connections as allowed: 429, counted and audited.
+fn too_many_connections(
+    ctx: &AppContext,
+    principal: &Principal,
+    address: Option<std::net::IpAddr>,
+    refused: Refused,
+) -> Response {
+    let limit = refused.limit();
+    ctx.metrics.rate_limited.with_label_values(&[limit]).inc();
+    let actor = Actor {
+        ip: address,
+        ..Actor::of(principal)
+    };
+    ctx.audit.record(
+        "rate_limited",
+        "denied",
+        &actor,
+        serde_json::json!({ "limit": limit }),
+    );
+    let message = match refused {
+        Refused::User => "too many open connections for this user",
+        Refused::Address => "too many open connections from this address",
+    };
+    json_error(StatusCode::TOO_MANY_REQUESTS, message, "rate_limited", None)
+}
+
 /// Answers a `GET /ws` request: refuses it, or switches protocols and starts the session in the background.
 pub async fn upgrade(
     ctx: Arc<AppContext>,
@@ -144,6 +173,14 @@ pub async fn upgrade(
             );
         }
     };
+    let address = request
+        .extensions()
+        .get::<crate::http::client_ip::ClientIp>()
+        .map(|ip| ip.0);
+    let slot = match ctx.connections.admit(principal.user_id, address) {
+        Ok(slot) => slot,
+        Err(refused) => return too_many_connections(&ctx, &principal, address, refused),
+    };
     let codec = handshake::chosen_codec(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let config = socket_config(ctx.settings.max_message_bytes);
@@ -157,6 +194,7 @@ pub async fn upgrade(
                 )
                 .await;
                 session::run(ctx, socket, principal, codec, shutdown, open).await;
+                drop(slot);
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
         }

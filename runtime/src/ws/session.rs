@@ -169,6 +169,11 @@ async fn read(
                         return close(1009, "frame too large");
                     }
                     Some(Err(WsError::Utf8(_))) => return close(1007, "invalid UTF-8"),
+                    // Reserved bits (compression nobody agreed to), bad opcodes, unmasked frames: say why.
+                    Some(Err(WsError::Protocol(err))) => {
+                        tracing::debug!(conn = session.conn, error = %err, "websocket protocol error");
+                        return close(1002, "protocol error");
+                    }
                     Some(Err(err)) => {
                         tracing::debug!(conn = session.conn, error = %err, "websocket read failed");
                         return None;
