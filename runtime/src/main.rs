@@ -35,9 +35,19 @@ async fn run() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load().context("configuration")?;
     telemetry::init(&settings.log, &settings.log_format);
+    raise_open_file_limit();
     let server = palaver_runtime::start(settings).await?;
     server.run_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: every WebSocket is a file descriptor, and the usual soft
+/// limit (1024) would refuse connections long before memory runs out. Failing to raise it is logged, not fatal.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit raised to the hard limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open file limit"),
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
