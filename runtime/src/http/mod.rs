@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod rooms;
+pub mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use warp::reply::Response;
 
 use crate::context::AppContext;
 
-/// Every HTTP route, with JSON errors for everything unmatched.
+/// Every HTTP route (the API, the probes, the browser client), with JSON errors for everything unmatched; no
+/// response lets a browser sniff a type other than the one sent.
 pub fn routes(
     ctx: Arc<AppContext>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -129,6 +131,9 @@ pub fn routes(
         .unify()
         .or(readyz)
         .unify()
+        .or(web::routes())
+        .unify()
         .recover(error::recover)
         .unify()
+        .map(web::nosniff)
 }

@@ -1,0 +1,592 @@
+// The chat screen: turns server frames into room state and the person's actions into commands. After every
+// (re)connection each joined room is joined again with `after_seq` = the newest seq held, so the server replays what
+// was missed; messages are kept by seq, so nothing is missed or shown twice. Our own posts stay pending until acked
+// and are resent with the same client_msg_id (stored once by the server) if the connection dropped first.
+
+import * as api from './api.js';
+import { Connection } from './connection.js';
+import { byTestId, el } from './dom.js';
+import { MessageView } from './message-view.js';
+import { clearError, commandErrorText, showError, showNotice } from './notify.js';
+import { RoomState, newClientMsgId } from './room-state.js';
+import { renderMembers, renderRoomList, renderTyping } from './sidebar.js';
+
+/** How often the room list (online counts) is refreshed while connected. */
+const ROOM_LIST_EVERY_MS = 30000;
+/** Typing notices are sent at most this often, and shown this long after the last one. */
+const TYPING_SEND_EVERY_MS = 3000;
+const TYPING_SHOWN_MS = 5000;
+/** History page size (the server's default). */
+const PAGE = 50;
+/** Commands that fail only because the socket went away: they are retried after the reconnect. */
+const CONNECTION_ERRORS = new Set(['disconnected', 'timeout']);
+
+/** The signed-in chat. */
+export class Chat {
+  /** `onSessionLost()` runs when the server no longer accepts the session (expired, revoked). */
+  constructor(user, onSessionLost) {
+    this.onSessionLost = onSessionLost;
+    this.me = user.username;
+    this.userId = user.id;
+    /** name → RoomState for the rooms joined. */
+    this.rooms = new Map();
+    this.roomList = [];
+    this.active = null;
+    this.lastTypingSent = 0;
+    this.debounced = new Map();
+    this.conn = new Connection({
+      onFrame: (frame) => this.onFrame(frame),
+      onOpen: () => this.onOpen(),
+      onStatus: (state, detail) => this.setStatus(state, detail),
+      onSessionLost: () => this.sessionLost(),
+    });
+    this.view = new MessageView({
+      onLoadOlder: () => this.loadOlder(this.activeRoom()),
+      onRetry: (id) => this.retry(id),
+      onDiscard: (id) => this.discard(id),
+    });
+  }
+
+  /** Shows the chat and connects; rooms joined before (in this browser) are joined again. */
+  start() {
+    byTestId('current-user').textContent = this.me;
+    this.bindControls();
+    for (const name of this.savedRooms()) this.rooms.set(name, new RoomState(name));
+    this.active = this.savedActive();
+    this.renderAll();
+    this.conn.start();
+    this.roomListTimer = setInterval(() => this.refreshRooms(), ROOM_LIST_EVERY_MS);
+  }
+
+  activeRoom() {
+    return this.active ? this.rooms.get(this.active) ?? null : null;
+  }
+
+  // ---- connection ------------------------------------------------------------------------------------------------
+
+  setStatus(state, detail = '') {
+    const status = byTestId('connection-status');
+    status.dataset.state = state;
+    status.textContent = state === 'online' ? 'Online' : state === 'connecting' ? 'Connecting…' : 'Offline, reconnecting…';
+    status.title = detail;
+  }
+
+  sessionLost() {
+    clearInterval(this.roomListTimer);
+    this.onSessionLost();
+    showError('Your session has ended. Please log in again.');
+  }
+
+  /** After every (re)connection: the room list, then each joined room resumed in turn, then our queued posts. */
+  async onOpen() {
+    this.refreshRooms();
+    for (const room of [...this.rooms.values()]) {
+      await this.resume(room);
+    }
+    // Again, now that our own presence is counted.
+    if (this.rooms.size > 0) this.refreshRooms();
+  }
+
+  async resume(room) {
+    const data = { name: room.name };
+    if (room.welcomed) data.after_seq = room.lastSeq;
+    try {
+      await this.conn.request('join_room', data, { until: 'welcome' });
+    } catch (error) {
+      if (CONNECTION_ERRORS.has(error.code)) return;
+      if (error.code === 'invalid_request' && data.after_seq !== undefined) {
+        // Too far behind to replay: start over from the room's end, with history paged in as usual.
+        this.rooms.set(room.name, new RoomState(room.name, room.private));
+        if (this.active === room.name) this.view.show(this.rooms.get(room.name), this.me);
+        await this.resume(this.rooms.get(room.name));
+        return;
+      }
+      this.forget(room.name);
+      if (error.code === 'room_not_found') showNotice(`Room "${room.name}" no longer exists.`);
+      else showError(`Could not rejoin "${room.name}": ${commandErrorText(error)}`);
+      return;
+    }
+    this.flushPending(room);
+  }
+
+  // ---- frames ----------------------------------------------------------------------------------------------------
+
+  onFrame(frame) {
+    switch (frame.type) {
+      case 'welcome': return this.onWelcome(frame);
+      case 'message': return this.onMessage(frame);
+      case 'joined':
+      case 'left': return this.onPresence(frame);
+      case 'typing': return this.onTyping(frame);
+      case 'members': return this.onMembers(frame);
+      case 'rooms': return this.onRooms(frame);
+      case 'room_created': return this.debounce('rooms', () => this.refreshRooms(), 100);
+      case 'room_deleted': return this.onRoomDeleted(frame);
+      case 'left_room': return this.forget(frame.room);
+      case 'error':
+        // Errors of commands that were waited for are shown by their caller; the others here.
+        if (!frame.id) showError(commandErrorText(frame));
+        return undefined;
+      default: return undefined;
+    }
+  }
+
+  onWelcome(frame) {
+    let room = this.rooms.get(frame.room);
+    if (!room) {
+      room = new RoomState(frame.room, this.isPrivate(frame.room));
+      this.rooms.set(frame.room, room);
+      this.saveRooms();
+    }
+    if (!room.welcomed) {
+      // The first welcome says where the room stood; older messages are paged in from there.
+      room.welcomed = true;
+      const lastSeq = Number(frame.last_seq) || 0;
+      room.lastSeq = Math.max(room.lastSeq, lastSeq);
+      room.nextBefore = lastSeq + 1;
+      room.hasMore = lastSeq > 0;
+      this.loadOlder(room);
+    }
+    this.conn.send('list_members', { name: room.name });
+    if (!this.activeRoom()) this.activate(room.name);
+    else this.renderRooms();
+  }
+
+  onMessage(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    const mine = frame.username === this.me;
+    if (mine && frame.client_msg_id && room.pending.delete(frame.client_msg_id)) this.view.pendingChanged(room);
+    this.stopTyping(room, frame.username);
+    const index = room.add(frame);
+    if (index < 0) return;
+    if (room.name === this.active) {
+      this.view.added(room, index);
+    } else if (!mine) {
+      room.unread += 1;
+      this.renderRooms();
+    }
+  }
+
+  onPresence(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    if (frame.type === 'left') this.stopTyping(room, frame.username);
+    this.debounce(`members:${room.name}`, () => this.conn.send('list_members', { name: room.name }), 150);
+    this.debounce('rooms', () => this.refreshRooms(), 300);
+  }
+
+  onTyping(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room || frame.username === this.me) return;
+    clearTimeout(room.typing.get(frame.username));
+    room.typing.set(frame.username, setTimeout(() => this.stopTyping(room, frame.username), TYPING_SHOWN_MS));
+    if (room.name === this.active) renderTyping(room.typing.keys());
+  }
+
+  stopTyping(room, username) {
+    if (!room.typing.has(username)) return;
+    clearTimeout(room.typing.get(username));
+    room.typing.delete(username);
+    if (room.name === this.active) renderTyping(room.typing.keys());
+  }
+
+  onMembers(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room || !Array.isArray(frame.members)) return;
+    room.members = frame.members;
+    if (room.name === this.active) renderMembers(room.members, this.me);
+  }
+
+  onRooms(frame) {
+    if (!Array.isArray(frame.rooms)) return;
+    this.roomList = frame.rooms;
+    for (const room of this.rooms.values()) room.private = this.isPrivate(room.name);
+    this.renderRooms();
+    this.renderRoomHead();
+  }
+
+  onRoomDeleted(frame) {
+    if (this.rooms.has(frame.room)) {
+      showNotice(`Room "${frame.room}" was deleted by ${frame.by}.`);
+      this.forget(frame.room);
+    }
+    this.refreshRooms();
+  }
+
+  // ---- what the person does --------------------------------------------------------------------------------------
+
+  refreshRooms() {
+    this.conn.send('list_rooms', {});
+  }
+
+  /** A click in the room list: show a joined room, join a public one, ask for a private one's password. */
+  select(room) {
+    if (this.rooms.has(room.name)) {
+      this.activate(room.name);
+    } else if (!room.private) {
+      this.join(room.name);
+    } else {
+      const form = byTestId('join-room-form');
+      form.elements.name.value = room.name;
+      form.elements.password.value = '';
+      form.elements.password.focus();
+      byTestId('join-hint').textContent = `"${room.name}" is private: enter its password to join.`;
+    }
+  }
+
+  async join(name, password) {
+    if (this.rooms.has(name)) {
+      this.activate(name);
+      return true;
+    }
+    const data = { name };
+    if (password) data.password = password;
+    try {
+      await this.conn.request('join_room', data, { until: 'welcome' });
+    } catch (error) {
+      showError(commandErrorText(error));
+      return false;
+    }
+    clearError();
+    this.activate(name);
+    this.refreshRooms();
+    return true;
+  }
+
+  async create(name, isPrivate, password) {
+    const data = { name, private: isPrivate };
+    if (isPrivate) data.password = password;
+    try {
+      await this.conn.request('create_room', data, { until: 'welcome' });
+    } catch (error) {
+      showError(commandErrorText(error));
+      return false;
+    }
+    clearError();
+    this.activate(name);
+    this.refreshRooms();
+    return true;
+  }
+
+  async leave() {
+    const room = this.activeRoom();
+    if (!room) return;
+    try {
+      await this.conn.request('leave_room', { name: room.name }, { until: 'left_room' });
+    } catch (error) {
+      showError(commandErrorText(error));
+      return;
+    }
+    showNotice(`You left "${room.name}".`);
+    this.refreshRooms();
+  }
+
+  async deleteActive() {
+    const room = this.activeRoom();
+    if (!room) return;
+    try {
+      await api.deleteRoom(room.name);
+    } catch (error) {
+      showError(api.describe(error));
+    }
+  }
+
+  /** Posts `content` to the room on screen; it shows as pending until the server acknowledges it. */
+  send(content) {
+    const room = this.activeRoom();
+    if (!room || !content.trim()) return false;
+    const id = newClientMsgId();
+    // The others stop showing us typing when the message arrives: the next keystroke announces the next one.
+    this.lastTypingSent = 0;
+    room.pending.set(id, { content, state: 'sending' });
+    this.view.pendingChanged(room);
+    this.view.scrollToBottom();
+    this.post(room, id);
+    return true;
+  }
+
+  async post(room, id) {
+    const post = room.pending.get(id);
+    if (!post) return;
+    if (!this.conn.open) {
+      post.state = 'waiting';
+      this.view.pendingChanged(room);
+      return;
+    }
+    post.state = 'sending';
+    try {
+      const ack = await this.conn.request(
+        'room_message',
+        { room: room.name, content: post.content, client_msg_id: id },
+        { id: `m-${id}`, until: 'ack' },
+      );
+      this.acked(room, id, ack);
+    } catch (error) {
+      const still = room.pending.get(id);
+      if (!still) return;
+      if (CONNECTION_ERRORS.has(error.code)) {
+        still.state = 'waiting';
+      } else {
+        still.state = 'failed';
+        still.error = commandErrorText(error);
+        showError(still.error);
+      }
+      this.view.pendingChanged(room);
+    }
+  }
+
+  /** The ack normally follows our own message; if it came alone, the message is built from what we sent. */
+  acked(room, id, ack) {
+    const post = room.pending.get(id);
+    if (!post) return;
+    room.pending.delete(id);
+    this.view.pendingChanged(room);
+    const index = room.add({
+      seq: ack.seq,
+      username: this.me,
+      content: post.content,
+      timestamp: new Date().toISOString(),
+      client_msg_id: id,
+    });
+    if (index >= 0 && room.name === this.active) this.view.added(room, index);
+  }
+
+  flushPending(room) {
+    for (const [id, post] of room.pending) {
+      if (post.state !== 'failed') this.post(room, id);
+    }
+  }
+
+  retry(id) {
+    const room = this.activeRoom();
+    const post = room?.pending.get(id);
+    if (!post) return;
+    post.state = 'sending';
+    post.error = undefined;
+    this.view.pendingChanged(room);
+    this.post(room, id);
+  }
+
+  discard(id) {
+    const room = this.activeRoom();
+    if (room?.pending.delete(id)) this.view.pendingChanged(room);
+  }
+
+  /** Fetches the next older page of `room` (newest first from the server), keeping the reader's place. */
+  async loadOlder(room) {
+    if (!room || !room.hasMore || room.loadingOlder || !this.conn.open) return;
+    room.loadingOlder = true;
+    if (room === this.activeRoom()) this.view.updateControls();
+    let page;
+    try {
+      page = await this.conn.request(
+        'get_messages',
+        { name: room.name, before_seq: room.nextBefore, limit: PAGE },
+        { until: 'history' },
+      );
+    } catch (error) {
+      room.loadingOlder = false;
+      if (room === this.activeRoom()) this.view.updateControls();
+      if (!CONNECTION_ERRORS.has(error.code)) showError(commandErrorText(error));
+      return;
+    }
+    room.loadingOlder = false;
+    if (this.rooms.get(room.name) !== room) return;
+    const messages = Array.isArray(page.messages) ? page.messages : [];
+    this.view.keepingPosition(() => {
+      for (const message of messages) {
+        const index = room.add(message);
+        if (index >= 0) this.view.added(room, index);
+      }
+    });
+    const oldest = messages.reduce((min, message) => Math.min(min, Number(message.seq)), room.nextBefore);
+    room.nextBefore = Number.isSafeInteger(page.next_before) ? page.next_before : oldest;
+    room.hasMore = Boolean(page.has_more) && room.nextBefore > 1;
+    if (room === this.activeRoom()) {
+      this.view.updateControls();
+      if (this.view.needsMore()) this.loadOlder(room);
+    }
+  }
+
+  typing() {
+    const room = this.activeRoom();
+    const now = Date.now();
+    if (!room || now - this.lastTypingSent < TYPING_SEND_EVERY_MS) return;
+    this.lastTypingSent = now;
+    this.conn.send('typing', { room: room.name });
+  }
+
+  // ---- screen ----------------------------------------------------------------------------------------------------
+
+  activate(name) {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    this.active = name;
+    room.unread = 0;
+    localStorage.setItem(this.key('active'), name);
+    this.renderAll();
+    this.showPanel('chat');
+    byTestId('message-input').focus();
+    if (this.view.needsMore()) this.loadOlder(room);
+  }
+
+  /** Drops a room we are no longer in (left, deleted, or refused on rejoin). */
+  forget(name) {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    for (const timer of room.typing.values()) clearTimeout(timer);
+    this.rooms.delete(name);
+    this.saveRooms();
+    if (this.active === name) {
+      this.active = this.rooms.keys().next().value ?? null;
+      if (this.active) localStorage.setItem(this.key('active'), this.active);
+      else localStorage.removeItem(this.key('active'));
+    }
+    this.renderAll();
+  }
+
+  renderAll() {
+    const room = this.activeRoom();
+    this.view.show(room, this.me);
+    renderMembers(room ? room.members : [], this.me);
+    renderTyping(room ? room.typing.keys() : []);
+    this.renderRooms();
+    this.renderRoomHead();
+    const input = byTestId('message-input');
+    input.disabled = !room;
+    byTestId('send-button').disabled = !room;
+  }
+
+  renderRooms() {
+    // Joined rooms the list has not caught up with yet are shown too.
+    const listed = new Set(this.roomList.map((room) => room.name));
+    const extra = [...this.rooms.values()]
+      .filter((room) => !listed.has(room.name))
+      .map((room) => ({ name: room.name, private: room.private, members_online: 0 }));
+    renderRoomList([...this.roomList, ...extra], this.rooms, this.active, (room) => this.select(room));
+  }
+
+  renderRoomHead() {
+    const room = this.activeRoom();
+    const listed = room && this.roomList.find((entry) => entry.name === room.name);
+    const heading = byTestId('active-room-name');
+    heading.replaceChildren(
+      el('span', { class: 'room-title', text: room ? room.name : 'No room selected' }),
+      ...(room?.private ? [el('span', { class: 'badge', text: 'private' })] : []),
+    );
+    byTestId('leave-room').hidden = !room;
+    byTestId('delete-room').hidden = !(listed && listed.created_by === this.userId);
+    byTestId('delete-confirm').hidden = true;
+  }
+
+  showPanel(panel) {
+    byTestId('chat-view').dataset.panel = panel;
+  }
+
+  isPrivate(name) {
+    return Boolean(this.roomList.find((room) => room.name === name)?.private);
+  }
+
+  // ---- controls --------------------------------------------------------------------------------------------------
+
+  bindControls() {
+    const composer = byTestId('composer');
+    const input = byTestId('message-input');
+    composer.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (this.send(input.value)) input.value = '';
+      input.focus();
+    });
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    });
+    input.addEventListener('input', () => {
+      if (input.value.trim()) this.typing();
+    });
+
+    const joinForm = byTestId('join-room-form');
+    joinForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const name = joinForm.elements.name.value.trim();
+      if (!name) return;
+      if (await this.join(name, joinForm.elements.password.value)) {
+        joinForm.reset();
+        byTestId('join-hint').textContent = '';
+      }
+    });
+
+    const createForm = byTestId('create-room-form');
+    const passwordLabel = createForm.querySelector('.create-password');
+    createForm.elements.private.addEventListener('change', () => {
+      passwordLabel.hidden = !createForm.elements.private.checked;
+    });
+    createForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const name = createForm.elements.name.value.trim();
+      const isPrivate = createForm.elements.private.checked;
+      const password = createForm.elements.password.value;
+      if (!name) return;
+      if (isPrivate && !password) {
+        showError('A private room needs a password.');
+        return;
+      }
+      if (await this.create(name, isPrivate, password)) {
+        createForm.reset();
+        passwordLabel.hidden = true;
+      }
+    });
+
+    byTestId('refresh-rooms').addEventListener('click', () => this.refreshRooms());
+    byTestId('leave-room').addEventListener('click', () => this.leave());
+    byTestId('delete-room').addEventListener('click', () => {
+      byTestId('delete-confirm').hidden = false;
+      byTestId('delete-confirm-no').focus();
+    });
+    byTestId('delete-confirm-no').addEventListener('click', () => {
+      byTestId('delete-confirm').hidden = true;
+    });
+    byTestId('delete-confirm-yes').addEventListener('click', () => {
+      byTestId('delete-confirm').hidden = true;
+      this.deleteActive();
+    });
+    for (const tab of document.querySelectorAll('[data-panel-target]')) {
+      tab.addEventListener('click', () => this.showPanel(tab.dataset.panelTarget));
+    }
+  }
+
+  // ---- remembered between visits ---------------------------------------------------------------------------------
+
+  key(what) {
+    return `palaver.${what}.${this.me}`;
+  }
+
+  savedRooms() {
+    try {
+      const names = JSON.parse(localStorage.getItem(this.key('rooms')) ?? '[]');
+      return Array.isArray(names) ? names.filter((name) => typeof name === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  saveRooms() {
+    localStorage.setItem(this.key('rooms'), JSON.stringify([...this.rooms.keys()]));
+  }
+
+  savedActive() {
+    const name = localStorage.getItem(this.key('active'));
+    return name && this.rooms.has(name) ? name : null;
+  }
+
+  debounce(key, action, ms) {
+    if (this.debounced.has(key)) return;
+    this.debounced.set(key, setTimeout(() => {
+      this.debounced.delete(key);
+      action();
+    }, ms));
+  }
+}
