@@ -6,10 +6,17 @@ import { byTestId } from './dom.js';
 const NOTICE_MS = 5000;
 let noticeTimer = null;
 
+/** `text` as a sentence: the server's words start in lower case and have no full stop. */
+export function sentence(text) {
+  const trimmed = String(text).trim();
+  if (!trimmed) return trimmed;
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1) + (/[.!?)…]$/.test(trimmed) ? '' : '.');
+}
+
 /** Shows an error sentence in the alert banner. */
 export function showError(text) {
   const banner = byTestId('error-banner');
-  byTestId('error-text').textContent = text;
+  byTestId('error-text').textContent = sentence(text);
   banner.hidden = false;
 }
 
@@ -43,6 +50,5 @@ export function commandErrorText(error) {
   if (error?.code === 'rate_limited') {
     return 'Rate limit exceeded: you are sending too fast. Wait a moment and try again.';
   }
-  const text = String(error?.message ?? error);
-  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?)]$/.test(text) ? '' : '.');
+  return sentence(error?.message ?? error);
 }
