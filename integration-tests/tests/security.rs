@@ -224,12 +224,15 @@ async fn a_flood_from_one_address_gets_429_and_a_spoofed_forwarded_for_does_not_
         statuses.push(response.status().as_u16());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(response.headers().contains_key("retry-after"));
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
         }
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
-    // Probes are never limited.
-    let health = http.get(server.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
+    // Probes are never limited, nor the browser client's files (a page load asks for many).
+    for path in ["/healthz", "/", "/static/js/main.js", "/static/app.css"] {
+        let response = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
 }
 
 async fn behind_a_trusted_proxy_each_client_has_its_own_budget(engine: Engine) {

@@ -198,14 +198,14 @@ async fn accept_loop(
                     let mut routes = routes.clone();
                     let (ctx, stop, open) = (ctx.clone(), stop.clone(), open_for_sockets.clone());
                     async move {
-                        if let Some(refusal) = over_request_limit(&ctx, ip, request.uri().path()) {
-                            return Ok(refusal);
-                        }
-                        if request.uri().path() == crate::ws::PATH {
-                            Ok(crate::ws::upgrade(ctx, request, stop, open).await)
+                        let response = if let Some(refusal) = over_request_limit(&ctx, ip, request.uri().path()) {
+                            refusal
+                        } else if request.uri().path() == crate::ws::PATH {
+                            crate::ws::upgrade(ctx, request, stop, open).await
                         } else {
-                            routes.call(request).await
-                        }
+                            routes.call(request).await?
+                        };
+                        Ok::<_, std::convert::Infallible>(crate::http::web::nosniff(response))
                     }
                 });
                 let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
@@ -249,13 +249,15 @@ async fn serve_connection<C>(
     }
 }
 
-/// The 429 for a client over its request budget, if it is; probes and scrapes are never limited.
+/// The 429 for a client over its request budget, if it is. Probes and scrapes are never limited, nor are the browser
+/// client's files: they are served from memory, and one page load asks for over a dozen of them, so counting them
+/// would lock out a few reloads or an office behind one address.
 fn over_request_limit(
     ctx: &AppContext,
     ip: std::net::IpAddr,
     path: &str,
 ) -> Option<warp::reply::Response> {
-    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+    if matches!(path, "/" | "/healthz" | "/readyz" | "/metrics") || path.starts_with("/static/") {
         return None;
     }
     match ctx

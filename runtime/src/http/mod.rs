@@ -20,8 +20,8 @@ use warp::reply::Response;
 
 use crate::context::AppContext;
 
-/// Every HTTP route (the API, the probes, the browser client), with JSON errors for everything unmatched; no
-/// response lets a browser sniff a type other than the one sent.
+/// Every HTTP route (the API, the probes, the browser client), with JSON errors for everything unmatched. (The
+/// server marks every response `nosniff`, these and the ones it answers itself.)
 pub fn routes(
     ctx: Arc<AppContext>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -135,5 +135,4 @@ pub fn routes(
         .unify()
         .recover(error::recover)
         .unify()
-        .map(web::nosniff)
 }
