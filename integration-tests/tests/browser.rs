@@ -62,10 +62,24 @@ async fn missing_prerequisite() -> Option<String> {
     if !node.is_ok_and(|status| status.success()) {
         return Some("no `node` on PATH".into());
     }
-    if !e2e_dir().join("node_modules/playwright-core").is_dir() {
+    if !e2e_dir().join("node_modules/playwright-core").is_dir() && !install_e2e_package().await {
         return Some("no playwright-core (npm ci --prefix integration-tests/e2e)".into());
     }
     None
+}
+
+/// Installs the e2e package's locked dependencies (playwright-core only; it never downloads a browser), so that
+/// `cargo test --workspace` needs no step before it. Whether it worked.
+async fn install_e2e_package() -> bool {
+    eprintln!("installing the e2e package: npm ci --prefix integration-tests/e2e");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(e2e_dir())
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .stdin(Stdio::null())
+        .status()
+        .await;
+    status.is_ok_and(|status| status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
