@@ -104,7 +104,9 @@ pub fn routes(
         .and(with_ctx)
         .then(health::readyz);
 
-    register
+    // Boxed in groups: one long chain of `or`s nests its future types past the compiler's recursion limit in
+    // release builds.
+    let accounts = register
         .or(login)
         .unify()
         .or(logout)
@@ -115,6 +117,8 @@ pub fn routes(
         .unify()
         .or(ws_ticket)
         .unify()
+        .boxed();
+    accounts
         .or(room_list)
         .unify()
         .or(room_create)
