@@ -161,7 +161,11 @@ pub async fn run(url: &str, options: Options) -> anyhow::Result<Value> {
         1, 60_000_000, 3,
     )?));
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let per_sender = options.rate / (options.rooms * options.senders_per_room) as f64;
+    let (senders_per_room, total_senders) = (
+        options.senders_per_room,
+        options.rooms * options.senders_per_room,
+    );
+    let per_sender = options.rate / total_senders as f64;
     let deadline = Duration::from_secs(options.seconds);
     let content_pad = "x".repeat(options.size - 16);
 
@@ -197,6 +201,7 @@ pub async fn run(url: &str, options: Options) -> anyhow::Result<Value> {
                     drop(ready);
                     let pace = sender.then(|| Pace {
                         rate: per_sender,
+                        phase: (r * senders_per_room + m) as f64 / total_senders as f64,
                         deadline,
                         room: room.clone(),
                         pad: content_pad,
@@ -361,6 +366,9 @@ async fn join(
 struct Pace {
     /// Messages per second from this sender.
     rate: f64,
+    /// Where in its interval this sender posts, as a fraction of the interval: senders are spread evenly over
+    /// time rather than all posting at the same instant, which would measure bursts instead of a steady rate.
+    phase: f64,
     deadline: Duration,
     room: String,
     pad: String,
@@ -470,6 +478,7 @@ impl Pace {
     fn clone_for_writer(&self) -> Pace {
         Pace {
             rate: self.rate,
+            phase: self.phase,
             deadline: self.deadline,
             room: self.room.clone(),
             pad: self.pad.clone(),
@@ -492,7 +501,7 @@ async fn post(
         ticks.tick().await;
         let elapsed = started.elapsed();
         let until = elapsed.min(pace.deadline);
-        let due = (until.as_secs_f64() * pace.rate) as u64;
+        let due = (until.as_secs_f64() * pace.rate + pace.phase) as u64;
         while sent < due {
             let content = format!("{:016x}{}", now_nanos(), pace.pad);
             let data = json!({"room": pace.room, "content": content});
