@@ -55,12 +55,27 @@ impl RunningServer {
     }
 }
 
+/// How many connections may wait to be accepted. The standard library's 128 overflows under a burst of reconnects
+/// (clients whose SYN is dropped retry only after a second); the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds the context from `settings` (opening the store and running its migrations), binds the listener and starts
 /// serving in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let ctx = Arc::new(build_context(settings).await?);
-    let listener = TcpListener::bind(ctx.settings.listen)
-        .await
+    let listener = listen(ctx.settings.listen)
         .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
     let local_addr = listener
         .local_addr()

@@ -3,6 +3,7 @@
 
 pub mod capacity;
 pub mod codec;
+pub mod control;
 pub mod dispatch;
 pub mod handshake;
 pub mod session;
@@ -40,7 +41,7 @@ pub const PATH: &str = "/ws";
 pub fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     let frame_cap = max_message_bytes * 6 + 16 * 1024;
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(frame_cap))

@@ -32,6 +32,7 @@ use crate::audit::Actor;
 use crate::context::AppContext;
 use crate::hub::{ConnectionHandle, Kick, POLICY, SLOW_CONSUMER};
 use crate::ratelimit::Decision;
+use crate::ws::control::{Control, ControlSender, Next};
 use palaver_handlers::event::Reply;
 
 /// The socket type sessions run on.
@@ -78,7 +79,7 @@ pub async fn run(
     tracing::info!(conn, user = %principal.user_id, ?codec, "websocket opened");
     let session = Session { conn, principal };
     let (sink, stream) = socket.split();
-    let (control, control_rx) = mpsc::channel::<Message>(4);
+    let (control, control_rx) = Control::pair();
     let writer = tokio::spawn(write(sink, frames, control_rx));
 
     let link = Link {
@@ -96,7 +97,7 @@ pub async fn run(
     disconnect(ctx.as_ref(), &session);
     // Dropping the hub's sender ends the writer once it has written what was queued.
     ctx.hub.unregister(conn);
-    let _ = control.send(Message::Close(reason.clone())).await;
+    control.close(reason.clone());
     drop(control);
     let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
     ctx.metrics.connections_open.dec();
@@ -128,7 +129,7 @@ struct Link {
     /// never wait and overflow instead.
     replies: mpsc::Sender<Utf8Bytes>,
     /// Pings and the final close, to the writer.
-    control: mpsc::Sender<Message>,
+    control: ControlSender,
     kick: Arc<Kick>,
 }
 
@@ -184,7 +185,7 @@ async fn read(
                 if last_heard.elapsed() >= silence_limit {
                     return close(1000, "no pong");
                 }
-                if link.control.try_send(Message::Ping(Default::default())).is_err() {
+                if !link.control.ping() {
                     return close(SLOW_CONSUMER, "slow consumer");
                 }
             }
@@ -294,23 +295,22 @@ async fn queue_replies(
 }
 
 /// The writing half: drains the queue, coalescing whatever is already waiting into one flush; control frames
-/// (pings, the final close) come on their own small channel.
+/// (pings, the final close) come through their own slot.
 async fn write(
     mut sink: futures_util::stream::SplitSink<Socket, Message>,
     mut frames: mpsc::Receiver<Utf8Bytes>,
-    mut control: mpsc::Receiver<Message>,
+    control: Arc<Control>,
 ) {
     let mut frames_open = true;
     loop {
         let first = tokio::select! {
             biased;
-            message = control.recv() => match message {
-                Some(Message::Close(frame)) => {
+            next = control.next() => match next {
+                Next::Close(frame) => {
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(frame))).await;
                     return;
                 }
-                Some(message) => message,
-                None => return,
+                Next::Ping => Message::Ping(Default::default()),
             },
             frame = frames.recv(), if frames_open => match frame {
                 Some(frame) => Message::Text(frame),
