@@ -2,6 +2,7 @@
 
 pub mod group_commit;
 pub mod postgres;
+pub mod revocations;
 pub mod sqlite;
 
 use std::path::Path;

@@ -24,6 +24,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::revocations::RevocationCache;
+
 mod embedded {
     refinery::embed_migrations!("../migrations/postgres");
 }
@@ -40,6 +42,7 @@ const MIGRATION_LOCK: i64 = 0x7061_6c61_7665_7231;
 /// The [`Store`] on PostgreSQL.
 pub struct PostgresStore {
     pool: Pool,
+    revocations: RevocationCache,
 }
 
 impl PostgresStore {
@@ -76,7 +79,10 @@ impl PostgresStore {
             .map_err(|error| {
                 StoreError::Backend(format!("cannot build the connection pool: {error}"))
             })?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            revocations: RevocationCache::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -228,23 +234,32 @@ impl Store for PostgresStore {
              ON CONFLICT (jti) DO NOTHING",
             &[&token_id, &user_id, &to_micros(expires_at)],
         )
-        .await
-        .map(drop)
+        .await?;
+        self.revocations.remember(token_id, true);
+        Ok(())
     }
 
     async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+        if let Some(revoked) = self.revocations.lookup(token_id) {
+            return Ok(revoked);
+        }
         let row = self
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)",
                 &[&token_id],
             )
             .await?;
-        row.try_get(0).map_err(pg_error)
+        let revoked = row.try_get(0).map_err(pg_error)?;
+        self.revocations.remember(token_id, revoked);
+        Ok(revoked)
     }
 
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", &[&now])
-            .await
+        let purged = self
+            .execute("DELETE FROM revoked_tokens WHERE expires_at < $1", &[&now])
+            .await?;
+        self.revocations.forget_all();
+        Ok(purged)
     }
 
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {

@@ -30,6 +30,7 @@ use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::revocations::RevocationCache;
 use worker::Pool;
 
 /// How many jobs may wait for the writer, and for the readers together, before callers wait to enqueue more.
@@ -48,6 +49,7 @@ fn reader_count() -> usize {
 pub struct SqliteStore {
     writer: Pool,
     readers: Pool,
+    revocations: RevocationCache,
 }
 
 impl SqliteStore {
@@ -66,7 +68,11 @@ impl SqliteStore {
         })
         .await?;
         tracing::info!(path = %path.display(), "SQLite store open");
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore {
+            writer,
+            readers,
+            revocations: RevocationCache::default(),
+        })
     }
 }
 
@@ -108,25 +114,34 @@ impl Store for SqliteStore {
         user_id: Uuid,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let token_id = token_id.to_owned();
+        let id = token_id.to_owned();
         self.writer
-            .run(move |connection| {
-                accounts::revoke_token(connection, &token_id, user_id, expires_at)
-            })
-            .await
+            .run(move |connection| accounts::revoke_token(connection, &id, user_id, expires_at))
+            .await?;
+        self.revocations.remember(token_id, true);
+        Ok(())
     }
 
     async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
-        let token_id = token_id.to_owned();
-        self.readers
-            .run(move |connection| accounts::is_token_revoked(connection, &token_id))
-            .await
+        if let Some(revoked) = self.revocations.lookup(token_id) {
+            return Ok(revoked);
+        }
+        let id = token_id.to_owned();
+        let revoked = self
+            .readers
+            .run(move |connection| accounts::is_token_revoked(connection, &id))
+            .await?;
+        self.revocations.remember(token_id, revoked);
+        Ok(revoked)
     }
 
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.writer
+        let purged = self
+            .writer
             .run(move |connection| accounts::purge_revoked_tokens(connection, now))
-            .await
+            .await?;
+        self.revocations.forget_all();
+        Ok(purged)
     }
 
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
