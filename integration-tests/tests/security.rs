@@ -142,6 +142,11 @@ async fn password_guessing_is_locked_out_per_account(engine: Engine) {
             "invalid_credentials",
         );
     }
+    // The rest of a hundred guesses are all refused untried.
+    for _ in 5..100 {
+        let (status, body) = attempt("wrong horse battery").await;
+        assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
     // Locked: even the right password is refused now, without saying whether it was right.
     for password in ["wrong horse battery", PASSWORD] {
         let response = client
