@@ -34,14 +34,15 @@ use handshake::BadHandshake;
 /// The path of the endpoint.
 pub const PATH: &str = "/ws";
 
-/// tungstenite's settings for one connection: a small read buffer (idle connections should cost little), and a
-/// frame cap above the message limit so a legal message always arrives and an oversized one gets the protocol's
+/// tungstenite's settings for one connection: a small read buffer, because every idle connection keeps one (a larger
+/// frame still arrives whole: tungstenite reserves its full length and reads it in steps of this size), and a frame
+/// cap above the message limit so a legal message always arrives and an oversized one gets the protocol's
 /// rejection text rather than a close. JSON may escape every byte of content as `\u00XX` (six bytes for one), so the
 /// cap is six times the limit plus room for the envelope.
 pub fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     let frame_cap = max_message_bytes * 6 + 16 * 1024;
     WebSocketConfig::default()
-        .read_buffer_size(2 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(frame_cap))

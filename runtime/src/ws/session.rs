@@ -159,7 +159,10 @@ async fn read(
                 match incoming {
                     Some(Ok(Message::Text(frame))) => {
                         ctx.metrics.frames_in.inc();
-                        if let Flood::Disconnect = handle(ctx, link, &mut in_flight, frame.as_str()).await {
+                        // Boxed: a command's future (the largest action's state) would otherwise be part of every
+                        // idle connection's session, kilobytes each; this way it exists only while a command runs.
+                        let handled = Box::pin(handle(ctx, link, &mut in_flight, frame.as_str()));
+                        if let Flood::Disconnect = handled.await {
                             return close(POLICY, "rate limit abuse");
                         }
                     }
