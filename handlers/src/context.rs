@@ -207,6 +207,8 @@ pub trait Store: Send + Sync {
     async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
     /// The members of a room, by username.
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError>;
+    /// The ids of the rooms `user_id` is a member of, in no particular order.
+    async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
 
     /// Stores a batch of messages in one transaction, giving each the next seq of its room (gapless, in batch
     /// order). A message repeating an earlier (user, client_msg_id) is not stored again: its outcome is the original.

@@ -29,11 +29,14 @@ pub struct RoomView {
     pub created_by: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether the user asking is a member (so a new device knows which rooms to rejoin, private ones without their
+    /// password).
+    pub member: bool,
 }
 
 impl RoomView {
-    /// The view of `room` with `members_online` users connected to it.
-    pub fn of(room: &Room, members_online: usize) -> Self {
+    /// The view of `room` with `members_online` users connected to it, for a user who is a `member` of it or not.
+    pub fn of(room: &Room, members_online: usize, member: bool) -> Self {
         RoomView {
             name: room.name.clone(),
             private: room.private,
@@ -41,6 +44,7 @@ impl RoomView {
             members_online,
             created_by: room.owner_id,
             created_at: room.created_at,
+            member,
         }
     }
 }

@@ -308,6 +308,16 @@ impl Store for MemoryStore {
             .any(|(room, user, _)| *room == room_id && *user == user_id))
     }
 
+    async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .state()?
+            .members
+            .iter()
+            .filter(|(_, user, _)| *user == user_id)
+            .map(|(room, _, _)| *room)
+            .collect())
+    }
+
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         let state = self.state()?;
         let mut members = state

@@ -1,7 +1,7 @@
 // Palaver's browser client in headless Chromium: two people register, meet in a private room, chat both ways, see
 // each other online and typing; one drops off the network and comes back to every message exactly once; markup in a
-// message stays text; an oversized message gets a clear error; older pages load on scroll-up; the chat works at phone
-// width; leaving and deleting work.
+// message stays text; an oversized message gets a clear error; older pages load on scroll-up; a new device rejoins
+// the rooms its user is a member of; the chat works at phone width; leaving and deleting work.
 //
 // Run by integration-tests/tests/browser.rs, which starts the server and passes its address:
 //   PALAVER_E2E_URL=http://127.0.0.1:8080 node --test-reporter=spec chat.test.mjs
@@ -267,6 +267,24 @@ test('older pages load on scroll-up after a reload, each message once', async ()
   const seqs = (await shownMessages(bob)).map(([seq]) => seq);
   assert.deepEqual(seqs, seqs.map((_, index) => index + 1));
   assert.equal(await byId(bob, 'load-older').isHidden(), true, 'nothing older is left');
+});
+
+test('on a new device, the rooms one is a member of are joined again without their password', async () => {
+  const device = await person('bob');
+  device.name = bob.name;
+  await device.page.goto(BASE_URL);
+  await byId(device, 'login-username').fill(bob.name);
+  await byId(device, 'login-password').fill(PASSWORD);
+  await byId(device, 'login-submit').click();
+  await byId(device, 'chat-view').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await until(device, 'the private room is joined again', (room) =>
+    document.querySelector(`[data-testid="room-item"][data-room="${room}"]`)?.dataset.joined === 'true', ROOM);
+  const listed = device.page.locator(`[data-testid="room-item"][data-room="${ROOM}"]`);
+  await listed.getByRole('button').click();
+  await waitForMessage(device, 'filler 50');
+  assert.equal(await byId(device, 'error-banner').isHidden(), true, 'no password was asked for');
+  assert.deepEqual(device.problems, []);
+  await device.context.close();
 });
 
 test('the chat is usable at phone width', async () => {

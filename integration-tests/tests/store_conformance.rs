@@ -114,6 +114,7 @@ conformance_suite!(
     list_rooms_oldest_first,
     count_rooms_owned_counts_per_owner,
     delete_room_removes_messages_and_memberships,
+    rooms_of_member_lists_exactly_the_users_rooms,
     add_member_then_remove,
     members_sorted_by_username,
     append_batch_across_two_rooms_gives_gapless_seqs_in_batch_order,
@@ -802,6 +803,59 @@ mod cases {
         );
         assert!(store.delete_room(first.id).await.expect("delete_room"));
         assert_eq!(store.count_rooms_owned(alice.id).await.expect("count"), 1);
+    }
+
+    pub async fn rooms_of_member_lists_exactly_the_users_rooms(store: &dyn Store) {
+        let owner = user(store, "owner").await;
+        let guest = user(store, "guest").await;
+        let loner = user(store, "loner").await;
+        let first = room(store, "First", &owner).await;
+        let second = room(store, "Second", &owner).await;
+        let left = room(store, "Left", &owner).await;
+        for joined in [&first, &left] {
+            assert!(
+                store
+                    .add_member(joined.id, guest.id, secs(1))
+                    .await
+                    .expect("add_member")
+            );
+        }
+        assert!(
+            store
+                .remove_member(left.id, guest.id)
+                .await
+                .expect("remove_member")
+        );
+        let sorted = |mut ids: Vec<uuid::Uuid>| {
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            sorted(
+                store
+                    .rooms_of_member(guest.id)
+                    .await
+                    .expect("rooms_of_member")
+            ),
+            vec![first.id]
+        );
+        assert_eq!(
+            sorted(
+                store
+                    .rooms_of_member(owner.id)
+                    .await
+                    .expect("rooms_of_member")
+            ),
+            sorted(vec![first.id, second.id, left.id]),
+            "the owner is a member of every room created"
+        );
+        assert!(
+            store
+                .rooms_of_member(loner.id)
+                .await
+                .expect("rooms_of_member")
+                .is_empty()
+        );
     }
 
     pub async fn delete_room_removes_messages_and_memberships(store: &dyn Store) {

@@ -34,7 +34,7 @@ pub async fn create_room(
         .subscribe(session.conn, principal.user_id, room.id, &room.name);
     let online = ctx.hub().online_users(room.id).len();
     Ok(vec![
-        Reply::RoomCreated(RoomView::of(&room, online)),
+        Reply::RoomCreated(RoomView::of(&room, online, true)),
         Reply::Welcome {
             room: room.name,
             last_seq: 0,
@@ -153,6 +153,7 @@ mod tests {
                     members_online: 1,
                     created_by: john.principal.user_id,
                     created_at: now,
+                    member: true,
                 }),
                 Reply::Welcome {
                     room: "general".into(),

@@ -1,10 +1,14 @@
 //! `list_rooms` (WebSocket) and `GET /api/rooms`: every room, with how many users are in it now.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomView, Session};
+use crate::model::Principal;
 
 /// The `data` of a `list_rooms` command: nothing.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -14,19 +18,28 @@ pub struct ListRoomsRequest {}
 /// Reply: the room list, oldest room first.
 pub async fn list_rooms(
     ctx: &dyn Context,
-    _session: &Session,
+    session: &Session,
     _req: ListRoomsRequest,
 ) -> Result<Vec<Reply>, Error> {
-    Ok(vec![Reply::Rooms(rooms(ctx).await?)])
+    Ok(vec![Reply::Rooms(rooms(ctx, &session.principal).await?)])
 }
 
-/// Every room as clients see it, oldest first, with the number of users subscribed to it on this node. The core of
-/// both the WebSocket command and the REST route.
-pub async fn rooms(ctx: &dyn Context) -> Result<Vec<RoomView>, Error> {
+/// Every room as `principal` sees it, oldest first, with the number of users subscribed to it on this node and
+/// whether `principal` is a member. The core of both the WebSocket command and the REST route.
+pub async fn rooms(ctx: &dyn Context, principal: &Principal) -> Result<Vec<RoomView>, Error> {
     let rooms = ctx.store().list_rooms().await?;
+    let joined: HashSet<Uuid> = ctx
+        .store()
+        .rooms_of_member(principal.user_id)
+        .await?
+        .into_iter()
+        .collect();
     Ok(rooms
         .iter()
-        .map(|room| RoomView::of(room, ctx.hub().online_users(room.id).len()))
+        .map(|room| {
+            let online = ctx.hub().online_users(room.id).len();
+            RoomView::of(room, online, joined.contains(&room.id))
+        })
         .collect())
 }
 
@@ -72,10 +85,24 @@ mod tests {
         assert_eq!(
             replies,
             vec![Reply::Rooms(vec![
-                RoomView::of(&general, 2),
-                RoomView::of(&secret, 0),
+                RoomView::of(&general, 2, false),
+                RoomView::of(&secret, 0, false),
             ])]
         );
+        // Each user sees which rooms are theirs: jane joined only "general", john owns both.
+        let Reply::Rooms(janes) = &list_rooms(&ctx, &on(2, &jane), ListRoomsRequest {})
+            .await
+            .unwrap()[0]
+        else {
+            unreachable!()
+        };
+        let member: Vec<bool> = janes.iter().map(|view| view.member).collect();
+        assert_eq!(member, [true, false]);
+        let Reply::Rooms(johns) = &list_rooms(&ctx, &john, ListRoomsRequest {}).await.unwrap()[0]
+        else {
+            unreachable!()
+        };
+        assert!(johns.iter().all(|view| view.member));
         let Reply::Rooms(views) = &replies[0] else {
             unreachable!()
         };

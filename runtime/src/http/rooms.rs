@@ -62,12 +62,13 @@ async fn changer_and_room(
     Ok((principal, room_name(segment)?))
 }
 
-/// `GET /api/rooms` → every room with its online count.
+/// `GET /api/rooms` → every room with its online count and whether the caller is a member.
 pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
-    if let Err(response) = principal(&ctx, &presented).await {
-        return response;
-    }
-    match rooms(ctx.as_ref()).await {
+    let principal = match principal(&ctx, &presented).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    match rooms(ctx.as_ref(), &principal).await {
         Ok(rooms) => warp::reply::json(&rooms).into_response(),
         Err(err) => error_response(&err),
     }
@@ -91,7 +92,7 @@ pub async fn create(
     match new_room(ctx.as_ref(), &principal, &request).await {
         Ok(room) => {
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
-            let view = RoomView::of(&room, ctx.hub.online_users(room.id).len());
+            let view = RoomView::of(&room, ctx.hub.online_users(room.id).len(), true);
             warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED).into_response()
         }
         Err(err) => error_response(&err),

@@ -378,6 +378,19 @@ impl Store for PostgresStore {
         row.try_get(0).map_err(pg_error)
     }
 
+    async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT room_id FROM room_members WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(pg_error)
+    }
+
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         let rows = self
             .query(

@@ -374,6 +374,7 @@ mod tests {
             members_online: 1,
             created_by: Uuid::nil(),
             created_at: AT,
+            member: true,
         };
         assert_eq!(
             reply_frames(Codec::Text, None, &Reply::RoomCreated(room.clone()), false),

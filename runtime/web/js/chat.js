@@ -87,6 +87,15 @@ export class Chat {
     if (this.rooms.size > 0) this.refreshRooms();
   }
 
+  /** Takes up a room the server says we are a member of, as if this browser had remembered it. */
+  restore(room) {
+    const state = new RoomState(room.name, room.private);
+    this.rooms.set(room.name, state);
+    this.saveRooms();
+    this.renderRooms();
+    this.resume(state);
+  }
+
   async resume(room) {
     const data = { name: room.name };
     if (room.welcomed) data.after_seq = room.lastSeq;
@@ -201,6 +210,14 @@ export class Chat {
   onRooms(frame) {
     if (!Array.isArray(frame.rooms)) return;
     this.roomList = frame.rooms;
+    if (!this.membershipsRestored) {
+      // The first list since starting: rooms this user is a member of but this browser does not remember (joined on
+      // another device, or storage cleared) are joined again. Members rejoin without a password.
+      this.membershipsRestored = true;
+      for (const room of frame.rooms) {
+        if (room.member && !this.rooms.has(room.name)) this.restore(room);
+      }
+    }
     for (const room of this.rooms.values()) room.private = this.isPrivate(room.name);
     this.renderRooms();
     this.renderRoomHead();

@@ -198,6 +198,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.readers
+            .run(move |connection| rooms::rooms_of_member(connection, user_id))
+            .await
+    }
+
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         self.readers
             .run(move |connection| rooms::members(connection, room_id))

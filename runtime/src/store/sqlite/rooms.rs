@@ -153,6 +153,19 @@ pub(super) fn is_member(
     Ok(member)
 }
 
+/// The ids of the rooms a user is a member of.
+pub(super) fn rooms_of_member(
+    connection: &Connection,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, Failure> {
+    let mut statement =
+        connection.prepare_cached("SELECT room_id FROM room_members WHERE user_id = ?1")?;
+    let rooms = statement
+        .query_map([id_text(user_id)], |row| uuid_at(row, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rooms)
+}
+
 /// The members of a room, by username ignoring case.
 pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Member>, Failure> {
     let mut statement = connection.prepare_cached(
