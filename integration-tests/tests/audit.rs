@@ -196,6 +196,13 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         answered(&mut guest, |frame: &Value| frame["id"] == id).await;
     }
 
+    // A flood past the per-user command limit (20 a second): many refusals, one audit event.
+    for n in 0..60 {
+        let list = json!({"type": "list_rooms", "id": format!("flood-{n}"), "data": {}});
+        guest.send(Message::text(list.to_string())).await.unwrap();
+    }
+    answered(&mut guest, |frame: &Value| frame["code"] == "rate_limited").await;
+
     let logout = http
         .post(server.url("/api/logout"))
         .bearer_auth(&john)
@@ -221,6 +228,7 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         "room_created/success",
         "room_deleted/success",
         "room_password_failed/failure",
+        "rate_limited/denied",
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let (text, lines) = loop {
@@ -263,6 +271,12 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
             "{expected:?} missing from:\n{text}"
         );
     }
+    let floods: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "rate_limited" && l["details"]["limit"] == "ws_messages")
+        .collect();
+    assert_eq!(floods.len(), 1, "one event for the whole flood:\n{text}");
+    assert_eq!(floods[0]["username"], "jane_doe");
     let guess = lines
         .iter()
         .find(|l| l["event"] == "room_password_failed")

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use palaver_handlers::Store;
 use palaver_handlers::model::AuditEvent;
@@ -11,6 +12,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::ratelimit::{Decision, RateLimiter};
 
 /// How many events may wait for the database; past it new events are logged but not stored (and counted).
 const QUEUE: usize = 10_000;
@@ -21,7 +24,15 @@ const BATCH: usize = 500;
 #[derive(Clone)]
 pub struct Audit {
     events: mpsc::Sender<AuditEvent>,
+    /// Rate-limit refusals already recorded, so that a flood is one event a minute per actor, not one per request.
+    refusals: Arc<RateLimiter<RefusalKey>>,
 }
+
+/// A rate limit and who hit it.
+type RefusalKey = (&'static str, Option<Uuid>, Option<IpAddr>);
+
+/// How many (limit, actor) pairs' last refusal is remembered at most.
+const MAX_TRACKED_REFUSALS: usize = 100_000;
 
 /// Who and where an event is about.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +59,27 @@ impl Audit {
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (events, waiting) = mpsc::channel(QUEUE);
         tokio::spawn(write(store, waiting));
-        Audit { events }
+        Audit {
+            events,
+            refusals: Arc::new(RateLimiter::new(
+                1,
+                Duration::from_secs(60),
+                MAX_TRACKED_REFUSALS,
+            )),
+        }
+    }
+
+    /// Records that `actor` was refused by the rate limit `limit`, at most once a minute per limit and actor.
+    pub fn rate_limited(&self, limit: &'static str, actor: &Actor) {
+        let key = (limit, actor.user_id, actor.ip);
+        if self.refusals.check(&key, Instant::now()) == Decision::Allowed {
+            self.record(
+                "rate_limited",
+                "denied",
+                actor,
+                serde_json::json!({ "limit": limit }),
+            );
+        }
     }
 
     /// Records `event` with `outcome` (`success`, `failure`, `denied`) about `actor`, with `details`.
@@ -132,5 +163,55 @@ mod tests {
         assert_eq!(stored[0].event, "login");
         assert_eq!(stored[0].outcome, "failure");
         assert_eq!(stored[0].ip.as_deref(), Some("127.0.0.1"));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_refusals_is_one_event_per_actor_and_limit() {
+        let store = Arc::new(MemoryStore::new());
+        let audit = Audit::start(store.clone());
+        let flooder = Actor {
+            ip: "192.0.2.1".parse().ok(),
+            ..Actor::default()
+        };
+        let other = Actor {
+            ip: "192.0.2.2".parse().ok(),
+            ..Actor::default()
+        };
+        for _ in 0..1000 {
+            audit.rate_limited("http_requests", &flooder);
+        }
+        audit.rate_limited("registrations", &flooder);
+        audit.rate_limited("http_requests", &other);
+        let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let mut stored = Vec::new();
+        for _ in 0..100 {
+            stored = store.audit_since(since, 100).await.unwrap();
+            if stored.len() >= 3 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let mut seen: Vec<(String, String)> = stored
+            .iter()
+            .map(|event| {
+                (
+                    event.ip.clone().unwrap_or_default(),
+                    event.details["limit"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("192.0.2.1".to_owned(), "http_requests".to_owned()),
+                ("192.0.2.1".to_owned(), "registrations".to_owned()),
+                ("192.0.2.2".to_owned(), "http_requests".to_owned()),
+            ]
+        );
+        assert!(stored.iter().all(|event| event.event == "rate_limited"));
     }
 }

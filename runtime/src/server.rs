@@ -286,6 +286,11 @@ fn over_request_limit(
                 .rate_limited
                 .with_label_values(&["http_requests"])
                 .inc();
+            let actor = crate::audit::Actor {
+                ip: Some(ip),
+                ..Default::default()
+            };
+            ctx.audit.rate_limited("http_requests", &actor);
             Some(crate::http::error::too_many_requests(retry_after))
         }
     }

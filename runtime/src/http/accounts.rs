@@ -72,12 +72,7 @@ pub async fn register(
             ip: Some(ip),
             ..Actor::default()
         };
-        ctx.audit.record(
-            "rate_limited",
-            "denied",
-            &actor,
-            serde_json::json!({"limit": "registrations"}),
-        );
+        ctx.audit.rate_limited("registrations", &actor);
         return too_many_requests(retry_after);
     }
     let request = match decode(content_type.as_deref(), &body) {

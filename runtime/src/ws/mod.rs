@@ -110,12 +110,7 @@ fn too_many_connections(
         ip: address,
         ..Actor::of(principal)
     };
-    ctx.audit.record(
-        "rate_limited",
-        "denied",
-        &actor,
-        serde_json::json!({ "limit": limit }),
-    );
+    ctx.audit.rate_limited(limit, &actor);
     let message = match refused {
         Refused::User => "too many open connections for this user",
         Refused::Address => "too many open connections from this address",

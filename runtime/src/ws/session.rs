@@ -232,6 +232,8 @@ async fn handle(
             .rate_limited
             .with_label_values(&["ws_messages"])
             .inc();
+        ctx.audit
+            .rate_limited("ws_messages", &Actor::of(&session.principal));
         if let Decision::Limited { .. } = limits.floods.check(&user, now) {
             tracing::warn!(conn = session.conn, %user, "disconnecting a user who keeps flooding");
             return Flood::Disconnect;
