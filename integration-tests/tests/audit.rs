@@ -218,6 +218,16 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         .unwrap();
     assert_eq!(revoked.status(), 401);
 
+    // Guessing jane's password past the lockout: five failures, then refusals recorded once.
+    for _ in 0..12 {
+        let guess = json!({"username": "jane_doe", "password": CANARIES.wrong_password});
+        http.post(server.url("/api/login"))
+            .json(&guess)
+            .send()
+            .await
+            .unwrap();
+    }
+
     // The writer stores events in the background: look until all are there (bounded).
     let wanted = [
         "register/success",
@@ -276,6 +286,11 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         .filter(|l| l["event"] == "rate_limited" && l["details"]["limit"] == "ws_messages")
         .collect();
     assert_eq!(floods.len(), 1, "one event for the whole flood:\n{text}");
+    let lockouts = lines
+        .iter()
+        .filter(|l| l["event"] == "rate_limited" && l["details"]["limit"] == "login_failures")
+        .count();
+    assert_eq!(lockouts, 1, "one event for the locked-out guesser:\n{text}");
     assert_eq!(floods[0]["username"], "jane_doe");
     let guess = lines
         .iter()

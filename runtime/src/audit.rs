@@ -71,14 +71,15 @@ impl Audit {
 
     /// Records that `actor` was refused by the rate limit `limit`, at most once a minute per limit and actor.
     pub fn rate_limited(&self, limit: &'static str, actor: &Actor) {
+        self.rate_limited_with(limit, actor, serde_json::json!({}));
+    }
+
+    /// Like [`Audit::rate_limited`], with more `details` (an object) about the first refusal of the minute.
+    pub fn rate_limited_with(&self, limit: &'static str, actor: &Actor, mut details: Value) {
         let key = (limit, actor.user_id, actor.ip);
         if self.refusals.check(&key, Instant::now()) == Decision::Allowed {
-            self.record(
-                "rate_limited",
-                "denied",
-                actor,
-                serde_json::json!({ "limit": limit }),
-            );
+            details["limit"] = limit.into();
+            self.record("rate_limited", "denied", actor, details);
         }
     }
 

@@ -42,25 +42,25 @@ impl Guard for SecurityGuard {
     }
 
     fn record(&self, principal: &Principal, event: SecurityEvent) {
+        let actor = Actor::of(principal);
         let mut details = serde_json::json!({ "room": event.room() });
         match &event {
             SecurityEvent::RoomCreated { private, .. } => {
                 details["private"] = (*private).into();
             }
             SecurityEvent::RoomPasswordLocked { .. } => {
-                details["limit"] = "room_password".into();
+                // A locked-out guesser keeps trying: one audit event a minute, like every other rate limit.
                 self.metrics
                     .rate_limited
                     .with_label_values(&["room_password"])
                     .inc();
+                self.audit
+                    .rate_limited_with("room_password", &actor, details);
+                return;
             }
             SecurityEvent::RoomDeleted { .. } | SecurityEvent::RoomPasswordFailed { .. } => {}
         }
-        self.audit.record(
-            event.name(),
-            event.outcome(),
-            &Actor::of(principal),
-            details,
-        );
+        self.audit
+            .record(event.name(), event.outcome(), &actor, details);
     }
 }

@@ -172,6 +172,15 @@ impl LocalHub {
     pub fn connection_count(&self) -> usize {
         self.state().connections.len()
     }
+
+    /// How many rooms connection `conn` has joined, without copying their names as [`Hub::rooms_of`] does (the text
+    /// protocol prefixes a line with its room when there are several, asked on every reply).
+    pub fn joined_count(&self, conn: ConnectionId) -> usize {
+        self.state()
+            .connections
+            .get(&conn)
+            .map_or(0, |connection| connection.rooms.len())
+    }
 }
 
 fn remove_from_room(state: &mut State, room_id: Uuid, conn: ConnectionId) {
@@ -472,6 +481,26 @@ mod tests {
         assert!(hub.unsubscribe(2, room).unwrap().last_for_user);
         assert_eq!(hub.online_users(room), [jane]);
         assert_eq!(hub.unsubscribe(2, room), None);
+    }
+
+    #[test]
+    fn joined_count_follows_the_connections_rooms() {
+        let hub = LocalHub::new();
+        let john = Uuid::now_v7();
+        let _probe = connect(&hub, 1, john, Codec::Text, 8);
+        assert_eq!(hub.joined_count(1), 0);
+        let (general, random) = (Uuid::now_v7(), Uuid::now_v7());
+        hub.subscribe(1, john, general, "general");
+        hub.subscribe(1, john, random, "random");
+        assert_eq!(hub.joined_count(1), hub.rooms_of(1).len());
+        assert_eq!(hub.joined_count(1), 2);
+        hub.unsubscribe(1, general);
+        assert_eq!(hub.joined_count(1), 1);
+        assert_eq!(
+            hub.joined_count(99),
+            0,
+            "an unknown connection has joined nothing"
+        );
     }
 
     #[test]

@@ -128,12 +128,8 @@ pub async fn login(
                 ip,
                 ..Actor::default()
             };
-            ctx.audit.record(
-                "login",
-                "denied",
-                &actor,
-                serde_json::json!({"reason": "rate_limited"}),
-            );
+            // A locked-out guesser keeps trying: one audit event a minute, like every other rate limit.
+            ctx.audit.rate_limited("login_failures", &actor);
             return too_many_requests(retry_after);
         }
     }

@@ -280,7 +280,7 @@ async fn queue_replies(
     replies: Vec<Reply>,
 ) {
     let conn = link.session.conn;
-    let prefixed = ctx.hub.rooms_of(conn).len() > 1;
+    let prefixed = ctx.hub.joined_count(conn) > 1;
     for reply in replies {
         if let Reply::CaughtUp {
             room_id,

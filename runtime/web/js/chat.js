@@ -259,29 +259,25 @@ export class Chat {
     }
     const data = { name };
     if (password) data.password = password;
-    try {
-      await this.conn.request('join_room', data, { until: 'welcome' });
-    } catch (error) {
-      showError(commandErrorText(error));
-      return false;
-    }
-    clearError();
-    this.activate(name);
-    this.refreshRooms();
-    return true;
+    return this.enter('join_room', data);
   }
 
   async create(name, isPrivate, password) {
     const data = { name, private: isPrivate };
     if (isPrivate) data.password = password;
+    return this.enter('create_room', data);
+  }
+
+  /** Sends `command` (joining or creating room `data.name`), which ends with the room's welcome; shows the room. */
+  async enter(command, data) {
     try {
-      await this.conn.request('create_room', data, { until: 'welcome' });
+      await this.conn.request(command, data, { until: 'welcome' });
     } catch (error) {
       showError(commandErrorText(error));
       return false;
     }
     clearError();
-    this.activate(name);
+    this.activate(data.name);
     this.refreshRooms();
     return true;
   }
