@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::TokenRejection;
-use crate::event::{Broadcast, ConnectionId, Reply, Subscribed, Unsubscribed};
+use crate::error::{CredentialError, StoreError, TokenRejection};
+use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
     NewUser, Principal, Room, SecurityEvent, StoredMessage, TokenClaims, User,
@@ -91,6 +91,10 @@ impl Default for Limits {
     }
 }
 
+/// The most events held for one connection and room while it catches up (see [`Hub::subscribe_held`]); past it the
+/// connection is too far behind and is closed as a slow consumer (it can resume again).
+pub const MAX_HELD_EVENTS: usize = 10_000;
+
 /// Room subscriptions of this node's connections, and delivery to them. Every method is quick and never waits:
 /// delivery queues the event on each connection (whose own task writes it), so one slow client delays nobody.
 pub trait Hub: Send + Sync {
@@ -123,39 +127,12 @@ pub trait Hub: Send + Sync {
     fn online_users(&self, room_id: Uuid) -> Vec<Uuid>;
     /// Delivers `broadcast` to the room's subscribed connections (but those of `skip_user`).
     fn publish(&self, broadcast: Broadcast);
-    /// Delivers a reply to one connection (e.g. a replayed message), outside the command's own replies.
-    fn send_to(&self, conn: ConnectionId, reply: Reply);
 }
 
 /// The current time, behind a trait so tests can hold it still or move it.
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> OffsetDateTime;
-}
-
-/// Which uniqueness rule a write broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unique {
-    /// Usernames are unique case-insensitively.
-    Username,
-    /// Emails are unique case-insensitively.
-    Email,
-    /// Room names are unique case-insensitively.
-    RoomName,
-}
-
-/// A failure of the store.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule refused the write; nothing was stored.
-    #[error("conflict on {0:?}")]
-    Conflict(Unique),
-    /// The database cannot be reached (connection refused, pool timeout); retrying later may work.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// Any other failure (a bug, a broken schema); nothing of the failed operation was stored.
-    #[error("database error: {0}")]
-    Backend(String),
 }
 
 /// The durable record. Every method that changes more than one row does so in one transaction: all or nothing.
@@ -230,11 +207,6 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 }
-
-/// A failure of the credential machinery itself (not a wrong password).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("credential error: {0}")]
-pub struct CredentialError(pub String);
 
 /// Password hashing and token signing. Hashing is slow on purpose, so implementations keep it off the async runtime.
 #[async_trait]

@@ -1,7 +1,6 @@
-//! The one error type of Palaver's handlers: every client-facing failure is a variant that knows its stable `code`, its
-//! kind (which the runtime maps to an HTTP status or a WebSocket error frame) and its human sentence.
-
-use crate::context::{CredentialError, StoreError};
+//! Every error of Palaver's handlers: [`Error`], the one client-facing error type (each variant knows its stable
+//! `code`, its kind, which the runtime maps to an HTTP status or a WebSocket error frame, and its human sentence),
+//! and the failures of the parts a handler calls ([`StoreError`], [`CredentialError`]) that turn into it.
 
 /// What sort of failure an [`Error`] is; the runtime turns each into an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,11 +235,41 @@ impl Error {
     }
 }
 
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// Usernames are unique case-insensitively.
+    Username,
+    /// Emails are unique case-insensitively.
+    Email,
+    /// Room names are unique case-insensitively.
+    RoomName,
+}
+
+/// A failure of the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write; nothing was stored.
+    #[error("conflict on {0:?}")]
+    Conflict(Unique),
+    /// The database cannot be reached (connection refused, pool timeout); retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure (a bug, a broken schema); nothing of the failed operation was stored.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// A failure of the credential machinery itself (not a wrong password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("credential error: {0}")]
+pub struct CredentialError(pub String);
+
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(crate::context::Unique::Username) => Error::UsernameTaken,
-            StoreError::Conflict(crate::context::Unique::Email) => Error::EmailTaken,
+            StoreError::Conflict(Unique::Username) => Error::UsernameTaken,
+            StoreError::Conflict(Unique::Email) => Error::EmailTaken,
             StoreError::Conflict(other) => {
                 Error::Internal(format!("unexpected conflict on {other:?}"))
             }
@@ -279,7 +308,7 @@ mod tests {
 
     #[test]
     fn store_conflicts_name_the_field() {
-        let err = Error::from(StoreError::Conflict(crate::context::Unique::Email));
+        let err = Error::from(StoreError::Conflict(Unique::Email));
         assert_eq!(err.kind(), ErrorKind::Conflict);
         assert_eq!(err.field(), Some("email"));
     }

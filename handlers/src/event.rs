@@ -1,6 +1,9 @@
 //! What actions emit: replies to the connection that sent a command, and broadcasts to a room. The runtime renders
 //! both with either codec (text, PROTOCOL §4, or JSON, §5), so the chat rules never deal with formats.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -90,6 +93,39 @@ pub enum Reply {
     /// Not a frame: the replay of the room above ends at `through_seq`, so the runtime releases the events the hub
     /// held for this connection (see [`crate::Hub::release`]) once the replies before it are queued.
     CaughtUp { room_id: Uuid, through_seq: i64 },
+}
+
+/// Replies that are not ready yet: they resolve once the command's work settles (a post, once it is stored).
+pub type PendingReplies = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Error>> + Send + 'static>>;
+
+/// What running a WebSocket command gave: its replies now, or replies the session awaits in order behind the
+/// commands sent before it, while it reads on (so a connection can have several posts in flight).
+pub enum Outcome {
+    /// The command is done; its replies, in order.
+    Done(Vec<Reply>),
+    /// The command is in line (a post waiting for its commit); its replies once it settles.
+    Pending(PendingReplies),
+}
+
+impl From<Vec<Reply>> for Outcome {
+    fn from(replies: Vec<Reply>) -> Self {
+        Outcome::Done(replies)
+    }
+}
+
+impl From<PendingReplies> for Outcome {
+    fn from(pending: PendingReplies) -> Self {
+        Outcome::Pending(pending)
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Done(replies) => f.debug_tuple("Done").field(replies).finish(),
+            Outcome::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
 }
 
 /// What happened in a room, for its subscribed connections.

@@ -14,6 +14,7 @@
 //! - `testing` (feature `testing`): an in-memory context for unit tests.
 
 pub mod actions;
+pub mod command;
 pub mod context;
 pub mod error;
 pub mod event;
@@ -23,8 +24,10 @@ pub mod validate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use command::{Command, Decoded};
 pub use context::{
-    Attempt, Clock, Context, CredentialError, Credentials, Guard, Hub, Limits, MessageLog, Posted,
-    Store, StoreError, Unique,
+    Attempt, Clock, Context, Credentials, Guard, Hub, Limits, MAX_HELD_EVENTS, MessageLog, Posted,
+    Store,
 };
-pub use error::{Error, ErrorKind, Field, TokenRejection};
+pub use error::{CredentialError, Error, ErrorKind, Field, StoreError, TokenRejection, Unique};
+pub use event::{Outcome, PendingReplies};

@@ -6,10 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use palaver_handlers::Hub;
-use palaver_handlers::event::{
-    Broadcast, ConnectionId, Reply, RoomEvent, Subscribed, Unsubscribed,
-};
+use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent, Subscribed, Unsubscribed};
+use palaver_handlers::{Hub, MAX_HELD_EVENTS};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
@@ -67,10 +65,6 @@ struct Connection {
     /// first).
     floors: HashMap<Uuid, i64>,
 }
-
-/// The most events held for one connection and room while it catches up; past it the connection is too far behind
-/// and is closed as a slow consumer (it can resume again).
-pub const MAX_HELD_EVENTS: usize = 10_000;
 
 #[derive(Default)]
 struct State {
@@ -400,16 +394,6 @@ impl Hub for LocalHub {
         }
         self.metrics.deliveries.inc_by(delivered);
         self.metrics.frames_out.inc_by(delivered);
-    }
-
-    fn send_to(&self, conn: ConnectionId, reply: Reply) {
-        let state = self.state();
-        if let Some(connection) = state.connections.get(&conn) {
-            let prefixed = connection.rooms.len() > 1;
-            for frame in codec::reply_frames(connection.handle.codec, None, &reply, prefixed) {
-                deliver(&connection.handle, Utf8Bytes::from(frame));
-            }
-        }
     }
 }
 

@@ -4,8 +4,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::actions::required;
-use crate::context::{Context, StoreError, Unique};
-use crate::error::{Error, Field};
+use crate::context::Context;
+use crate::error::{Error, Field, StoreError, Unique};
 use crate::event::{Reply, RoomView, Session};
 use crate::model::{NewRoom, Principal, Room, SecurityEvent};
 use crate::validate;
@@ -28,7 +28,7 @@ pub async fn create_room(
     session: &Session,
     req: CreateRoomRequest,
 ) -> Result<Vec<Reply>, Error> {
-    let room = new_room(ctx, &session.principal, &req).await?;
+    let room = create_room_for(ctx, &session.principal, &req).await?;
     let principal = &session.principal;
     ctx.hub()
         .subscribe(session.conn, principal.user_id, room.id, &room.name);
@@ -45,7 +45,7 @@ pub async fn create_room(
 
 /// Validates the request and stores the room with `principal` as owner and member; nothing is stored if a rule fails.
 /// The core of both the WebSocket command and the REST route.
-pub async fn new_room(
+pub async fn create_room_for(
     ctx: &dyn Context,
     principal: &Principal,
     req: &CreateRoomRequest,
@@ -121,9 +121,9 @@ fn room_password(private: bool, password: &Option<String>) -> Result<Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::model::SecurityEvent;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{Clock, Credentials, ErrorKind, Hub, Store};
 
     fn request(name: &str, private: Option<bool>, password: Option<&str>) -> CreateRoomRequest {

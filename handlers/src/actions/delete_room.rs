@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::actions::rooms::{find_room, publish};
+use crate::actions::publish;
+use crate::actions::room_access::find_room;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -22,13 +23,13 @@ pub async fn delete_room(
     session: &Session,
     req: DeleteRoomRequest,
 ) -> Result<Vec<Reply>, Error> {
-    remove_room(ctx, &session.principal, &req.name).await?;
+    delete_room_for(ctx, &session.principal, &req.name).await?;
     Ok(Vec::new())
 }
 
 /// Deletes the room called `name` if `principal` owns it: the store forgets it (with messages and memberships), then
 /// its subscribers are told and unsubscribed. The core of both the WebSocket command and the REST route.
-pub async fn remove_room(
+pub async fn delete_room_for(
     ctx: &dyn Context,
     principal: &Principal,
     name: &str,
@@ -64,9 +65,9 @@ pub async fn remove_room(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::model::NewMessage;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Hub, Store};
     use uuid::Uuid;
 

@@ -1,6 +1,6 @@
 //! A WebSocket connection closed: unsubscribe it everywhere. Membership stays: a dropped connection is not a leave.
 
-use crate::actions::rooms::publish;
+use crate::actions::publish;
 use crate::context::Context;
 use crate::event::{RoomEvent, Session};
 
@@ -26,8 +26,8 @@ pub fn disconnect(ctx: &dyn Context, session: &Session) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{Hub, Store};
 
     #[tokio::test]

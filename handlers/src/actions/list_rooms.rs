@@ -21,12 +21,17 @@ pub async fn list_rooms(
     session: &Session,
     _req: ListRoomsRequest,
 ) -> Result<Vec<Reply>, Error> {
-    Ok(vec![Reply::Rooms(rooms(ctx, &session.principal).await?)])
+    Ok(vec![Reply::Rooms(
+        list_rooms_for(ctx, &session.principal).await?,
+    )])
 }
 
 /// Every room as `principal` sees it, oldest first, with the number of users subscribed to it on this node and
 /// whether `principal` is a member. The core of both the WebSocket command and the REST route.
-pub async fn rooms(ctx: &dyn Context, principal: &Principal) -> Result<Vec<RoomView>, Error> {
+pub async fn list_rooms_for(
+    ctx: &dyn Context,
+    principal: &Principal,
+) -> Result<Vec<RoomView>, Error> {
     let rooms = ctx.store().list_rooms().await?;
     let joined: HashSet<Uuid> = ctx
         .store()
@@ -46,8 +51,8 @@ pub async fn rooms(ctx: &dyn Context, principal: &Principal) -> Result<Vec<RoomV
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{ErrorKind, Hub};
     use time::Duration;
 

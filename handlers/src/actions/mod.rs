@@ -1,24 +1,37 @@
-//! One module per action. Each is a plain async function over a [`crate::Context`]: the runtime decodes a request
-//! or frame into the action's request type, calls it, and renders what it returns.
+//! One module per action, named after the wire command or route it serves, holding its rule and its unit tests.
+//! Each action is a plain async function over a [`crate::Context`]: the runtime decodes a frame into a
+//! [`crate::command::Command`] (or a request body into the action's request type), calls it, and renders what it
+//! returns.
 
-pub mod authenticate;
+// The WebSocket commands (PROTOCOL §3), each named after its wire `type`; those with a REST route too have a
+// `<command>_for` entry taking the principal instead of a connection.
 pub mod create_room;
 pub mod delete_room;
-pub mod disconnect;
-pub mod history;
-pub mod join;
-pub mod leave;
+pub mod get_messages;
+pub mod join_room;
+pub mod leave_room;
+pub mod list_members;
 pub mod list_rooms;
+pub mod room_message;
+pub mod typing;
+
+// The account routes (PROTOCOL §1), named after their path.
 pub mod login;
 pub mod logout;
 pub mod me;
-pub mod members;
-pub mod message;
 pub mod register;
-mod rooms;
-pub mod typing;
 
+// What every authenticated request and every WebSocket goes through.
+pub mod authenticate;
+pub mod disconnect;
+
+mod room_access;
+
+use uuid::Uuid;
+
+use crate::context::Context;
 use crate::error::{Error, Field};
+use crate::event::{Broadcast, RoomEvent};
 
 /// The value of a required request field, or a validation error naming it.
 pub(crate) fn required(field: Field, value: &Option<String>) -> Result<&str, Error> {
@@ -29,4 +42,21 @@ pub(crate) fn required(field: Field, value: &Option<String>) -> Result<&str, Err
             format!("{} is required", field.name()),
         )),
     }
+}
+
+/// Publishes `event` to the room's subscribed connections, except those of `skip_user`, stamped with the clock's now.
+pub(crate) fn publish(
+    ctx: &dyn Context,
+    room_id: Uuid,
+    room: &str,
+    event: RoomEvent,
+    skip_user: Option<Uuid>,
+) {
+    ctx.hub().publish(Broadcast {
+        room_id,
+        room: room.to_owned(),
+        at: ctx.clock().now(),
+        event,
+        skip_user,
+    });
 }

@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::actions::rooms::{joined_room, publish};
+use crate::actions::publish;
+use crate::actions::room_access::joined_room;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -37,8 +38,8 @@ pub async fn typing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
 
     fn request(room: &str) -> TypingRequest {
         TypingRequest { room: room.into() }

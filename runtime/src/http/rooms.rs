@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use palaver_handlers::actions::create_room::{CreateRoomRequest, new_room};
-use palaver_handlers::actions::delete_room::remove_room;
-use palaver_handlers::actions::history::{HistoryParams, history_page};
-use palaver_handlers::actions::list_rooms::rooms;
-use palaver_handlers::actions::members::member_list;
+use palaver_handlers::actions::create_room::{CreateRoomRequest, create_room_for};
+use palaver_handlers::actions::delete_room::delete_room_for;
+use palaver_handlers::actions::get_messages::{HistoryParams, get_messages_for};
+use palaver_handlers::actions::list_members::list_members_for;
+use palaver_handlers::actions::list_rooms::list_rooms_for;
 use palaver_handlers::event::RoomView;
 use palaver_handlers::{Error, Hub};
 use warp::Reply;
@@ -68,7 +68,7 @@ pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    match rooms(ctx.as_ref(), &principal).await {
+    match list_rooms_for(ctx.as_ref(), &principal).await {
         Ok(rooms) => warp::reply::json(&rooms).into_response(),
         Err(err) => error_response(&err),
     }
@@ -89,7 +89,7 @@ pub async fn create(
         Ok(request) => request,
         Err(response) => return *response,
     };
-    match new_room(ctx.as_ref(), &principal, &request).await {
+    match create_room_for(ctx.as_ref(), &principal, &request).await {
         Ok(room) => {
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
             let view = RoomView::of(&room, ctx.hub.online_users(room.id).len(), true);
@@ -105,7 +105,7 @@ pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented)
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match remove_room(ctx.as_ref(), &principal, &name).await {
+    match delete_room_for(ctx.as_ref(), &principal, &name).await {
         Ok(()) => {
             tracing::info!(user = %principal.user_id, room = ?name, "room deleted");
             StatusCode::NO_CONTENT.into_response()
@@ -134,7 +134,7 @@ pub async fn messages(
             )));
         }
     };
-    match history_page(
+    match get_messages_for(
         ctx.as_ref(),
         &principal,
         &name,
@@ -154,7 +154,7 @@ pub async fn members(segment: String, ctx: Arc<AppContext>, presented: Presented
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match member_list(ctx.as_ref(), &principal, &name).await {
+    match list_members_for(ctx.as_ref(), &principal, &name).await {
         Ok((_, members)) => warp::reply::json(&members).into_response(),
         Err(err) => error_response(&err),
     }

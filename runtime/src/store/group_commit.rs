@@ -278,7 +278,7 @@ fn fail(posts: Vec<Waiter>, error: &StoreError) {
 mod tests {
     use super::*;
     use palaver_handlers::model::{NewRoom, NewUser};
-    use palaver_handlers::testing::{Delivery, MemoryHub, MemoryStore};
+    use palaver_handlers::testing::{MemoryHub, MemoryStore};
     use time::macros::datetime;
     use uuid::Uuid;
 
@@ -360,10 +360,10 @@ mod tests {
             .take(9)
             .into_iter()
             .filter_map(|d| match d {
-                Delivery::Event(Broadcast {
+                Broadcast {
                     event: RoomEvent::Message(m),
                     ..
-                }) => Some(m.seq),
+                } => Some(m.seq),
                 _ => None,
             })
             .collect();
@@ -422,10 +422,10 @@ mod tests {
             .take(9)
             .into_iter()
             .filter_map(|d| match d {
-                Delivery::Event(Broadcast {
+                Broadcast {
                     event: RoomEvent::Message(m),
                     ..
-                }) => Some((m.seq, m.content)),
+                } => Some((m.seq, m.content)),
                 _ => None,
             })
             .collect();

@@ -4,7 +4,6 @@
 pub mod capacity;
 pub mod codec;
 pub mod control;
-pub mod dispatch;
 pub mod handshake;
 pub mod session;
 pub mod tickets;

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use palaver_handlers::actions::disconnect::disconnect;
 use palaver_handlers::event::Session;
 use palaver_handlers::model::Principal;
-use palaver_handlers::{Error, Hub};
+use palaver_handlers::{Command, Decoded, Error, Hub, Outcome};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -27,7 +27,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::codec::{self, Codec};
-use super::dispatch::{Dispatched, command_id, failure, start};
 use crate::audit::Actor;
 use crate::context::AppContext;
 use crate::hub::{ConnectionHandle, Kick, POLICY, SLOW_CONSUMER};
@@ -239,22 +238,40 @@ async fn handle(
             return Flood::Disconnect;
         }
         let refused = vec![Reply::Error(Error::RateLimited)];
-        answer(ctx, link, in_flight, command_id(frame), refused).await;
+        answer(ctx, link, in_flight, Command::id_of(frame), refused).await;
         return Flood::Fine;
     }
-    match start(ctx.as_ref(), session, frame).await {
-        Dispatched::Done(id, replies) => answer(ctx, link, in_flight, id, replies).await,
-        Dispatched::Pending(id, pending) => {
+    let Decoded { id, command } = Command::decode(frame);
+    let command = match command {
+        Ok(command) => command,
+        Err(err) => {
+            answer(ctx, link, in_flight, id, vec![Reply::Error(err)]).await;
+            return Flood::Fine;
+        }
+    };
+    let name = command.name();
+    match command.run(ctx.as_ref(), session).await {
+        Ok(Outcome::Pending(pending)) => {
             let session = session.clone();
             in_flight.push_back(Box::pin(async move {
                 let replies = pending
                     .await
-                    .unwrap_or_else(|err| vec![failure(&session, "room_message", err)]);
+                    .unwrap_or_else(|err| vec![failure(&session, name, err)]);
                 (id, replies)
             }));
         }
+        Ok(Outcome::Done(replies)) => answer(ctx, link, in_flight, id, replies).await,
+        Err(err) => answer(ctx, link, in_flight, id, vec![failure(session, name, err)]).await,
     }
     Flood::Fine
+}
+
+/// The reply for a failed command; what the client must not see is logged.
+fn failure(session: &Session, command: &str, err: Error) -> Reply {
+    if let Some(detail) = err.log_detail() {
+        tracing::error!(conn = session.conn, command, detail, "command failed");
+    }
+    Reply::Error(err)
 }
 
 /// Queues a command's replies after the acks of every post sent before it, so replies keep the commands' order.

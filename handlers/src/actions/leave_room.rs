@@ -3,7 +3,8 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::actions::rooms::{find_room, publish};
+use crate::actions::publish;
+use crate::actions::room_access::find_room;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -11,17 +12,17 @@ use crate::event::{Reply, RoomEvent, Session};
 /// The `data` of a `leave_room` command.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LeaveRequest {
+pub struct LeaveRoomRequest {
     /// The room to leave; omitted, the only room this connection has joined.
     pub name: Option<String>,
 }
 
 /// Leaves the room: the membership ends, every connection of the user is unsubscribed from it, and the remaining
 /// subscribers are told. Reply: the leave confirmation.
-pub async fn leave(
+pub async fn leave_room(
     ctx: &dyn Context,
     session: &Session,
-    req: LeaveRequest,
+    req: LeaveRoomRequest,
 ) -> Result<Vec<Reply>, Error> {
     let principal = &session.principal;
     let (room_id, room) = room_to_leave(ctx, session, req.name.as_deref()).await?;
@@ -56,19 +57,19 @@ async fn room_to_leave(
             let room = find_room(ctx, name).await?;
             Ok((room.id, room.name))
         }
-        None => crate::actions::rooms::joined_room(ctx, session, None).await,
+        None => crate::actions::room_access::joined_room(ctx, session, None).await,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{ErrorKind, Hub, Store};
 
-    fn named(name: &str) -> LeaveRequest {
-        LeaveRequest {
+    fn named(name: &str) -> LeaveRoomRequest {
+        LeaveRoomRequest {
             name: Some(name.into()),
         }
     }
@@ -81,7 +82,7 @@ mod tests {
         let room = public_room(&ctx, &john, "general").await;
         enter(&ctx, &jane, "general").await;
         drain(&ctx, &[1, 2]);
-        let replies = leave(&ctx, &jane, named("GENERAL")).await.unwrap();
+        let replies = leave_room(&ctx, &jane, named("GENERAL")).await.unwrap();
         assert_eq!(
             replies,
             vec![Reply::LeftRoom {
@@ -110,7 +111,9 @@ mod tests {
         enter(&ctx, &on(2, &jane), "general").await;
         enter(&ctx, &on(3, &jane), "general").await;
         drain(&ctx, &[1, 2, 3]);
-        leave(&ctx, &on(3, &jane), named("general")).await.unwrap();
+        leave_room(&ctx, &on(3, &jane), named("general"))
+            .await
+            .unwrap();
         // One leave, one notice, however many connections the user had in the room.
         assert_eq!(events(&ctx, 1), vec![left("general", "jane_doe")]);
         assert!(ctx.hub.rooms_of(3).is_empty());
@@ -127,7 +130,9 @@ mod tests {
         public_room(&ctx, &john, "general").await;
         enter(&ctx, &jane, "general").await;
         drain(&ctx, &[1]);
-        let replies = leave(&ctx, &jane, LeaveRequest::default()).await.unwrap();
+        let replies = leave_room(&ctx, &jane, LeaveRoomRequest::default())
+            .await
+            .unwrap();
         assert_eq!(
             replies,
             vec![Reply::LeftRoom {
@@ -141,14 +146,14 @@ mod tests {
     async fn an_omitted_name_needs_exactly_one_joined_room() {
         let ctx = TestContext::new();
         let john = on(1, &user(&ctx, "john_doe").await);
-        let err = leave(&ctx, &john, LeaveRequest::default())
+        let err = leave_room(&ctx, &john, LeaveRoomRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err, Error::NotInRoom);
         assert_eq!(err.to_string(), "you are not in that room");
         public_room(&ctx, &john, "general").await;
         public_room(&ctx, &john, "random").await;
-        let err = leave(&ctx, &john, LeaveRequest::default())
+        let err = leave_room(&ctx, &john, LeaveRoomRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err, Error::RoomRequired);
@@ -164,11 +169,11 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         public_room(&ctx, &john, "general").await;
         assert_eq!(
-            leave(&ctx, &jane, named("nowhere")).await.unwrap_err(),
+            leave_room(&ctx, &jane, named("nowhere")).await.unwrap_err(),
             Error::RoomNotFound
         );
         assert_eq!(
-            leave(&ctx, &jane, named("general")).await.unwrap_err(),
+            leave_room(&ctx, &jane, named("general")).await.unwrap_err(),
             Error::NotInRoom
         );
         assert!(ctx.hub.published().is_empty());
@@ -185,7 +190,9 @@ mod tests {
             .add_member(room.id, jane.user_id, time::OffsetDateTime::UNIX_EPOCH)
             .await
             .unwrap();
-        let replies = leave(&ctx, &on(2, &jane), named("secret")).await.unwrap();
+        let replies = leave_room(&ctx, &on(2, &jane), named("secret"))
+            .await
+            .unwrap();
         assert_eq!(
             replies,
             vec![Reply::LeftRoom {
@@ -195,10 +202,10 @@ mod tests {
         assert!(!ctx.store.is_member(room.id, jane.user_id).await.unwrap());
         assert_eq!(events(&ctx, 1), vec![left("secret", "jane_doe")]);
         // Leaving a private room means its password is needed again.
-        let err = crate::actions::join::join(
+        let err = crate::actions::join_room::join_room(
             &ctx,
             &on(2, &jane),
-            crate::actions::join::JoinRequest {
+            crate::actions::join_room::JoinRoomRequest {
                 name: "secret".into(),
                 password: None,
                 after_seq: None,

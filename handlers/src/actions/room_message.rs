@@ -1,23 +1,20 @@
 //! `room_message`: post a chat message to a room the connection has joined. It is delivered, to every subscribed
 //! connection including the sender's, only once it is stored; the sender gets an ack with its seq.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::actions::rooms::joined_room;
+use crate::actions::room_access::joined_room;
 use crate::context::Context;
 use crate::error::Error;
-use crate::event::{Reply, Session};
+use crate::event::{PendingReplies, Reply, Session};
 use crate::model::{Appended, NewMessage};
 use crate::validate;
 
 /// The `data` of a `room_message` command.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MessageRequest {
+pub struct RoomMessageRequest {
     /// The room; omitted, the only room this connection has joined.
     pub room: Option<String>,
     pub content: String,
@@ -25,26 +22,14 @@ pub struct MessageRequest {
     pub client_msg_id: Option<String>,
 }
 
-/// Validates the message and posts it: the message log stores it and, once committed, delivers it to the room in
-/// seq order (to the sender's connections too). A repeat of an earlier `client_msg_id` publishes nothing and is
-/// acknowledged with the original's seq. Reply: the ack.
-pub async fn message(
-    ctx: &dyn Context,
-    session: &Session,
-    req: MessageRequest,
-) -> Result<Vec<Reply>, Error> {
-    submit(ctx, session, req).await?.await
-}
-
-/// Replies that are not ready yet: they resolve once the posted message is stored.
-pub type PendingReplies = Pin<Box<dyn Future<Output = Result<Vec<Reply>, Error>> + Send + 'static>>;
-
 /// Validates the message and puts it in line to be stored, returning at once with the future ack, so one connection
-/// can have several messages in flight (they are stored, and acknowledged, in the order submitted).
-pub async fn submit(
+/// can have several messages in flight: the message log stores them in the order submitted and, once each is
+/// committed, delivers it to the room in seq order (to the sender's connections too), then the ack resolves. A repeat
+/// of an earlier `client_msg_id` publishes nothing and is acknowledged with the original's seq.
+pub async fn room_message(
     ctx: &dyn Context,
     session: &Session,
-    req: MessageRequest,
+    req: RoomMessageRequest,
 ) -> Result<PendingReplies, Error> {
     let (room_id, room) = joined_room(ctx, session, req.room.as_deref()).await?;
     let content = validate::message_content(&req.content, ctx.limits().max_message_bytes)?;
@@ -85,14 +70,23 @@ fn ack(room_id: Uuid, room: String, outcome: Appended) -> Result<Vec<Reply>, Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::event::RoomEvent;
     use crate::model::{HistoryQuery, StoredMessage};
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Store};
 
-    fn to(room: Option<&str>, content: &str, client_msg_id: Option<&str>) -> MessageRequest {
-        MessageRequest {
+    /// Posts and awaits the ack, as a session does.
+    async fn message(
+        ctx: &TestContext,
+        session: &Session,
+        req: RoomMessageRequest,
+    ) -> Result<Vec<Reply>, Error> {
+        room_message(ctx, session, req).await?.await
+    }
+
+    fn to(room: Option<&str>, content: &str, client_msg_id: Option<&str>) -> RoomMessageRequest {
+        RoomMessageRequest {
             room: room.map(Into::into),
             content: content.into(),
             client_msg_id: client_msg_id.map(Into::into),

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::actions::rooms::find_room;
+use crate::actions::room_access::find_room;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{MemberView, Reply, Session};
@@ -11,17 +11,17 @@ use crate::model::{Principal, Room};
 /// The `data` of a `list_members` command.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MembersRequest {
+pub struct ListMembersRequest {
     pub name: String,
 }
 
 /// Reply: the room's members by username, each marked online when one of their connections is in the room.
-pub async fn members(
+pub async fn list_members(
     ctx: &dyn Context,
     session: &Session,
-    req: MembersRequest,
+    req: ListMembersRequest,
 ) -> Result<Vec<Reply>, Error> {
-    let (room, members) = member_list(ctx, &session.principal, &req.name).await?;
+    let (room, members) = list_members_for(ctx, &session.principal, &req.name).await?;
     Ok(vec![Reply::Members {
         room: room.name,
         members,
@@ -30,7 +30,7 @@ pub async fn members(
 
 /// The members of the room called `name`, for a principal who is one of them. The core of both the WebSocket command
 /// and the REST route.
-pub async fn member_list(
+pub async fn list_members_for(
     ctx: &dyn Context,
     principal: &Principal,
     name: &str,
@@ -57,11 +57,11 @@ pub async fn member_list(
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
 
-    fn request(name: &str) -> MembersRequest {
-        MembersRequest { name: name.into() }
+    fn request(name: &str) -> ListMembersRequest {
+        ListMembersRequest { name: name.into() }
     }
 
     fn member(username: &str, online: bool) -> MemberView {
@@ -85,7 +85,7 @@ mod tests {
         crate::actions::disconnect::disconnect(&ctx, &on(4, &bob));
         crate::actions::disconnect::disconnect(&ctx, &on(2, &jane));
 
-        let replies = members(&ctx, &john, request("GENERAL")).await.unwrap();
+        let replies = list_members(&ctx, &john, request("GENERAL")).await.unwrap();
         assert_eq!(
             replies,
             vec![Reply::Members {
@@ -99,7 +99,7 @@ mod tests {
         );
         // Members who are offline may ask too.
         assert!(
-            members(&ctx, &on(5, &bob), request("general"))
+            list_members(&ctx, &on(5, &bob), request("general"))
                 .await
                 .is_ok()
         );
@@ -111,10 +111,14 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let jane = on(2, &user(&ctx, "jane_doe").await);
         public_room(&ctx, &john, "general").await;
-        let err = members(&ctx, &jane, request("general")).await.unwrap_err();
+        let err = list_members(&ctx, &jane, request("general"))
+            .await
+            .unwrap_err();
         assert_eq!(err, Error::NotInRoom);
         assert_eq!(err.kind(), ErrorKind::Forbidden);
-        let err = members(&ctx, &jane, request("nowhere")).await.unwrap_err();
+        let err = list_members(&ctx, &jane, request("nowhere"))
+            .await
+            .unwrap_err();
         assert_eq!(err, Error::RoomNotFound);
     }
 
@@ -124,7 +128,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         public_room(&ctx, &john, "general").await;
         ctx.store.set_unavailable(true);
-        let err = member_list(&ctx, &john.principal, "general")
+        let err = list_members_for(&ctx, &john.principal, "general")
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);

@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::actions::rooms::{find_room, publish, room_password_matches};
+use crate::actions::publish;
+use crate::actions::room_access::{find_room, room_password_matches};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -15,7 +16,7 @@ const REPLAY_PAGE: u32 = 200;
 /// The `data` of a `join_room` command.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JoinRequest {
+pub struct JoinRoomRequest {
     pub name: String,
     /// A private room's password; members rejoin without it.
     pub password: Option<String>,
@@ -25,10 +26,10 @@ pub struct JoinRequest {
 
 /// Joins the room: checks access, records the membership, subscribes the connection and tells the others when this
 /// is the user's first connection in the room. Replies: the welcome, then the replayed messages, oldest first.
-pub async fn join(
+pub async fn join_room(
     ctx: &dyn Context,
     session: &Session,
-    req: JoinRequest,
+    req: JoinRoomRequest,
 ) -> Result<Vec<Reply>, Error> {
     let principal = &session.principal;
     let room = find_room(ctx, &req.name).await?;
@@ -151,14 +152,14 @@ async fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::event::Broadcast;
     use crate::model::SecurityEvent;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Hub, Store};
 
-    fn request(name: &str, password: Option<&str>, after_seq: Option<i64>) -> JoinRequest {
-        JoinRequest {
+    fn request(name: &str, password: Option<&str>, after_seq: Option<i64>) -> JoinRoomRequest {
+        JoinRoomRequest {
             name: name.into(),
             password: password.map(Into::into),
             after_seq,
@@ -188,7 +189,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
-        let replies = join(&ctx, &jane, request("GENERAL", None, None))
+        let replies = join_room(&ctx, &jane, request("GENERAL", None, None))
             .await
             .unwrap();
         let replies = release_caught_up(&ctx, &jane, replies);
@@ -258,7 +259,7 @@ mod tests {
     async fn an_unknown_room_is_not_found() {
         let ctx = TestContext::new();
         let jane = on(2, &user(&ctx, "jane_doe").await);
-        let err = join(&ctx, &jane, request("nowhere", None, None))
+        let err = join_room(&ctx, &jane, request("nowhere", None, None))
             .await
             .unwrap_err();
         assert_eq!(err, Error::RoomNotFound);
@@ -280,7 +281,7 @@ mod tests {
             Some("wrong password"),
             Some(too_long.as_str()),
         ] {
-            let err = join(&ctx, &jane, request("secret", password, None))
+            let err = join_room(&ctx, &jane, request("secret", password, None))
                 .await
                 .unwrap_err();
             assert_eq!(err, Error::BadRoomPassword, "{password:?}");
@@ -297,7 +298,7 @@ mod tests {
         // Only the one real candidate cost a (bcrypt) verification.
         assert_eq!(ctx.credentials.verifications(), verifications + 1);
 
-        let replies = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
+        let replies = join_room(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
             .await
             .unwrap();
         let replies = release_caught_up(&ctx, &jane, replies);
@@ -314,14 +315,14 @@ mod tests {
         private_room(&ctx, &john, "secret").await;
         for guess in 0..ctx.guard.limit {
             let password = format!("guess number {guess}");
-            let err = join(&ctx, &jane, request("secret", Some(&password), None))
+            let err = join_room(&ctx, &jane, request("secret", Some(&password), None))
                 .await
                 .unwrap_err();
             assert_eq!(err, Error::BadRoomPassword);
         }
         let verifications = ctx.credentials.verifications();
         // Past the limit even the right password is refused, untried.
-        let err = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
+        let err = join_room(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
             .await
             .unwrap_err();
         assert_eq!(err, Error::RateLimited);
@@ -348,7 +349,7 @@ mod tests {
         assert_eq!(jane_events, expected);
 
         // The count is the user's own: another user still gets in.
-        let replies = join(&ctx, &mary, request("secret", Some(ROOM_PASSWORD), None))
+        let replies = join_room(&ctx, &mary, request("secret", Some(ROOM_PASSWORD), None))
             .await
             .unwrap();
         assert!(matches!(replies[0], Reply::Welcome { .. }));
@@ -361,12 +362,12 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         private_room(&ctx, &john, "secret").await;
         for _ in 0..2 * ctx.guard.limit {
-            let err = join(&ctx, &jane, request("secret", None, None))
+            let err = join_room(&ctx, &jane, request("secret", None, None))
                 .await
                 .unwrap_err();
             assert_eq!(err, Error::BadRoomPassword);
         }
-        let replies = join(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
+        let replies = join_room(&ctx, &jane, request("secret", Some(ROOM_PASSWORD), None))
             .await
             .unwrap();
         assert!(matches!(replies[0], Reply::Welcome { .. }));
@@ -378,7 +379,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let jane = user(&ctx, "jane_doe").await;
         private_room(&ctx, &john, "secret").await;
-        join(
+        join_room(
             &ctx,
             &on(2, &jane),
             request("secret", Some(ROOM_PASSWORD), None),
@@ -403,14 +404,14 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         public_room(&ctx, &john, "general").await;
         private_room(&ctx, &john, "secret").await;
-        join(
+        join_room(
             &ctx,
             &jane,
             request("general", Some("whatever it is"), None),
         )
         .await
         .unwrap();
-        join(
+        join_room(
             &ctx,
             &on(3, &john.principal),
             request("secret", Some("wrong password"), None),
@@ -427,7 +428,7 @@ mod tests {
         let room = public_room(&ctx, &john, "general").await;
         // More than two store pages, so the replay must page.
         let stored = post_numbered(&ctx, &room, &john.principal, 450).await;
-        let replies = join(&ctx, &jane, request("general", None, Some(17)))
+        let replies = join_room(&ctx, &jane, request("general", None, Some(17)))
             .await
             .unwrap();
         assert_eq!(replies[0], welcome(&ctx, "general", 450));
@@ -466,7 +467,7 @@ mod tests {
         post_numbered(&ctx, &room, &john.principal, 3).await;
         for (conn, after_seq) in [(3, 3), (4, 99)] {
             // A fresh connection each time: one already in the room is live and gets no replay.
-            let replies = join(
+            let replies = join_room(
                 &ctx,
                 &on(conn, &jane.principal),
                 request("general", None, Some(after_seq)),
@@ -480,7 +481,7 @@ mod tests {
             };
             assert_eq!(replies, vec![welcome(&ctx, "general", 3), caught_up]);
         }
-        let replies = join(
+        let replies = join_room(
             &ctx,
             &on(5, &jane.principal),
             request("general", None, Some(0)),
@@ -489,7 +490,7 @@ mod tests {
         .unwrap();
         assert_eq!(replies.len(), 5);
         let empty = public_room(&ctx, &john, "empty").await;
-        let replies = join(&ctx, &jane, request("empty", None, Some(0)))
+        let replies = join_room(&ctx, &jane, request("empty", None, Some(0)))
             .await
             .unwrap();
         let caught_up = Reply::CaughtUp {
@@ -506,7 +507,7 @@ mod tests {
         let room = public_room(&ctx, &john, "general").await;
         post_numbered(&ctx, &room, &john.principal, 4).await;
         // John's connection has been live in the room since he created it: a replay would repeat what it has.
-        let replies = join(&ctx, &john, request("general", None, Some(1)))
+        let replies = join_room(&ctx, &john, request("general", None, Some(1)))
             .await
             .unwrap();
         assert_eq!(replies, vec![welcome(&ctx, "general", 4)]);
@@ -519,7 +520,7 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         let five = post_numbered(&ctx, &room, &john.principal, 5).await;
-        let replies = join(&ctx, &jane, request("general", None, Some(2)))
+        let replies = join_room(&ctx, &jane, request("general", None, Some(2)))
             .await
             .unwrap();
         // Held until released: message 5 as a live event too (committed after the subscription, so also read by the
@@ -531,15 +532,17 @@ mod tests {
             event: RoomEvent::Message(five[4].clone()),
             skip_user: None,
         });
-        let sixth = crate::actions::message::message(
+        let sixth = crate::actions::room_message::room_message(
             &ctx,
             &john,
-            crate::actions::message::MessageRequest {
+            crate::actions::room_message::RoomMessageRequest {
                 room: Some("general".into()),
                 content: "six".into(),
                 client_msg_id: None,
             },
         )
+        .await
+        .unwrap()
         .await
         .unwrap();
         assert_eq!(
@@ -562,10 +565,10 @@ mod tests {
             .take(2)
             .into_iter()
             .filter_map(|delivery| match delivery {
-                crate::testing::Delivery::Event(Broadcast {
+                Broadcast {
                     event: RoomEvent::Message(message),
                     ..
-                }) => Some(message.seq),
+                } => Some(message.seq),
                 _ => None,
             })
             .collect();
@@ -578,7 +581,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         public_room(&ctx, &john, "general").await;
         ctx.store.set_unavailable(true);
-        let err = join(
+        let err = join_room(
             &ctx,
             &on(2, &john.principal),
             request("general", None, None),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::actions::rooms::{find_room, room_password_matches};
+use crate::actions::room_access::{find_room, room_password_matches};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, Session};
@@ -19,7 +19,7 @@ pub const MAX_LIMIT: u32 = 200;
 /// The `data` of a `get_messages` command.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryRequest {
+pub struct GetMessagesRequest {
     pub name: String,
     /// A private room's password, for a user who is not a member.
     pub password: Option<String>,
@@ -71,7 +71,7 @@ impl HistoryParams {
     }
 }
 
-impl HistoryRequest {
+impl GetMessagesRequest {
     /// The query part of the request.
     pub fn params(&self) -> HistoryParams {
         HistoryParams {
@@ -104,12 +104,12 @@ fn time_field(field: &str, value: &Option<String>) -> Result<Option<OffsetDateTi
 }
 
 /// Reply: a page of the room's history, newest first.
-pub async fn history(
+pub async fn get_messages(
     ctx: &dyn Context,
     session: &Session,
-    req: HistoryRequest,
+    req: GetMessagesRequest,
 ) -> Result<Vec<Reply>, Error> {
-    let (room, page) = history_page(
+    let (room, page) = get_messages_for(
         ctx,
         &session.principal,
         &req.name,
@@ -126,7 +126,7 @@ pub async fn history(
 /// A page of the history of the room called `room_name`, if `principal` may read it: members may; anyone may read a
 /// public room; a private room's password lets a non-member read without joining. The core of both the WebSocket
 /// command and the REST route.
-pub async fn history_page(
+pub async fn get_messages_for(
     ctx: &dyn Context,
     principal: &Principal,
     room_name: &str,
@@ -159,15 +159,15 @@ async fn may_read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::rooms::test_support::*;
     use crate::testing::TestContext;
+    use crate::testing::fixtures::*;
     use crate::{ErrorKind, Store};
     use time::macros::datetime;
 
-    fn request(name: &str) -> HistoryRequest {
-        HistoryRequest {
+    fn request(name: &str) -> GetMessagesRequest {
+        GetMessagesRequest {
             name: name.into(),
-            ..HistoryRequest::default()
+            ..GetMessagesRequest::default()
         }
     }
 
@@ -189,7 +189,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         let stored = post(&ctx, &room, &john.principal, &["one", "two", "three"]).await;
-        let replies = history(&ctx, &john, request("GENERAL")).await.unwrap();
+        let replies = get_messages(&ctx, &john, request("GENERAL")).await.unwrap();
         assert_eq!(
             replies,
             vec![Reply::History {
@@ -211,21 +211,21 @@ mod tests {
         post(&ctx, &room, &john.principal, &["1", "2", "3", "4", "5"]).await;
         let mut req = request("general");
         req.limit = Some(2);
-        let page = page_of(history(&ctx, &john, req.clone()).await.unwrap());
+        let page = page_of(get_messages(&ctx, &john, req.clone()).await.unwrap());
         assert_eq!(
             (seqs(&page), page.next_before, page.has_more),
             (vec![5, 4], Some(4), true)
         );
         req.before_seq = page.next_before;
-        let page = page_of(history(&ctx, &john, req.clone()).await.unwrap());
+        let page = page_of(get_messages(&ctx, &john, req.clone()).await.unwrap());
         assert_eq!((seqs(&page), page.has_more), (vec![3, 2], true));
         req.before_seq = page.next_before;
-        let page = page_of(history(&ctx, &john, req.clone()).await.unwrap());
+        let page = page_of(get_messages(&ctx, &john, req.clone()).await.unwrap());
         assert_eq!((seqs(&page), page.has_more), (vec![1], false));
         req.before_seq = None;
         req.after_seq = Some(3);
         req.limit = None;
-        let page = page_of(history(&ctx, &john, req).await.unwrap());
+        let page = page_of(get_messages(&ctx, &john, req).await.unwrap());
         assert_eq!(seqs(&page), vec![5, 4]);
     }
 
@@ -247,7 +247,7 @@ mod tests {
         ] {
             let mut req = request("general");
             req.limit = limit;
-            let page = page_of(history(&ctx, &john, req).await.unwrap());
+            let page = page_of(get_messages(&ctx, &john, req).await.unwrap());
             assert_eq!(page.messages.len(), served, "{limit:?}");
             assert!(page.has_more);
         }
@@ -266,35 +266,35 @@ mod tests {
 
         let cases = [
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     sender: Some("JANE_DOE".into()),
                     ..request("general")
                 },
                 vec![4, 3],
             ),
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     contains: Some("hello".into()),
                     ..request("general")
                 },
                 vec![3, 1],
             ),
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     since: Some("2026-11-25T15:30:47Z".into()),
                     ..request("general")
                 },
                 vec![4, 3, 2],
             ),
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     until: Some("2026-11-25T16:30:47+01:00".into()),
                     ..request("general")
                 },
                 vec![2, 1],
             ),
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     sender: Some("john_doe".into()),
                     contains: Some("HELLO".into()),
                     ..request("general")
@@ -303,7 +303,7 @@ mod tests {
             ),
             // Empty filters filter nothing.
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     sender: Some(String::new()),
                     contains: Some(String::new()),
                     since: Some(String::new()),
@@ -313,7 +313,7 @@ mod tests {
             ),
         ];
         for (req, expected) in cases {
-            let page = page_of(history(&ctx, &jane, req.clone()).await.unwrap());
+            let page = page_of(get_messages(&ctx, &jane, req.clone()).await.unwrap());
             assert_eq!(seqs(&page), expected, "{req:?}");
         }
     }
@@ -325,21 +325,21 @@ mod tests {
         public_room(&ctx, &john, "general").await;
         for (req, field) in [
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     since: Some("yesterday".into()),
                     ..request("general")
                 },
                 "since",
             ),
             (
-                HistoryRequest {
+                GetMessagesRequest {
                     until: Some("2026-11-25 15:30".into()),
                     ..request("general")
                 },
                 "until",
             ),
         ] {
-            let err = history(&ctx, &john, req).await.unwrap_err();
+            let err = get_messages(&ctx, &john, req).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Invalid);
             assert!(
                 err.to_string()
@@ -385,7 +385,7 @@ mod tests {
         let jane = on(2, &user(&ctx, "jane_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         post(&ctx, &room, &john.principal, &["hi"]).await;
-        let page = page_of(history(&ctx, &jane, request("general")).await.unwrap());
+        let page = page_of(get_messages(&ctx, &jane, request("general")).await.unwrap());
         assert_eq!(seqs(&page), vec![1]);
         assert!(
             !ctx.store
@@ -403,21 +403,23 @@ mod tests {
         let room = private_room(&ctx, &john, "secret").await;
         post(&ctx, &room, &john.principal, &["hush"]).await;
 
-        let err = history(&ctx, &jane, request("secret")).await.unwrap_err();
+        let err = get_messages(&ctx, &jane, request("secret"))
+            .await
+            .unwrap_err();
         assert_eq!(err, Error::NotInRoom);
-        let wrong = HistoryRequest {
+        let wrong = GetMessagesRequest {
             password: Some("wrong password".into()),
             ..request("secret")
         };
-        let err = history(&ctx, &jane, wrong).await.unwrap_err();
+        let err = get_messages(&ctx, &jane, wrong).await.unwrap_err();
         assert_eq!(err, Error::BadRoomPassword);
         assert_eq!(err.to_string(), "incorrect room password");
 
-        let right = HistoryRequest {
+        let right = GetMessagesRequest {
             password: Some(ROOM_PASSWORD.into()),
             ..request("secret")
         };
-        let page = page_of(history(&ctx, &jane, right).await.unwrap());
+        let page = page_of(get_messages(&ctx, &jane, right).await.unwrap());
         assert_eq!(seqs(&page), vec![1]);
         // Reading with the password does not make a member.
         assert!(
@@ -427,20 +429,22 @@ mod tests {
                 .unwrap()
         );
         // Members need no password, and a wrong one does not matter to them.
-        let page = page_of(history(&ctx, &john, request("secret")).await.unwrap());
+        let page = page_of(get_messages(&ctx, &john, request("secret")).await.unwrap());
         assert_eq!(seqs(&page), vec![1]);
-        let wrong = HistoryRequest {
+        let wrong = GetMessagesRequest {
             password: Some("wrong password".into()),
             ..request("secret")
         };
-        assert!(history(&ctx, &john, wrong).await.is_ok());
+        assert!(get_messages(&ctx, &john, wrong).await.is_ok());
     }
 
     #[tokio::test]
     async fn an_unknown_room_is_not_found() {
         let ctx = TestContext::new();
         let john = on(1, &user(&ctx, "john_doe").await);
-        let err = history(&ctx, &john, request("nowhere")).await.unwrap_err();
+        let err = get_messages(&ctx, &john, request("nowhere"))
+            .await
+            .unwrap_err();
         assert_eq!(err, Error::RoomNotFound);
     }
 
@@ -450,7 +454,7 @@ mod tests {
         let john = on(1, &user(&ctx, "john_doe").await);
         let room = public_room(&ctx, &john, "general").await;
         post(&ctx, &room, &john.principal, &["hi"]).await;
-        let (found, page) = history_page(
+        let (found, page) = get_messages_for(
             &ctx,
             &john.principal,
             "general",
@@ -465,7 +469,7 @@ mod tests {
         );
         assert_eq!(seqs(&page), vec![1]);
         ctx.store.set_unavailable(true);
-        let err = history_page(
+        let err = get_messages_for(
             &ctx,
             &john.principal,
             "general",

@@ -1,0 +1,412 @@
+//! The reference [`Store`] in memory, held to the same conformance suite as the SQL engines.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::lock;
+use crate::context::Store;
+use crate::error::{StoreError, Unique};
+use crate::model::{
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
+    StoredMessage, User,
+};
+
+#[derive(Default)]
+struct MemoryState {
+    users: Vec<User>,
+    rooms: Vec<Room>,
+    members: Vec<(Uuid, Uuid, OffsetDateTime)>,
+    messages: Vec<StoredMessage>,
+    revoked: HashMap<String, OffsetDateTime>,
+    audit: Vec<AuditEvent>,
+}
+
+/// A [`Store`] in memory with the same rules as the SQL engines: case-insensitive uniqueness, gapless seqs,
+/// all-or-nothing batches.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+    /// When set, every call fails as if the database were down.
+    unavailable: std::sync::atomic::AtomicBool,
+    /// When set, the next append is stored but answered as if the connection broke before the answer came.
+    lose_answer: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many accounts are stored.
+    pub fn user_count(&self) -> usize {
+        lock(&self.state).users.len()
+    }
+
+    /// How many messages are stored.
+    pub fn message_count(&self) -> usize {
+        lock(&self.state).messages.len()
+    }
+
+    /// Makes the next `append_messages` store its batch and then fail with [`StoreError::Unavailable`], like a
+    /// commit whose answer was lost.
+    pub fn lose_next_answer(&self) {
+        self.lose_answer.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes every following call fail with [`StoreError::Unavailable`] (or work again).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, MemoryState>, StoreError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("memory store switched off".into()));
+        }
+        Ok(lock(&self.state))
+    }
+}
+
+fn username_of(state: &MemoryState, user_id: Uuid) -> Result<String, StoreError> {
+    state
+        .users
+        .iter()
+        .find(|user| user.id == user_id)
+        .map(|user| user.username.clone())
+        .ok_or_else(|| StoreError::Backend(format!("no user {user_id}")))
+}
+
+fn matches_query(message: &StoredMessage, query: &HistoryQuery) -> bool {
+    query.before_seq.is_none_or(|before| message.seq < before)
+        && query.after_seq.is_none_or(|after| message.seq > after)
+        && query
+            .sender
+            .as_ref()
+            .is_none_or(|sender| message.username.eq_ignore_ascii_case(sender))
+        && query.contains.as_ref().is_none_or(|needle| {
+            message
+                .content
+                .to_lowercase()
+                .contains(&needle.to_lowercase())
+        })
+        && query.since.is_none_or(|since| message.created_at >= since)
+        && query.until.is_none_or(|until| message.created_at <= until)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.state().map(drop)
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut state = self.state()?;
+        if state
+            .users
+            .iter()
+            .any(|u| u.username.eq_ignore_ascii_case(&user.username))
+        {
+            return Err(StoreError::Conflict(Unique::Username));
+        }
+        if state
+            .users
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case(&user.email))
+        {
+            return Err(StoreError::Conflict(Unique::Email));
+        }
+        let user = User {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            password_hash: user.password_hash,
+            created_at: user.created_at,
+            updated_at: user.created_at,
+        };
+        state.users.push(user.clone());
+        Ok(user)
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        Ok(self.state()?.users.iter().find(|u| u.id == id).cloned())
+    }
+
+    async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+        let state = self.state()?;
+        Ok(state
+            .users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(login) || u.email.eq_ignore_ascii_case(login))
+            .cloned())
+    }
+
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        user_id: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if !state.users.iter().any(|u| u.id == user_id) {
+            return Err(StoreError::Backend(format!("no user {user_id}")));
+        }
+        state
+            .revoked
+            .entry(token_id.to_owned())
+            .or_insert(expires_at);
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+        Ok(self.state()?.revoked.contains_key(token_id))
+    }
+
+    async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state()?;
+        let before = state.revoked.len();
+        state.revoked.retain(|_, expires_at| *expires_at >= now);
+        Ok((before - state.revoked.len()) as u64)
+    }
+
+    async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
+        let mut state = self.state()?;
+        if state
+            .rooms
+            .iter()
+            .any(|r| r.name.to_lowercase() == room.name.to_lowercase())
+        {
+            return Err(StoreError::Conflict(Unique::RoomName));
+        }
+        username_of(&state, room.owner_id)?;
+        let room = Room {
+            id: room.id,
+            name: room.name,
+            private: room.private,
+            password_hash: room.password_hash,
+            owner_id: room.owner_id,
+            created_at: room.created_at,
+            last_seq: 0,
+        };
+        state
+            .members
+            .push((room.id, room.owner_id, room.created_at));
+        state.rooms.push(room.clone());
+        Ok(room)
+    }
+
+    async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError> {
+        let name = name.to_lowercase();
+        Ok(self
+            .state()?
+            .rooms
+            .iter()
+            .find(|r| r.name.to_lowercase() == name)
+            .cloned())
+    }
+
+    async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
+        let mut rooms = self.state()?.rooms.clone();
+        // Stable: rooms created at the same instant stay in the order they were stored.
+        rooms.sort_by_key(|room| room.created_at);
+        Ok(rooms)
+    }
+
+    async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
+        Ok(self
+            .state()?
+            .rooms
+            .iter()
+            .filter(|r| r.owner_id == owner_id)
+            .count() as u64)
+    }
+
+    async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let before = state.rooms.len();
+        state.rooms.retain(|r| r.id != room_id);
+        state.members.retain(|(room, _, _)| *room != room_id);
+        state.messages.retain(|m| m.room_id != room_id);
+        Ok(state.rooms.len() < before)
+    }
+
+    async fn add_member(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        if !state.rooms.iter().any(|r| r.id == room_id) {
+            return Err(StoreError::Backend(format!("no room {room_id}")));
+        }
+        username_of(&state, user_id)?;
+        if state
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id)
+        {
+            return Ok(false);
+        }
+        state.members.push((room_id, user_id, at));
+        Ok(true)
+    }
+
+    async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let before = state.members.len();
+        state
+            .members
+            .retain(|(room, user, _)| !(*room == room_id && *user == user_id));
+        Ok(state.members.len() < before)
+    }
+
+    async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+        Ok(self
+            .state()?
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id))
+    }
+
+    async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .state()?
+            .members
+            .iter()
+            .filter(|(_, user, _)| *user == user_id)
+            .map(|(room, _, _)| *room)
+            .collect())
+    }
+
+    async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
+        let state = self.state()?;
+        let mut members = state
+            .members
+            .iter()
+            .filter(|(room, _, _)| *room == room_id)
+            .map(|(_, user_id, _)| {
+                Ok(Member {
+                    user_id: *user_id,
+                    username: username_of(&state, *user_id)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        members.sort_by_key(|member| member.username.to_lowercase());
+        Ok(members)
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        let mut guard = self.state()?;
+        // Work on a copy and swap it in at the end: a failure half-way leaves the store untouched.
+        let mut state = MemoryState {
+            users: guard.users.clone(),
+            rooms: guard.rooms.clone(),
+            members: guard.members.clone(),
+            messages: guard.messages.clone(),
+            revoked: HashMap::new(),
+            audit: Vec::new(),
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            if let Some(key) = &new.client_msg_id {
+                let original = state
+                    .messages
+                    .iter()
+                    .find(|m| m.user_id == new.user_id && m.client_msg_id.as_ref() == Some(key));
+                if let Some(original) = original {
+                    outcomes.push(Appended::Duplicate(original.clone()));
+                    continue;
+                }
+            }
+            let username = username_of(&state, new.user_id)?;
+            let room = state
+                .rooms
+                .iter_mut()
+                .find(|r| r.id == new.room_id)
+                .ok_or_else(|| StoreError::Backend(format!("no room {}", new.room_id)))?;
+            room.last_seq += 1;
+            let stored = StoredMessage {
+                id: new.id,
+                room_id: new.room_id,
+                seq: room.last_seq,
+                user_id: new.user_id,
+                username,
+                content: new.content.clone(),
+                client_msg_id: new.client_msg_id.clone(),
+                created_at: new.created_at,
+            };
+            state.messages.push(stored.clone());
+            outcomes.push(Appended::Stored(stored));
+        }
+        guard.rooms = state.rooms;
+        guard.messages = state.messages;
+        if self.lose_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the answer to the commit was lost".into(),
+            ));
+        }
+        Ok(outcomes)
+    }
+
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+        let state = self.state()?;
+        let mut found: Vec<StoredMessage> = state
+            .messages
+            .iter()
+            .filter(|m| ids.contains(&m.id))
+            .cloned()
+            .collect();
+        found.sort_by_key(|m| (m.room_id, m.seq));
+        Ok(found)
+    }
+
+    async fn history(
+        &self,
+        room_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        let state = self.state()?;
+        let mut matching: Vec<&StoredMessage> = state
+            .messages
+            .iter()
+            .filter(|m| m.room_id == room_id && matches_query(m, query))
+            .collect();
+        matching.sort_by_key(|m| std::cmp::Reverse(m.seq));
+        let limit = query.limit as usize;
+        let has_more = matching.len() > limit;
+        let messages: Vec<StoredMessage> = matching.into_iter().take(limit).cloned().collect();
+        let next_before = messages.last().map(|m| m.seq);
+        Ok(HistoryPage {
+            messages,
+            next_before,
+            has_more,
+        })
+    }
+
+    async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.state()?.audit.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn audit_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let state = self.state()?;
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .iter()
+            .filter(|e| e.at >= since)
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| e.at);
+        events.truncate(limit as usize);
+        Ok(events)
+    }
+}
