@@ -1,6 +1,9 @@
-//! Every error of Palaver's handlers: [`Error`], the one client-facing error type (each variant knows its stable
-//! `code`, its kind, which the runtime maps to an HTTP status or a WebSocket error frame, and its human sentence),
-//! and the failures of the parts a handler calls ([`StoreError`], [`CredentialError`]) that turn into it.
+//! Every error a client can see, in one place: [`Error`] has a variant for each failure, of the chat rules and of
+//! the transports alike (a missing CSRF token, a foreign origin, a bad handshake, an unknown route), and each knows
+//! its stable `code`, its kind (which the runtime maps to an HTTP status or a WebSocket error frame) and its literal
+//! sentence. Also the failures of the parts a handler calls ([`StoreError`], [`CredentialError`]) that turn into it.
+
+use std::time::Duration;
 
 /// What sort of failure an [`Error`] is; the runtime turns each into an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,16 @@ pub enum ErrorKind {
     Conflict,
     /// The request or a message is over a size limit (413).
     TooLarge,
+    /// The method is not the route's (405).
+    MethodNotAllowed,
+    /// A request body without a `Content-Length` (411).
+    LengthRequired,
+    /// A request body that is not JSON (415).
+    UnsupportedMediaType,
+    /// A WebSocket handshake of a version the server does not speak (426).
+    UpgradeRequired,
+    /// The request's headers are over the server's limits (431).
+    HeadersTooLarge,
     /// Too many requests (429).
     RateLimited,
     /// A dependency (the database) does not answer; retrying later may work (503).
@@ -140,12 +153,80 @@ pub enum Error {
     /// Too many requests or messages in the window.
     #[error("rate limit exceeded")]
     RateLimited,
+    /// Too many HTTP requests from this address (or registrations, or failed logins); the client may retry after
+    /// `retry_after`.
+    #[error("too many requests; retry later")]
+    TooManyRequests { retry_after: Duration },
+    /// A user or an address holds as many WebSocket connections as allowed.
+    #[error("{}", connection_cap_text(*.0))]
+    TooManyConnections(ConnectionCap),
+    /// A cookie-authenticated change without this session's CSRF token.
+    #[error("this request needs the session's CSRF token in X-CSRF-Token")]
+    CsrfFailed,
+    /// A WebSocket opened from a page of an origin that is not allowed.
+    #[error("this origin may not open a WebSocket")]
+    ForbiddenOrigin,
+    /// A WebSocket ticket that is unknown, used or expired.
+    #[error("the ticket is invalid, used or expired")]
+    InvalidTicket,
+    /// A WebSocket upgrade request that breaks RFC 6455 (no upgrade headers, a bad key).
+    #[error("not a valid WebSocket handshake")]
+    BadHandshake,
+    /// A WebSocket upgrade of a version other than 13.
+    #[error("WebSocket version 13 is required")]
+    WrongWebSocketVersion,
+    /// `/ws` asked with another method than GET.
+    #[error("use GET to open a WebSocket")]
+    WebSocketNeedsGet,
+    /// A web client file asked with another method than GET or HEAD.
+    #[error("use GET for the web client's files")]
+    WebClientNeedsGet,
+    /// A known route asked with a method it does not take.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// No route at this path.
+    #[error("no such route")]
+    NoSuchRoute,
+    /// A request body over the configured limit.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// A request body without a `Content-Length` header.
+    #[error("a Content-Length header is required")]
+    LengthRequired,
+    /// A request body whose content type is not JSON.
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// A request the router could not make sense of.
+    #[error("the request could not be understood")]
+    BadRequest,
+    /// More header bytes or headers than the server accepts.
+    #[error("request headers are too large")]
+    HeadersTooLarge,
+    /// `/metrics` without the configured bearer token.
+    #[error("a metrics token is required")]
+    MetricsTokenRequired,
     /// The database did not answer; the detail is for the log only.
     #[error("the service is temporarily unavailable, please retry")]
     Unavailable(String),
     /// An unexpected failure; the detail is for the log only.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Which cap refused a WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionCap {
+    /// The user's connections (`ws_connections_per_user`).
+    PerUser,
+    /// The client address's connections (`ws_connections_per_ip`).
+    PerAddress,
+}
+
+fn connection_cap_text(cap: ConnectionCap) -> &'static str {
+    match cap {
+        ConnectionCap::PerUser => "too many open connections for this user",
+        ConnectionCap::PerAddress => "too many open connections from this address",
+    }
 }
 
 fn token_text(rejection: TokenRejection) -> &'static str {
@@ -177,7 +258,21 @@ impl Error {
                 Field::RoomPassword => "invalid_room_password",
                 Field::Content => "invalid_message",
             },
-            Error::Malformed(_) => "invalid_request",
+            Error::Malformed(_) | Error::BadRequest => "invalid_request",
+            Error::TooManyRequests { .. } | Error::TooManyConnections(_) => "rate_limited",
+            Error::CsrfFailed => "csrf_failed",
+            Error::ForbiddenOrigin => "forbidden_origin",
+            Error::InvalidTicket => "invalid_ticket",
+            Error::BadHandshake | Error::WrongWebSocketVersion => "bad_handshake",
+            Error::WebSocketNeedsGet | Error::WebClientNeedsGet | Error::MethodNotAllowed => {
+                "method_not_allowed"
+            }
+            Error::NoSuchRoute => "not_found",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::LengthRequired => "length_required",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::HeadersTooLarge => "headers_too_large",
+            Error::MetricsTokenRequired => "unauthorized",
             Error::RoomNotFound => "room_not_found",
             Error::BadRoomPassword => "bad_room_password",
             Error::RoomExists => "conflict",
@@ -199,7 +294,22 @@ impl Error {
     /// What sort of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Validation { .. } | Error::Malformed(_) => ErrorKind::Invalid,
+            Error::Validation { .. } | Error::Malformed(_) | Error::BadRequest => {
+                ErrorKind::Invalid
+            }
+            Error::BadHandshake => ErrorKind::Invalid,
+            Error::WrongWebSocketVersion => ErrorKind::UpgradeRequired,
+            Error::CsrfFailed | Error::ForbiddenOrigin => ErrorKind::Forbidden,
+            Error::InvalidTicket | Error::MetricsTokenRequired => ErrorKind::Unauthenticated,
+            Error::TooManyRequests { .. } | Error::TooManyConnections(_) => ErrorKind::RateLimited,
+            Error::WebSocketNeedsGet | Error::WebClientNeedsGet | Error::MethodNotAllowed => {
+                ErrorKind::MethodNotAllowed
+            }
+            Error::NoSuchRoute => ErrorKind::NotFound,
+            Error::PayloadTooLarge => ErrorKind::TooLarge,
+            Error::LengthRequired => ErrorKind::LengthRequired,
+            Error::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
+            Error::HeadersTooLarge => ErrorKind::HeadersTooLarge,
             Error::UsernameTaken | Error::EmailTaken | Error::RoomExists => ErrorKind::Conflict,
             Error::RoomNotFound => ErrorKind::NotFound,
             Error::BadRoomPassword | Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => {

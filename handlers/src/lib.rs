@@ -29,5 +29,7 @@ pub use context::{
     Attempt, Clock, Context, Credentials, Guard, Hub, Limits, MAX_HELD_EVENTS, MessageLog, Posted,
     Store,
 };
-pub use error::{CredentialError, Error, ErrorKind, Field, StoreError, TokenRejection, Unique};
+pub use error::{
+    ConnectionCap, CredentialError, Error, ErrorKind, Field, StoreError, TokenRejection, Unique,
+};
 pub use event::{Outcome, PendingReplies};

@@ -4,6 +4,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::error::TokenRejection;
+
 /// A registered account as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -196,9 +198,67 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// A security event a chat rule reports, for the audit log (the HTTP layer records the account events itself).
+/// A limit whose refusals are counted (the `limit` label of `palaver_rate_limited_total`) and audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// HTTP requests per client address (`http_requests_per_minute`).
+    HttpRequests,
+    /// Registrations per client address (`registrations_per_hour`).
+    Registrations,
+    /// Failed logins per account and per address (`login_failure_limit`, `login_ip_failure_limit`).
+    LoginFailures,
+    /// WebSocket commands per user (`ws_message_limit`).
+    WsMessages,
+    /// Open WebSockets per user (`ws_connections_per_user`).
+    ConnectionsPerUser,
+    /// Open WebSockets per client address (`ws_connections_per_ip`).
+    ConnectionsPerIp,
+    /// Wrong private-room passwords per user and room (`room_password_attempts`).
+    RoomPassword,
+}
+
+impl Limit {
+    /// The limit's name in metrics and the audit log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::HttpRequests => "http_requests",
+            Limit::Registrations => "registrations",
+            Limit::LoginFailures => "login_failures",
+            Limit::WsMessages => "ws_messages",
+            Limit::ConnectionsPerUser => "connections_per_user",
+            Limit::ConnectionsPerIp => "connections_per_ip",
+            Limit::RoomPassword => "room_password",
+        }
+    }
+}
+
+/// A security event, for the audit log: what the chat rules report (rooms, room passwords) and what the runtime
+/// records about accounts, tokens, limits and connections. Never holds a password, token or message body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityEvent {
+    /// An account was created.
+    Registered,
+    /// A login succeeded.
+    LoggedIn,
+    /// A login with a wrong password or an unknown account.
+    LoginFailed,
+    /// A token was revoked by a logout, closing this many of its sockets.
+    LoggedOut {
+        sockets_closed: usize,
+    },
+    /// A presented token was refused.
+    TokenRejected {
+        reason: TokenRejection,
+    },
+    /// A request or command was refused by a limit (recorded at most once a minute per limit and actor).
+    RateLimited {
+        limit: Limit,
+    },
+    /// A WebSocket was closed for policy (1008) or as a slow consumer (1013).
+    ConnectionClosed {
+        code: u16,
+        reason: String,
+    },
     RoomCreated {
         room: String,
         private: bool,
@@ -210,7 +270,8 @@ pub enum SecurityEvent {
     RoomPasswordFailed {
         room: String,
     },
-    /// A room password refused untried: too many recent failures.
+    /// A room password refused untried: too many recent failures (recorded as [`SecurityEvent::RateLimited`] with
+    /// [`Limit::RoomPassword`] and the room).
     RoomPasswordLocked {
         room: String,
     },
@@ -220,29 +281,68 @@ impl SecurityEvent {
     /// The event's name in the audit log.
     pub fn name(&self) -> &'static str {
         match self {
+            SecurityEvent::Registered => "register",
+            SecurityEvent::LoggedIn | SecurityEvent::LoginFailed => "login",
+            SecurityEvent::LoggedOut { .. } => "logout",
+            SecurityEvent::TokenRejected { .. } => "token_rejected",
+            SecurityEvent::RateLimited { .. } | SecurityEvent::RoomPasswordLocked { .. } => {
+                "rate_limited"
+            }
+            SecurityEvent::ConnectionClosed { .. } => "connection_closed",
             SecurityEvent::RoomCreated { .. } => "room_created",
             SecurityEvent::RoomDeleted { .. } => "room_deleted",
             SecurityEvent::RoomPasswordFailed { .. } => "room_password_failed",
-            SecurityEvent::RoomPasswordLocked { .. } => "rate_limited",
         }
     }
 
     /// `success`, `failure` or `denied`, as the audit log's outcome column has it.
     pub fn outcome(&self) -> &'static str {
         match self {
-            SecurityEvent::RoomCreated { .. } | SecurityEvent::RoomDeleted { .. } => "success",
-            SecurityEvent::RoomPasswordFailed { .. } => "failure",
-            SecurityEvent::RoomPasswordLocked { .. } => "denied",
+            SecurityEvent::Registered
+            | SecurityEvent::LoggedIn
+            | SecurityEvent::LoggedOut { .. }
+            | SecurityEvent::RoomCreated { .. }
+            | SecurityEvent::RoomDeleted { .. } => "success",
+            SecurityEvent::LoginFailed | SecurityEvent::RoomPasswordFailed { .. } => "failure",
+            SecurityEvent::TokenRejected { .. }
+            | SecurityEvent::RateLimited { .. }
+            | SecurityEvent::RoomPasswordLocked { .. }
+            | SecurityEvent::ConnectionClosed { .. } => "denied",
         }
     }
 
-    /// The room the event is about.
-    pub fn room(&self) -> &str {
+    /// The limit a refusal event is about, if it is one.
+    pub fn limit(&self) -> Option<Limit> {
         match self {
-            SecurityEvent::RoomCreated { room, .. }
-            | SecurityEvent::RoomDeleted { room }
-            | SecurityEvent::RoomPasswordFailed { room }
-            | SecurityEvent::RoomPasswordLocked { room } => room,
+            SecurityEvent::RateLimited { limit } => Some(*limit),
+            SecurityEvent::RoomPasswordLocked { .. } => Some(Limit::RoomPassword),
+            _ => None,
+        }
+    }
+
+    /// The event's details, as the audit log's `details` object has them.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            SecurityEvent::Registered | SecurityEvent::LoggedIn => json!({}),
+            SecurityEvent::LoginFailed => json!({"reason": "invalid_credentials"}),
+            SecurityEvent::LoggedOut { sockets_closed } => {
+                json!({"sockets_closed": sockets_closed})
+            }
+            SecurityEvent::TokenRejected { reason } => json!({"reason": reason.as_str()}),
+            SecurityEvent::RateLimited { limit } => json!({"limit": limit.label()}),
+            SecurityEvent::ConnectionClosed { code, reason } => {
+                json!({"code": code, "reason": reason})
+            }
+            SecurityEvent::RoomCreated { room, private } => {
+                json!({"room": room, "private": private})
+            }
+            SecurityEvent::RoomDeleted { room } | SecurityEvent::RoomPasswordFailed { room } => {
+                json!({"room": room})
+            }
+            SecurityEvent::RoomPasswordLocked { room } => {
+                json!({"room": room, "limit": Limit::RoomPassword.label()})
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use palaver_handlers::Hub;
 use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::model::StoredMessage;
 use palaver_runtime::hub::{ConnectionHandle, Kick, LocalHub};
-use palaver_runtime::ws::codec::Codec;
+use palaver_runtime::render::Codec;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -38,7 +38,7 @@ fn room_of(members: usize) -> (LocalHub, Uuid, Vec<mpsc::Receiver<Utf8Bytes>>) {
             let handle = ConnectionHandle {
                 user_id,
                 token_id: format!("token-{n}"),
-                codec,
+                renderer: codec.renderer(),
                 queue,
                 kick: Arc::new(Kick::default()),
             };

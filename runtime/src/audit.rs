@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palaver_handlers::Store;
-use palaver_handlers::model::AuditEvent;
-use serde_json::Value;
+use palaver_handlers::model::{AuditEvent, Limit, SecurityEvent};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -29,7 +28,7 @@ pub struct Audit {
 }
 
 /// A rate limit and who hit it.
-type RefusalKey = (&'static str, Option<Uuid>, Option<IpAddr>);
+type RefusalKey = (Limit, Option<Uuid>, Option<IpAddr>);
 
 /// How many (limit, actor) pairs' last refusal is remembered at most.
 const MAX_TRACKED_REFUSALS: usize = 100_000;
@@ -69,26 +68,20 @@ impl Audit {
         }
     }
 
-    /// Records that `actor` was refused by the rate limit `limit`, at most once a minute per limit and actor.
-    pub fn rate_limited(&self, limit: &'static str, actor: &Actor) {
-        self.rate_limited_with(limit, actor, serde_json::json!({}));
-    }
-
-    /// Like [`Audit::rate_limited`], with more `details` (an object) about the first refusal of the minute.
-    pub fn rate_limited_with(&self, limit: &'static str, actor: &Actor, mut details: Value) {
-        let key = (limit, actor.user_id, actor.ip);
-        if self.refusals.check(&key, Instant::now()) == Decision::Allowed {
-            details["limit"] = limit.into();
-            self.record("rate_limited", "denied", actor, details);
+    /// Records `event` about `actor`. A refusal by a limit is recorded at most once a minute per limit and actor,
+    /// so that a flood is one event, not thousands.
+    pub fn record(&self, actor: &Actor, event: &SecurityEvent) {
+        if let Some(limit) = event.limit() {
+            let key = (limit, actor.user_id, actor.ip);
+            if self.refusals.check(&key, Instant::now()) != Decision::Allowed {
+                return;
+            }
         }
-    }
-
-    /// Records `event` with `outcome` (`success`, `failure`, `denied`) about `actor`, with `details`.
-    pub fn record(&self, event: &str, outcome: &str, actor: &Actor, details: Value) {
+        let (name, outcome, details) = (event.name(), event.outcome(), event.details());
         // Debug formatting escapes newlines and control characters, so a hostile username cannot forge log lines.
         tracing::info!(
             target: "audit",
-            event,
+            event = name,
             outcome,
             user = ?actor.user_id,
             username = ?actor.username,
@@ -98,7 +91,7 @@ impl Audit {
         );
         let entry = AuditEvent {
             at: OffsetDateTime::now_utc(),
-            event: event.to_owned(),
+            event: name.to_owned(),
             user_id: actor.user_id,
             username: actor.username.clone(),
             ip: actor.ip.map(|ip| ip.to_string()),
@@ -110,7 +103,7 @@ impl Audit {
             details,
         };
         if self.events.try_send(entry).is_err() {
-            tracing::warn!(target: "audit", event, "audit queue full; event logged but not stored");
+            tracing::warn!(target: "audit", event = name, "audit queue full; event logged but not stored");
         }
     }
 }
@@ -134,7 +127,6 @@ async fn write(store: Arc<dyn Store>, mut waiting: mpsc::Receiver<AuditEvent>) {
 mod tests {
     use super::*;
     use palaver_handlers::testing::MemoryStore;
-    use serde_json::json;
 
     #[tokio::test]
     async fn events_reach_the_store_without_secrets() {
@@ -145,12 +137,7 @@ mod tests {
             ip: "127.0.0.1".parse().ok(),
             ..Actor::default()
         };
-        audit.record(
-            "login",
-            "failure",
-            &actor,
-            json!({"reason": "invalid_credentials"}),
-        );
+        audit.record(&actor, &SecurityEvent::LoginFailed);
         let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
         let mut stored = Vec::new();
         for _ in 0..100 {
@@ -178,11 +165,12 @@ mod tests {
             ip: "192.0.2.2".parse().ok(),
             ..Actor::default()
         };
+        let refused = |limit| SecurityEvent::RateLimited { limit };
         for _ in 0..1000 {
-            audit.rate_limited("http_requests", &flooder);
+            audit.record(&flooder, &refused(Limit::HttpRequests));
         }
-        audit.rate_limited("registrations", &flooder);
-        audit.rate_limited("http_requests", &other);
+        audit.record(&flooder, &refused(Limit::Registrations));
+        audit.record(&other, &refused(Limit::HttpRequests));
         let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
         let mut stored = Vec::new();
         for _ in 0..100 {

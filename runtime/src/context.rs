@@ -5,17 +5,16 @@ use std::sync::Arc;
 use palaver_handlers::{Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Store};
 use time::OffsetDateTime;
 
-use crate::audit::Audit;
+use crate::auth::csrf::CsrfKey;
+use crate::auth::tickets::Tickets;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
+use crate::delivery::GroupCommit;
 use crate::guard::SecurityGuard;
-use crate::http::csrf::CsrfKey;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::ratelimit::{HttpLimits, SocketLimits};
-use crate::store::group_commit::GroupCommit;
 use crate::ws::capacity::ConnectionCaps;
-use crate::ws::tickets::Tickets;
 
 /// The wall clock, in whole microseconds: the precision both stores keep, so a value a handler holds equals the one
 /// read back later.
@@ -35,7 +34,6 @@ pub struct AppContext {
     /// The PostgreSQL pool behind `store`, if any (for metrics).
     pub pool: Option<deadpool_postgres::Pool>,
     pub metrics: Arc<Metrics>,
-    pub audit: Audit,
     pub credentials: RealCredentials,
     pub clock: SystemClock,
     pub hub: Arc<LocalHub>,

@@ -1,10 +1,10 @@
-//! The runtime's [`Guard`]: failed attempts counted in sliding windows in memory, security events sent to the audit
-//! log.
+//! The runtime's [`Guard`], and the one place where security events are recorded: failed attempts counted in sliding
+//! windows in memory, every security event sent to the audit log, every refusal by a limit counted in the metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use palaver_handlers::model::{Principal, SecurityEvent};
+use palaver_handlers::model::{Limit, Principal, SecurityEvent};
 use palaver_handlers::{Attempt, Guard};
 
 use crate::audit::{Actor, Audit};
@@ -30,6 +30,23 @@ impl SecurityGuard {
             metrics,
         }
     }
+
+    /// Records `event` about `actor` in the audit log; a refusal by a limit is also counted in
+    /// `palaver_rate_limited_total` (every refusal, though the audit log keeps one a minute per actor).
+    pub fn audit(&self, actor: &Actor, event: SecurityEvent) {
+        if let Some(limit) = event.limit() {
+            self.metrics
+                .rate_limited
+                .with_label_values(&[limit.label()])
+                .inc();
+        }
+        self.audit.record(actor, &event);
+    }
+
+    /// Counts and audits that `actor` was refused by `limit`.
+    pub fn refused(&self, limit: Limit, actor: &Actor) {
+        self.audit(actor, SecurityEvent::RateLimited { limit });
+    }
 }
 
 impl Guard for SecurityGuard {
@@ -42,25 +59,6 @@ impl Guard for SecurityGuard {
     }
 
     fn record(&self, principal: &Principal, event: SecurityEvent) {
-        let actor = Actor::of(principal);
-        let mut details = serde_json::json!({ "room": event.room() });
-        match &event {
-            SecurityEvent::RoomCreated { private, .. } => {
-                details["private"] = (*private).into();
-            }
-            SecurityEvent::RoomPasswordLocked { .. } => {
-                // A locked-out guesser keeps trying: one audit event a minute, like every other rate limit.
-                self.metrics
-                    .rate_limited
-                    .with_label_values(&["room_password"])
-                    .inc();
-                self.audit
-                    .rate_limited_with("room_password", &actor, details);
-                return;
-            }
-            SecurityEvent::RoomDeleted { .. } | SecurityEvent::RoomPasswordFailed { .. } => {}
-        }
-        self.audit
-            .record(event.name(), event.outcome(), &actor, details);
+        self.audit(&Actor::of(principal), event);
     }
 }

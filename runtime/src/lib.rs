@@ -4,29 +4,45 @@
 //! handlers; it never decides chat rules.
 //!
 //! ## Layout
-//! - [`audit`] — security events to the `audit` log target and the audit_log table.
+//! Start, serve, stop:
+//! - [`server`] — builds the context, accepts connections, routes `/ws` to [`ws`] and the rest to [`http`].
+//! - [`shutdown`] — the stop signal every connection task listens to.
 //! - [`config`] — the settings, from `config/default.toml` and `PALAVER_*` variables.
+//! - [`context`] — the `Context` the handlers run over, and everything the adapters share.
+//!
+//! The two adapters (neither imports the other) and what they share:
+//! - [`http`] — the REST routes (warp filters), the web client, probes, metrics.
+//! - [`ws`] — `GET /ws`: handshake, one session task per socket, connection caps, control frames.
+//! - [`auth`] — who is asking: bearer token, session cookie and CSRF, ticket, client address.
+//! - [`render`] — every shape on the wire: the text and JSON codecs, JSON bodies, HTTP error responses.
+//! - [`close`] — every WebSocket close code and reason.
+//!
+//! The message path and the node's connections:
+//! - [`delivery`] — after the rule: the group-commit writer, then the fan-out.
+//! - [`hub`] — this node's sockets and rooms; renders nothing itself.
+//!
+//! Engines and services:
 //! - [`store`] — PostgreSQL and SQLite implementations of `Store`, with their migrations.
 //! - [`credentials`] — bcrypt and JWT.
-//! - [`context`] — the `Context` the handlers run over.
-//! - [`http`] — warp routes, credentials extraction, JSON errors.
-//! - [`hub`] — this node's room subscriptions and delivery, rendering each event once per codec.
-//! - [`ws`] — `GET /ws`: handshake, tickets, one session task per socket, command dispatch, the two codecs.
+//! - [`guard`], [`audit`], [`ratelimit`] — attempts, the audit log, sliding-window limits.
 //! - [`metrics`] — Prometheus metrics for `/metrics`.
-//! - [`ratelimit`] — sliding-window limits with bounded memory.
-//! - [`server`] — accepting connections, graceful shutdown.
 //! - [`telemetry`] — logging.
 
 pub mod audit;
+pub mod auth;
+pub mod close;
 pub mod config;
 pub mod context;
 pub mod credentials;
+pub mod delivery;
 pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod ratelimit;
+pub mod render;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod ws;

@@ -10,19 +10,21 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::Sender;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_service::Service as _;
 
+use crate::auth::client_ip::{ClientIp, client_ip};
 use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
-use crate::http::client_ip::{ClientIp, client_ip};
+use crate::delivery::{BatchSettings, Fanout, GroupCommit};
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::ratelimit::Decision;
-use crate::store::group_commit::{BatchSettings, GroupCommit};
-use palaver_handlers::Limits;
+use crate::render::http::error_response;
+use crate::shutdown::{self, Shutdown, Stop};
+use palaver_handlers::model::Limit;
+use palaver_handlers::{Error, Limits};
 
 /// The address of the peer that opened the connection, put into every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +33,7 @@ pub struct ClientAddr(pub SocketAddr);
 /// A server that is accepting connections.
 pub struct RunningServer {
     local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
+    stop: Stop,
     task: JoinHandle<()>,
 }
 
@@ -43,7 +45,7 @@ impl RunningServer {
 
     /// Stops accepting, lets open connections finish within the grace period, and waits until it is done.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.stop.stop();
         let _ = self.task.await;
     }
 
@@ -80,12 +82,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let local_addr = listener
         .local_addr()
         .context("listener has no local address")?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, ctx, shutdown_rx));
+    let (stop, shutdown) = shutdown::channel();
+    let task = tokio::spawn(accept_loop(listener, ctx, shutdown));
     tracing::info!(%local_addr, "palaver is listening");
     Ok(RunningServer {
         local_addr,
-        shutdown,
+        stop,
         task,
     })
 }
@@ -112,7 +114,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     )
     .await
     .context("cannot open the database")?;
-    let csrf = crate::http::csrf::CsrfKey::derive(&secret);
+    let csrf = crate::auth::csrf::CsrfKey::derive(&secret);
     let tokens = TokenSettings {
         secret,
         issuer: settings.jwt_issuer.clone(),
@@ -136,12 +138,13 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         queue: settings.group_commit_queue,
         commit_timeout: settings.db_timeout() * 2,
     };
-    let messages = GroupCommit::start(store.clone(), hub.clone(), metrics.clone(), batching);
+    let fanout = Fanout::new(hub.clone(), metrics.clone());
+    let messages = GroupCommit::start(store.clone(), fanout, metrics.clone(), batching);
     let audit = crate::audit::Audit::start(store.clone());
     let guard = crate::guard::SecurityGuard::new(
         settings.room_password_attempts,
         Duration::from_secs(settings.room_password_window_secs),
-        audit.clone(),
+        audit,
         metrics.clone(),
     );
     let connections = crate::ws::capacity::ConnectionCaps::new(
@@ -151,7 +154,6 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     Ok(AppContext {
         guard,
         connections,
-        audit,
         store,
         pool,
         metrics,
@@ -161,7 +163,9 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
         messages,
         limits,
         csrf,
-        tickets: crate::ws::tickets::Tickets::new(Duration::from_secs(settings.ws_ticket_ttl_secs)),
+        tickets: crate::auth::tickets::Tickets::new(Duration::from_secs(
+            settings.ws_ticket_ttl_secs,
+        )),
         http_limits: crate::ratelimit::HttpLimits::new(
             settings.http_requests_per_minute,
             settings.registrations_per_hour,
@@ -180,11 +184,7 @@ async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<AppContext>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, ctx: Arc<AppContext>, mut shutdown: Shutdown) {
     let routes = warp::service(crate::http::routes(ctx.clone()));
     // Every connection task holds a clone of `open`; when the receiver sees the channel closed, all are gone.
     let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -226,7 +226,7 @@ async fn accept_loop(
                 let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
                 tokio::spawn(serve_connection(connection, peer, shutdown.clone(), open.clone()));
             }
-            _ = shutdown.changed() => break,
+            _ = shutdown.stopped() => break,
         }
     }
     drop(listener);
@@ -242,7 +242,7 @@ async fn accept_loop(
 async fn serve_connection<C>(
     connection: C,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
     _open: Sender<()>,
 ) where
     C: std::future::Future<Output = hyper::Result<()>> + GracefulClose,
@@ -250,7 +250,7 @@ async fn serve_connection<C>(
     let mut connection = std::pin::pin!(connection);
     let finished = tokio::select! {
         result = connection.as_mut() => Some(result),
-        _ = stopped(&mut shutdown) => None,
+        _ = shutdown.stopped() => None,
     };
     let result = match finished {
         Some(result) => result,
@@ -282,24 +282,14 @@ fn over_request_limit(
     {
         Decision::Allowed => None,
         Decision::Limited { retry_after } => {
-            ctx.metrics
-                .rate_limited
-                .with_label_values(&["http_requests"])
-                .inc();
             let actor = crate::audit::Actor {
                 ip: Some(ip),
                 ..Default::default()
             };
-            ctx.audit.rate_limited("http_requests", &actor);
-            Some(crate::http::error::too_many_requests(retry_after))
+            ctx.guard.refused(Limit::HttpRequests, &actor);
+            Some(error_response(&Error::TooManyRequests { retry_after }))
         }
     }
-}
-
-/// Resolves once shutdown has been signalled (or the signal is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // `wait_for`'s guard is not Send: drop it here so callers' futures stay Send.
-    let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
 }
 
 /// A hyper connection that can be asked to finish its in-flight request and close.

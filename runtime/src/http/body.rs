@@ -2,12 +2,9 @@
 //! preflight), and decoding errors that say what was wrong.
 
 use bytes::Bytes;
-use http::StatusCode;
+use palaver_handlers::Error;
 use serde::de::DeserializeOwned;
 use warp::Filter;
-use warp::reply::Response;
-
-use super::error::json_error;
 
 /// The raw body and its declared content type, refusing bodies over `limit` bytes (413).
 pub fn raw_json(
@@ -18,21 +15,13 @@ pub fn raw_json(
         .and(warp::body::bytes())
 }
 
-/// Decodes a JSON body into `T`, or the error response to send.
-pub fn decode<T: DeserializeOwned>(
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<T, Box<Response>> {
+/// Decodes a JSON body into `T`, or says why it cannot be.
+pub fn decode<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Error> {
     let is_json = content_type
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(Box::new(json_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "request body must be JSON (Content-Type: application/json)",
-            "unsupported_media_type",
-            None,
-        )));
+        return Err(Error::UnsupportedMediaType);
     }
     serde_json::from_slice(body).map_err(|err| {
         let message = if err.is_eof() && body.iter().all(u8::is_ascii_whitespace) {
@@ -40,12 +29,7 @@ pub fn decode<T: DeserializeOwned>(
         } else {
             format!("request body is not valid: {err}")
         };
-        Box::new(json_error(
-            StatusCode::BAD_REQUEST,
-            &message,
-            "invalid_request",
-            None,
-        ))
+        Error::Malformed(message)
     })
 }
 
@@ -63,7 +47,7 @@ mod tests {
     #[test]
     fn refuses_non_json_content_types() {
         let err = decode::<Probe>(Some("text/plain"), b"{}").unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(err, Error::UnsupportedMediaType);
         assert!(decode::<Probe>(None, b"{}").is_err());
         assert!(decode::<Probe>(Some("application/json; charset=utf-8"), b"{}").is_ok());
     }
@@ -73,8 +57,8 @@ mod tests {
         for body in [&b"{"[..], b"", b"[]", b"{\"name\":5}", b"{\"nmae\":\"x\"}"] {
             let err = decode::<Probe>(Some("application/json"), body).unwrap_err();
             assert_eq!(
-                err.status(),
-                StatusCode::BAD_REQUEST,
+                err.code(),
+                "invalid_request",
                 "{:?}",
                 String::from_utf8_lossy(body)
             );

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use palaver_handlers::Error;
 use warp::Reply;
 use warp::reply::Response;
 
-use super::auth::Presented;
-use super::csrf::constant_time_eq;
-use super::error::json_error;
+use crate::auth::Presented;
+use crate::auth::csrf::constant_time_eq;
 use crate::context::AppContext;
+use crate::render::http::error_response;
 
 /// The current metrics, with the pool usage read at scrape time.
 pub async fn metrics(ctx: Arc<AppContext>, presented: Presented) -> Response {
@@ -21,12 +21,7 @@ pub async fn metrics(ctx: Arc<AppContext>, presented: Presented) -> Response {
             _ => "",
         };
         if !constant_time_eq(given.as_bytes(), required.as_bytes()) {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "a metrics token is required",
-                "unauthorized",
-                None,
-            );
+            return error_response(&Error::MetricsTokenRequired);
         }
     }
     if let Some(pool) = &ctx.pool {

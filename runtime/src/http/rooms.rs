@@ -11,67 +11,38 @@ use palaver_handlers::actions::get_messages::{HistoryParams, get_messages_for};
 use palaver_handlers::actions::list_members::list_members_for;
 use palaver_handlers::actions::list_rooms::list_rooms_for;
 use palaver_handlers::event::RoomView;
-use palaver_handlers::{Error, Hub};
+use palaver_handlers::{Error, Field, Hub};
 use warp::Reply;
 use warp::reply::Response;
 
-use super::accounts::{principal, principal_for_change};
-use super::auth::Presented;
 use super::body::decode;
-use super::error::{error_response, json_error};
+use super::respond;
+use crate::auth::{self, Presented};
 use crate::context::AppContext;
+use crate::render::json::history_body;
 
 /// The header a non-member sends a private room's password in to read its history (never the query string, which
 /// ends up in access logs).
 pub const ROOM_PASSWORD_HEADER: &str = "x-room-password";
 
 /// A room name from a path segment, percent-decoded (`general%20chat` → `general chat`).
-pub fn room_name(segment: &str) -> Result<String, Box<Response>> {
+pub fn room_name(segment: &str) -> Result<String, Error> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
         .map(|name| name.into_owned())
-        .map_err(|_| {
-            Box::new(json_error(
-                StatusCode::BAD_REQUEST,
-                "room name is not valid UTF-8",
-                "invalid_room_name",
-                Some("name"),
-            ))
-        })
-}
-
-/// The authenticated caller and the room name a route's path names, or the error response to send.
-async fn caller_and_room(
-    ctx: &AppContext,
-    presented: &Presented,
-    segment: &str,
-) -> Result<(palaver_handlers::model::Principal, String), Box<Response>> {
-    let principal = principal(ctx, presented).await.map_err(Box::new)?;
-    Ok((principal, room_name(segment)?))
-}
-
-/// As [`caller_and_room`], for a request that changes state (CSRF-checked when cookie-authenticated).
-async fn changer_and_room(
-    ctx: &AppContext,
-    presented: &Presented,
-    segment: &str,
-) -> Result<(palaver_handlers::model::Principal, String), Box<Response>> {
-    let principal = principal_for_change(ctx, presented)
-        .await
-        .map_err(Box::new)?;
-    Ok((principal, room_name(segment)?))
+        .map_err(|_| Error::invalid(Field::RoomName, "room name is not valid UTF-8"))
 }
 
 /// `GET /api/rooms` → every room with its online count and whether the caller is a member.
 pub async fn list(ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let principal = match principal(&ctx, &presented).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    match list_rooms_for(ctx.as_ref(), &principal).await {
-        Ok(rooms) => warp::reply::json(&rooms).into_response(),
-        Err(err) => error_response(&err),
-    }
+    respond(
+        async {
+            let principal = auth::reader(&ctx, &presented).await?;
+            let rooms = list_rooms_for(ctx.as_ref(), &principal).await?;
+            Ok(warp::reply::json(&rooms).into_response())
+        }
+        .await,
+    )
 }
 
 /// `POST /api/rooms` → 201 with the room; the creator owns it and is its first member.
@@ -81,37 +52,32 @@ pub async fn create(
     content_type: Option<String>,
     body: Bytes,
 ) -> Response {
-    let principal = match principal_for_change(&ctx, &presented).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let request: CreateRoomRequest = match decode(content_type.as_deref(), &body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match create_room_for(ctx.as_ref(), &principal, &request).await {
-        Ok(room) => {
+    respond(
+        async {
+            let principal = auth::changer(&ctx, &presented).await?;
+            let request: CreateRoomRequest = decode(content_type.as_deref(), &body)?;
+            let room = create_room_for(ctx.as_ref(), &principal, &request).await?;
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
             let view = RoomView::of(&room, ctx.hub.online_users(room.id).len(), true);
-            warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED).into_response()
+            let created = warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED);
+            Ok(created.into_response())
         }
-        Err(err) => error_response(&err),
-    }
+        .await,
+    )
 }
 
 /// `DELETE /api/rooms/{name}` → 204; members are told and removed.
 pub async fn delete(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let (principal, name) = match changer_and_room(&ctx, &presented, &segment).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    match delete_room_for(ctx.as_ref(), &principal, &name).await {
-        Ok(()) => {
+    respond(
+        async {
+            let principal = auth::changer(&ctx, &presented).await?;
+            let name = room_name(&segment)?;
+            delete_room_for(ctx.as_ref(), &principal, &name).await?;
             tracing::info!(user = %principal.user_id, room = ?name, "room deleted");
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Err(err) => error_response(&err),
-    }
+        .await,
+    )
 }
 
 /// `GET /api/rooms/{name}/messages?limit=&before_seq=&…` → `{messages, next_before, has_more}`, newest first.
@@ -122,42 +88,32 @@ pub async fn messages(
     query: String,
     room_password: Option<String>,
 ) -> Response {
-    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    let params: HistoryParams = match serde_urlencoded::from_str(&query) {
-        Ok(params) => params,
-        Err(err) => {
-            return error_response(&Error::Malformed(format!(
-                "query string is not valid: {err}"
-            )));
+    respond(
+        async {
+            let principal = auth::reader(&ctx, &presented).await?;
+            let name = room_name(&segment)?;
+            let params: HistoryParams = serde_urlencoded::from_str(&query)
+                .map_err(|err| Error::Malformed(format!("query string is not valid: {err}")))?;
+            let password = room_password.as_deref();
+            let (_, page) =
+                get_messages_for(ctx.as_ref(), &principal, &name, &params, password).await?;
+            Ok(warp::reply::json(&history_body(&page)).into_response())
         }
-    };
-    match get_messages_for(
-        ctx.as_ref(),
-        &principal,
-        &name,
-        &params,
-        room_password.as_deref(),
+        .await,
     )
-    .await
-    {
-        Ok((_, page)) => warp::reply::json(&crate::ws::codec::history_body(&page)).into_response(),
-        Err(err) => error_response(&err),
-    }
 }
 
 /// `GET /api/rooms/{name}/members` → `[{username, online}]`, for members.
 pub async fn members(segment: String, ctx: Arc<AppContext>, presented: Presented) -> Response {
-    let (principal, name) = match caller_and_room(&ctx, &presented, &segment).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    match list_members_for(ctx.as_ref(), &principal, &name).await {
-        Ok((_, members)) => warp::reply::json(&members).into_response(),
-        Err(err) => error_response(&err),
-    }
+    respond(
+        async {
+            let principal = auth::reader(&ctx, &presented).await?;
+            let name = room_name(&segment)?;
+            let (_, members) = list_members_for(ctx.as_ref(), &principal, &name).await?;
+            Ok(warp::reply::json(&members).into_response())
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -168,9 +124,14 @@ mod tests {
     fn room_names_in_paths_are_percent_decoded() {
         assert_eq!(room_name("general%20chat").unwrap(), "general chat");
         assert_eq!(room_name("caf%C3%A9").unwrap(), "café");
+        let err = room_name("%FF").unwrap_err();
         assert_eq!(
-            room_name("%FF").unwrap_err().status(),
-            StatusCode::BAD_REQUEST
+            (err.code(), err.field(), err.to_string().as_str()),
+            (
+                "invalid_room_name",
+                Some("name"),
+                "room name is not valid UTF-8"
+            )
         );
     }
 }

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::reply::Response;
 
-use super::error::json_error;
+use crate::render::http::error_response;
+use palaver_handlers::Error;
 
 /// The Content-Security-Policy of every client response: scripts, styles and connections (the API and the
 /// WebSocket) from this origin only; no plugins, frames, base-URI games or foreign form targets.
@@ -84,12 +85,7 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> +
                     return Err(warp::reject::not_found());
                 }
                 if method != http::Method::GET && method != http::Method::HEAD {
-                    return Ok(json_error(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "use GET for the web client's files",
-                        "method_not_allowed",
-                        None,
-                    ));
+                    return Ok(error_response(&Error::WebClientNeedsGet));
                 }
                 serve(path.as_str(), if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
             },

@@ -1,6 +1,5 @@
 //! The two implementations of [`palaver_handlers::Store`]: PostgreSQL for production, SQLite as the zero-setup default.
 
-pub mod group_commit;
 pub mod postgres;
 pub mod revocations;
 pub mod sqlite;

@@ -7,22 +7,15 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use palaver_handlers::ConnectionCap;
+use palaver_handlers::model::Limit;
 use uuid::Uuid;
 
-/// Which cap refused a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    User,
-    Address,
-}
-
-impl Refused {
-    /// The cap's name, as metrics and the audit log call it.
-    pub fn limit(self) -> &'static str {
-        match self {
-            Refused::User => "connections_per_user",
-            Refused::Address => "connections_per_ip",
-        }
+/// The limit a refusing cap is counted and audited as.
+pub fn limit_of(cap: ConnectionCap) -> Limit {
+    match cap {
+        ConnectionCap::PerUser => Limit::ConnectionsPerUser,
+        ConnectionCap::PerAddress => Limit::ConnectionsPerIp,
     }
 }
 
@@ -57,15 +50,19 @@ impl ConnectionCaps {
 
     /// Takes a place for a connection of `user` from `address` (unknown for connections the server did not accept
     /// itself, as in tests), or says which cap is full.
-    pub fn admit(self: &Arc<Self>, user: Uuid, address: Option<IpAddr>) -> Result<Slot, Refused> {
+    pub fn admit(
+        self: &Arc<Self>,
+        user: Uuid,
+        address: Option<IpAddr>,
+    ) -> Result<Slot, ConnectionCap> {
         let mut open = self.lock();
         if open.users.get(&user).copied().unwrap_or(0) >= self.per_user {
-            return Err(Refused::User);
+            return Err(ConnectionCap::PerUser);
         }
         if let Some(address) = address
             && open.addresses.get(&address).copied().unwrap_or(0) >= self.per_address
         {
-            return Err(Refused::Address);
+            return Err(ConnectionCap::PerAddress);
         }
         *open.users.entry(user).or_default() += 1;
         if let Some(address) = address {
@@ -125,7 +122,7 @@ mod tests {
         let jane = Uuid::now_v7();
         let first = caps.admit(jane, ip(1)).unwrap();
         let _second = caps.admit(jane, ip(2)).unwrap();
-        assert_eq!(caps.admit(jane, ip(3)).err(), Some(Refused::User));
+        assert_eq!(caps.admit(jane, ip(3)).err(), Some(ConnectionCap::PerUser));
         assert!(
             caps.admit(Uuid::now_v7(), ip(1)).is_ok(),
             "others are not affected"
@@ -141,7 +138,7 @@ mod tests {
         let _b = caps.admit(Uuid::now_v7(), ip(1)).unwrap();
         assert_eq!(
             caps.admit(Uuid::now_v7(), ip(1)).err(),
-            Some(Refused::Address)
+            Some(ConnectionCap::PerAddress)
         );
         assert!(caps.admit(Uuid::now_v7(), ip(2)).is_ok());
     }

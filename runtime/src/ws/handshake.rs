@@ -7,7 +7,7 @@ use http::header::{
     UPGRADE,
 };
 
-use super::codec::{Codec, JSON_PROTOCOL};
+use crate::render::{Codec, JSON_PROTOCOL};
 
 /// Whether `origin` may use this server: one of `allowed` (or `*` there), or the server's own (`http(s)://<Host>`).
 /// A request without `Origin` is not from a browser page and is judged by its credentials alone.
@@ -87,15 +87,6 @@ pub fn chosen_codec(headers: &HeaderMap) -> Codec {
     } else {
         Codec::Text
     }
-}
-
-/// The `ticket` parameter of a query string, if any.
-pub fn ticket(query: Option<&str>) -> Option<&str> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "ticket")
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -200,12 +191,5 @@ mod tests {
             Codec::Text
         );
         assert_eq!(chosen_codec(&HeaderMap::new()), Codec::Text);
-    }
-
-    #[test]
-    fn tickets_come_from_the_query() {
-        assert_eq!(ticket(Some("a=1&ticket=abc")), Some("abc"));
-        assert_eq!(ticket(Some("tickets=abc")), None);
-        assert_eq!(ticket(None), None);
     }
 }

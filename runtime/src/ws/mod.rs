@@ -2,32 +2,27 @@
 //! filter, because warp cannot choose a sub-protocol nor shrink tungstenite's eager 128 KiB read buffer per connection.
 
 pub mod capacity;
-pub mod codec;
 pub mod control;
 pub mod handshake;
 pub mod session;
-pub mod tickets;
 
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use palaver_handlers::actions::authenticate::authenticate;
-use palaver_handlers::model::Principal;
-use tokio::sync::{mpsc, watch};
+use palaver_handlers::Error;
+use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use warp::Reply;
 use warp::reply::Response;
 
-use crate::audit::Actor;
+use crate::auth::client_ip::ClientIp;
 use crate::context::AppContext;
-use crate::http::auth::{Presented, SESSION_COOKIE, cookie, from_headers};
-use crate::http::error::{error_response, json_error};
-use capacity::Refused;
-use codec::{Codec, JSON_PROTOCOL};
+use crate::render::http::{error_response, seed_unauthorized};
+use crate::render::{Codec, JSON_PROTOCOL};
+use crate::shutdown::Shutdown;
 use handshake::BadHandshake;
 
 /// The path of the endpoint.
@@ -48,134 +43,46 @@ pub fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(frame_cap))
 }
 
-/// The plain-text 401 the seed answers when a WebSocket request carries no credentials.
-fn missing_credentials() -> Response {
-    let mut response = warp::reply::with_status(
-        "Authorization header with Bearer token required",
-        StatusCode::UNAUTHORIZED,
-    )
-    .into_response();
-    response.headers_mut().insert(
-        http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
-    response
-}
-
-/// Who opens the socket: a Bearer token, a ticket, or the session cookie (only with an `Origin`, which was checked).
-async fn principal_of(
-    ctx: &AppContext,
-    request: &hyper::Request<Incoming>,
-) -> Result<Principal, Response> {
-    let headers = request.headers();
-    let token = match from_headers(headers) {
-        Presented::Bearer(token) => Some(token),
-        _ => None,
-    };
-    if let Some(token) = token {
-        return authenticate(ctx, Some(&token))
-            .await
-            .map_err(|err| error_response(&err));
+/// The answer to a refused upgrade: the seed's plain-text 401 when no credentials came, else the JSON error.
+fn refusal(err: &Error) -> Response {
+    match err {
+        Error::MissingCredentials => seed_unauthorized(),
+        other => error_response(other),
     }
-    if let Some(ticket) = handshake::ticket(request.uri().query()) {
-        return ctx.tickets.redeem(ticket).ok_or_else(|| {
-            json_error(
-                StatusCode::UNAUTHORIZED,
-                "the ticket is invalid, used or expired",
-                "invalid_ticket",
-                None,
-            )
-        });
-    }
-    let cookie_token = cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty());
-    match cookie_token {
-        Some(token) if headers.contains_key(http::header::ORIGIN) => authenticate(ctx, Some(token))
-            .await
-            .map_err(|err| error_response(&err)),
-        _ => Err(missing_credentials()),
-    }
-}
-
-/// The answer when a user or an address already holds as many connections as allowed: 429, counted and audited.
-fn too_many_connections(
-    ctx: &AppContext,
-    principal: &Principal,
-    address: Option<std::net::IpAddr>,
-    refused: Refused,
-) -> Response {
-    let limit = refused.limit();
-    ctx.metrics.rate_limited.with_label_values(&[limit]).inc();
-    let actor = Actor {
-        ip: address,
-        ..Actor::of(principal)
-    };
-    ctx.audit.rate_limited(limit, &actor);
-    let message = match refused {
-        Refused::User => "too many open connections for this user",
-        Refused::Address => "too many open connections from this address",
-    };
-    json_error(StatusCode::TOO_MANY_REQUESTS, message, "rate_limited", None)
 }
 
 /// Answers a `GET /ws` request: refuses it, or switches protocols and starts the session in the background.
 pub async fn upgrade(
     ctx: Arc<AppContext>,
     mut request: hyper::Request<Incoming>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     open: mpsc::Sender<()>,
 ) -> Response {
     if request.method() != http::Method::GET {
-        return json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "use GET to open a WebSocket",
-            "method_not_allowed",
-            None,
-        );
+        return refusal(&Error::WebSocketNeedsGet);
     }
     if !handshake::origin_allowed(request.headers(), &ctx.settings.allowed_origins) {
         tracing::warn!(origin = ?request.headers().get(http::header::ORIGIN), "websocket refused: foreign origin");
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "this origin may not open a WebSocket",
-            "forbidden_origin",
-            None,
-        );
+        return refusal(&Error::ForbiddenOrigin);
     }
-    let principal = match principal_of(&ctx, &request).await {
+    let opened = crate::auth::socket_opener(&ctx, request.headers(), request.uri().query()).await;
+    let principal = match opened {
         Ok(principal) => principal,
-        Err(response) => return response,
+        Err(err) => return refusal(&err),
     };
     let accept = match handshake::check_upgrade(request.headers()) {
         Ok(key) => derive_accept_key(key),
-        Err(BadHandshake::WrongVersion) => {
-            let mut response = json_error(
-                StatusCode::UPGRADE_REQUIRED,
-                "WebSocket version 13 is required",
-                "bad_handshake",
-                None,
-            );
-            response.headers_mut().insert(
-                http::header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            return response;
-        }
-        Err(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "not a valid WebSocket handshake",
-                "bad_handshake",
-                None,
-            );
-        }
+        Err(BadHandshake::WrongVersion) => return refusal(&Error::WrongWebSocketVersion),
+        Err(_) => return refusal(&Error::BadHandshake),
     };
-    let address = request
-        .extensions()
-        .get::<crate::http::client_ip::ClientIp>()
-        .map(|ip| ip.0);
+    let address = request.extensions().get::<ClientIp>().map(|ip| ip.0);
     let slot = match ctx.connections.admit(principal.user_id, address) {
         Ok(slot) => slot,
-        Err(refused) => return too_many_connections(&ctx, &principal, address, refused),
+        Err(cap) => {
+            let actor = crate::auth::actor(&principal, address);
+            ctx.guard.refused(capacity::limit_of(cap), &actor);
+            return refusal(&Error::TooManyConnections(cap));
+        }
     };
     let codec = handshake::chosen_codec(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);

@@ -16,9 +16,9 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use palaver_handlers::actions::disconnect::disconnect;
 use palaver_handlers::event::Session;
-use palaver_handlers::model::Principal;
+use palaver_handlers::model::{Limit, Principal, SecurityEvent};
 use palaver_handlers::{Command, Decoded, Error, Hub, Outcome};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -26,11 +26,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::codec::{self, Codec};
 use crate::audit::Actor;
+use crate::close::Close;
 use crate::context::AppContext;
-use crate::hub::{ConnectionHandle, Kick, POLICY, SLOW_CONSUMER};
+use crate::hub::{ConnectionHandle, Kick};
 use crate::ratelimit::Decision;
+use crate::render::Codec;
+use crate::shutdown::Shutdown;
 use crate::ws::control::{Control, ControlSender, Next};
 use palaver_handlers::event::Reply;
 
@@ -42,12 +44,12 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// How long one write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a session ended, and the close frame to send (if the peer can still hear one).
-fn close(code: u16, reason: &'static str) -> Option<CloseFrame> {
-    Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    })
+/// The close frame for `close`.
+fn frame_of(close: Close) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::from(close.code()),
+        reason: close.reason().into(),
+    }
 }
 
 /// Runs one WebSocket until it ends. `_open` is held so that shutdown waits for this session.
@@ -56,7 +58,7 @@ pub async fn run(
     socket: Socket,
     principal: Principal,
     codec: Codec,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     _open: mpsc::Sender<()>,
 ) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
@@ -67,7 +69,7 @@ pub async fn run(
         conn,
         ConnectionHandle {
             user_id: principal.user_id,
-            codec,
+            renderer: codec.renderer(),
             queue,
             token_id: principal.token_id.clone(),
             kick: kick.clone(),
@@ -96,28 +98,21 @@ pub async fn run(
     disconnect(ctx.as_ref(), &session);
     // Dropping the hub's sender ends the writer once it has written what was queued.
     ctx.hub.unregister(conn);
-    control.close(reason.clone());
+    control.close(reason.map(frame_of));
     drop(control);
     let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
     ctx.metrics.connections_open.dec();
-    let code = reason.as_ref().map(|frame| u16::from(frame.code));
-    if code == Some(SLOW_CONSUMER) {
+    if reason == Some(Close::SlowConsumer) {
         ctx.metrics.slow_consumer_closes.inc();
     }
-    if matches!(code, Some(POLICY | SLOW_CONSUMER)) {
-        let why = reason
-            .as_ref()
-            .map(|frame| frame.reason.to_string())
-            .unwrap_or_default();
-        let details = serde_json::json!({"code": code, "reason": why});
-        ctx.audit.record(
-            "connection_closed",
-            "denied",
-            &Actor::of(&session.principal),
-            details,
-        );
+    if let Some(close) = reason.filter(|close| close.is_audited()) {
+        let event = SecurityEvent::ConnectionClosed {
+            code: close.code(),
+            reason: close.reason().to_owned(),
+        };
+        ctx.guard.audit(&Actor::of(&session.principal), event);
     }
-    tracing::info!(conn, reason = ?code, "websocket closed");
+    tracing::info!(conn, reason = ?reason.map(Close::code), "websocket closed");
 }
 
 /// What the reading half answers through and can be stopped by.
@@ -132,13 +127,14 @@ struct Link {
     kick: Arc<Kick>,
 }
 
-/// The reading half: commands in, replies queued; pings, deadlines and alarms. Returns the close frame to send.
+/// The reading half: commands in, replies queued; pings, deadlines and alarms. Returns why the server closes, or
+/// `None` when the client went away.
 async fn read(
     ctx: &Arc<AppContext>,
     link: &Link,
     mut stream: futures_util::stream::SplitStream<Socket>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Option<CloseFrame> {
+    mut shutdown: Shutdown,
+) -> Option<Close> {
     let session = &link.session;
     let ping_every = Duration::from_secs(ctx.settings.ping_interval_secs);
     let silence_limit = Duration::from_secs(ctx.settings.pong_timeout_secs);
@@ -162,20 +158,20 @@ async fn read(
                         // idle connection's session, kilobytes each; this way it exists only while a command runs.
                         let handled = Box::pin(handle(ctx, link, &mut in_flight, frame.as_str()));
                         if let Flood::Disconnect = handled.await {
-                            return close(POLICY, "rate limit abuse");
+                            return Some(Close::RateLimitAbuse);
                         }
                     }
                     Some(Ok(Message::Binary(_))) => answer(ctx, link, &mut in_flight, None, vec![Reply::Error(Error::InvalidMessage)]).await,
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Ok(_)) => {}
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                        return close(1009, "frame too large");
+                        return Some(Close::FrameTooLarge);
                     }
-                    Some(Err(WsError::Utf8(_))) => return close(1007, "invalid UTF-8"),
+                    Some(Err(WsError::Utf8(_))) => return Some(Close::InvalidUtf8),
                     // Reserved bits (compression nobody agreed to), bad opcodes, unmasked frames: say why.
                     Some(Err(WsError::Protocol(err))) => {
                         tracing::debug!(conn = session.conn, error = %err, "websocket protocol error");
-                        return close(1002, "protocol error");
+                        return Some(Close::ProtocolError);
                     }
                     Some(Err(err)) => {
                         tracing::debug!(conn = session.conn, error = %err, "websocket read failed");
@@ -185,18 +181,15 @@ async fn read(
             }
             _ = pings.tick() => {
                 if last_heard.elapsed() >= silence_limit {
-                    return close(1000, "no pong");
+                    return Some(Close::NoPong);
                 }
                 if !link.control.ping() {
-                    return close(SLOW_CONSUMER, "slow consumer");
+                    return Some(Close::SlowConsumer);
                 }
             }
-            code = link.kick.kicked() => {
-                let reason = if code == POLICY { "token revoked" } else { "slow consumer" };
-                return close(code, reason);
-            }
-            _ = &mut token_expiry => return close(1008, "token expired"),
-            _ = crate::server::stopped(&mut shutdown) => return close(1001, "server shutting down"),
+            close = link.kick.kicked() => return Some(close),
+            _ = &mut token_expiry => return Some(Close::TokenExpired),
+            _ = shutdown.stopped() => return Some(Close::ShuttingDown),
         }
     }
 }
@@ -227,12 +220,8 @@ async fn handle(
     let limits = &ctx.socket_limits;
     let now = std::time::Instant::now();
     if let Decision::Limited { .. } = limits.messages.check(&user, now) {
-        ctx.metrics
-            .rate_limited
-            .with_label_values(&["ws_messages"])
-            .inc();
-        ctx.audit
-            .rate_limited("ws_messages", &Actor::of(&session.principal));
+        ctx.guard
+            .refused(Limit::WsMessages, &Actor::of(&session.principal));
         if let Decision::Limited { .. } = limits.floods.check(&user, now) {
             tracing::warn!(conn = session.conn, %user, "disconnecting a user who keeps flooding");
             return Flood::Disconnect;
@@ -307,7 +296,7 @@ async fn queue_replies(
             ctx.hub.release(conn, room_id, through_seq);
             continue;
         }
-        for frame in codec::reply_frames(link.codec, id.as_deref(), &reply, prefixed) {
+        for frame in link.codec.reply_frames(id.as_deref(), &reply, prefixed) {
             if link.replies.send(Utf8Bytes::from(frame)).await.is_err() {
                 return;
             }

@@ -1,54 +1,34 @@
-//! The local hub: which of this node's connections are subscribed to which rooms, and delivery to them. An event is
-//! rendered once per codec (and per text prefix variant) and the same bytes are queued on every recipient; queues are
-//! bounded, and a connection whose queue is full is told to close (1013) instead of delaying anyone else.
+//! The local hub: which of this node's connections are subscribed to which rooms, and delivery to them. It is
+//! node-local by definition and knows no wire format: each connection brings the [`Render`] of its codec, an event
+//! is rendered once per renderer (and text prefix variant) and the same bytes are queued on every recipient. Queues
+//! are bounded, and a connection whose queue is full is told to close (1013) instead of delaying anyone else.
+
+mod kick;
+mod render;
+
+pub use kick::Kick;
+pub use render::Render;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent, Subscribed, Unsubscribed};
 use palaver_handlers::{Hub, MAX_HELD_EVENTS};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
+use crate::close::Close;
 use crate::metrics::Metrics;
-use crate::ws::codec::{self, Codec};
+use render::Rendered;
 
-/// A request to a connection's session to end, with the close code to send; the first request wins.
-#[derive(Default)]
-pub struct Kick {
-    notify: Notify,
-    code: AtomicU16,
-}
-
-/// Close code for a connection whose queue overflowed (PROTOCOL §2).
-pub const SLOW_CONSUMER: u16 = 1013;
-/// Close code for a connection whose token was revoked (PROTOCOL §2).
-pub const POLICY: u16 = 1008;
-
-impl Kick {
-    /// Asks the session to close with `code`.
-    pub fn kick(&self, code: u16) {
-        let _ = self
-            .code
-            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-
-    /// Resolves with the close code once the session has been asked to end.
-    pub async fn kicked(&self) -> u16 {
-        self.notify.notified().await;
-        self.code.load(Ordering::SeqCst)
-    }
-}
-
-/// How the hub reaches one connection: its codec, its bounded outbound queue, and the way to make it close.
+/// How the hub reaches one connection: the renderer of its codec, its bounded outbound queue, and the way to make it
+/// close.
 pub struct ConnectionHandle {
     pub user_id: Uuid,
     /// The `jti` of the token the socket was opened with, so a logout can close it.
     pub token_id: String,
-    pub codec: Codec,
+    pub renderer: &'static dyn Render,
     pub queue: mpsc::Sender<Utf8Bytes>,
     /// Kicked with 1013 when the queue overflows, 1008 when the token is revoked.
     pub kick: Arc<Kick>,
@@ -79,26 +59,10 @@ pub struct LocalHub {
     metrics: Arc<Metrics>,
 }
 
-/// Frames already rendered for one event, one slot per (codec, prefixed) variant, so each is rendered at most once
-/// and no allocation is made per recipient.
-#[derive(Default)]
-struct Rendered {
-    variants: [Option<Utf8Bytes>; 4],
-}
-
-impl Rendered {
-    fn get(&mut self, codec: Codec, prefixed: bool, render: impl FnOnce() -> String) -> Utf8Bytes {
-        let slot = usize::from(codec == Codec::Json) * 2 + usize::from(prefixed);
-        self.variants[slot]
-            .get_or_insert_with(|| Utf8Bytes::from(render()))
-            .clone()
-    }
-}
-
 fn deliver(handle: &ConnectionHandle, frame: Utf8Bytes) {
     if handle.queue.try_send(frame).is_err() {
         // Full (a slow consumer) or closed (already going away): either way the connection must end.
-        handle.kick.kick(SLOW_CONSUMER);
+        handle.kick.kick(Close::SlowConsumer);
     }
 }
 
@@ -159,7 +123,9 @@ impl LocalHub {
             .connections
             .values()
             .filter(|c| c.handle.token_id == token_id);
-        matching.map(|c| c.handle.kick.kick(POLICY)).count()
+        matching
+            .map(|c| c.handle.kick.kick(Close::TokenRevoked))
+            .count()
     }
 
     /// How many connections are registered.
@@ -258,14 +224,14 @@ impl Hub for LocalHub {
         };
         let held = connection.held.remove(&room_id).unwrap_or_default();
         connection.floors.insert(room_id, through_seq);
-        let codec = connection.handle.codec;
+        let renderer = connection.handle.renderer;
         let prefixed = connection.rooms.len() > 1;
         for broadcast in held {
             if matches!(&broadcast.event, RoomEvent::Message(message) if message.seq <= through_seq)
             {
                 continue;
             }
-            let frame = codec::event_frame(codec, &broadcast, prefixed);
+            let frame = renderer.event(&broadcast, prefixed);
             deliver(&connection.handle, Utf8Bytes::from(frame));
         }
     }
@@ -380,15 +346,12 @@ impl Hub for LocalHub {
                     held.push(broadcast.clone());
                 } else {
                     connection.held.remove(&broadcast.room_id);
-                    connection.handle.kick.kick(SLOW_CONSUMER);
+                    connection.handle.kick.kick(Close::SlowConsumer);
                 }
                 continue;
             }
-            let codec = connection.handle.codec;
             let prefixed = connection.rooms.len() > 1;
-            let frame = rendered.get(codec, prefixed, || {
-                codec::event_frame(codec, &broadcast, prefixed)
-            });
+            let frame = rendered.get(connection.handle.renderer, &broadcast, prefixed);
             deliver(&connection.handle, frame);
             delivered += 1;
         }
@@ -400,6 +363,7 @@ impl Hub for LocalHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::Codec;
     use time::macros::datetime;
 
     struct Probe {
@@ -421,7 +385,7 @@ mod tests {
             ConnectionHandle {
                 user_id,
                 token_id: format!("token-{conn}"),
-                codec,
+                renderer: codec.renderer(),
                 queue,
                 kick: kick.clone(),
             },
@@ -533,7 +497,7 @@ mod tests {
         let code = tokio::time::timeout(std::time::Duration::from_secs(1), slow.kick.kicked())
             .await
             .expect("overflow is signalled");
-        assert_eq!(code, SLOW_CONSUMER);
+        assert_eq!(code, Close::SlowConsumer);
         assert_eq!(drain(&mut slow).len(), 2, "the queue stays bounded");
     }
 
@@ -547,7 +511,7 @@ mod tests {
         let code = tokio::time::timeout(std::time::Duration::from_secs(1), first.kick.kicked())
             .await
             .expect("the token's connection is kicked");
-        assert_eq!(code, POLICY);
+        assert_eq!(code, Close::TokenRevoked);
         assert_eq!(hub.close_token("unknown"), 0);
     }
 

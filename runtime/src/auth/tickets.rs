@@ -61,6 +61,15 @@ impl Tickets {
     }
 }
 
+/// The `ticket` parameter of a query string, if any.
+pub fn in_query(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "ticket")
+        .map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +101,12 @@ mod tests {
         let tickets = Tickets::new(Duration::ZERO);
         let ticket = tickets.issue(principal()).unwrap();
         assert!(tickets.redeem(&ticket).is_none());
+    }
+
+    #[test]
+    fn tickets_come_from_the_query() {
+        assert_eq!(in_query(Some("a=1&ticket=abc")), Some("abc"));
+        assert_eq!(in_query(Some("tickets=abc")), None);
+        assert_eq!(in_query(None), None);
     }
 }

@@ -8,12 +8,19 @@ use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
-use super::auth::{CsrfProof, cookie};
+use super::cookie;
 
 /// The cookie that carries the token (readable by the page's script, which echoes it in the header).
 pub const CSRF_COOKIE: &str = "palaver_csrf";
 /// The header a state-changing cookie-authenticated request carries the token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token a cookie-authenticated request carried, in the header and in the cookie.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsrfProof {
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+}
 
 /// Derives and checks CSRF tokens.
 pub struct CsrfKey(Vec<u8>);

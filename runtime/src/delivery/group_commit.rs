@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::model::{Appended, NewMessage};
-use palaver_handlers::{Hub, MessageLog, Posted, Store, StoreError};
+use palaver_handlers::{MessageLog, Posted, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Fanout;
 use crate::metrics::Metrics;
 
 /// How the writer batches.
@@ -46,7 +46,7 @@ pub struct GroupCommit {
 /// What the writer works with.
 struct Writer {
     store: Arc<dyn Store>,
-    hub: Arc<dyn Hub>,
+    fanout: Fanout,
     metrics: Arc<Metrics>,
     commit_timeout: Duration,
     /// Messages (room, id) of a commit whose answer was lost: the database may have stored them. Until the writer
@@ -55,10 +55,10 @@ struct Writer {
 }
 
 impl GroupCommit {
-    /// Starts the writer over `store`, delivering through `hub`.
+    /// Starts the writer over `store`, delivering through `fanout`.
     pub fn start(
         store: Arc<dyn Store>,
-        hub: Arc<dyn Hub>,
+        fanout: Fanout,
         metrics: Arc<Metrics>,
         settings: BatchSettings,
     ) -> Self {
@@ -66,7 +66,7 @@ impl GroupCommit {
         tokio::spawn(write(
             Writer {
                 store,
-                hub,
+                fanout,
                 metrics,
                 commit_timeout: settings.commit_timeout,
                 in_doubt: Vec::new(),
@@ -236,14 +236,7 @@ impl Writer {
                 .find(|(_, id)| *id == message.id)
                 .map(|(room, _)| room.clone())
                 .unwrap_or_default();
-            self.metrics.messages_stored.inc();
-            self.hub.publish(Broadcast {
-                room_id: message.room_id,
-                room,
-                at: message.created_at,
-                event: RoomEvent::Message(message),
-                skip_user: None,
-            });
+            self.fanout.stored(&room, message);
         }
         self.in_doubt.clear();
         true
@@ -253,14 +246,7 @@ impl Writer {
     fn deliver(&self, posts: Vec<Waiter>, outcomes: Vec<Appended>) {
         for ((room, done), outcome) in posts.into_iter().zip(outcomes) {
             if let Appended::Stored(message) = &outcome {
-                self.metrics.messages_stored.inc();
-                self.hub.publish(Broadcast {
-                    room_id: message.room_id,
-                    room,
-                    at: message.created_at,
-                    event: RoomEvent::Message(message.clone()),
-                    skip_user: None,
-                });
+                self.fanout.stored(&room, message.clone());
             }
             // The sender may have gone; the message is stored and delivered regardless.
             let _ = done.send(Ok(outcome));
@@ -277,6 +263,8 @@ fn fail(posts: Vec<Waiter>, error: &StoreError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palaver_handlers::Hub;
+    use palaver_handlers::event::{Broadcast, RoomEvent};
     use palaver_handlers::model::{NewRoom, NewUser};
     use palaver_handlers::testing::{MemoryHub, MemoryStore};
     use time::macros::datetime;
@@ -325,6 +313,12 @@ mod tests {
         }
     }
 
+    fn writer(store: &Arc<MemoryStore>, hub: &Arc<MemoryHub>) -> GroupCommit {
+        let metrics = Arc::new(Metrics::new());
+        let fanout = Fanout::new(hub.clone(), metrics.clone());
+        GroupCommit::start(store.clone(), fanout, metrics, settings())
+    }
+
     fn settings() -> BatchSettings {
         BatchSettings {
             max_batch: 64,
@@ -337,12 +331,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_posts_are_stored_gaplessly_and_delivered_in_seq_order() {
         let (store, hub, user, room) = setup().await;
-        let log = Arc::new(GroupCommit::start(
-            store.clone(),
-            hub.clone(),
-            Arc::new(Metrics::new()),
-            settings(),
-        ));
+        let log = Arc::new(writer(&store, &hub));
         let posts = (0..200).map(|n| {
             let log = log.clone();
             tokio::spawn(async move {
@@ -377,12 +366,7 @@ mod tests {
     #[tokio::test]
     async fn one_bad_message_does_not_sink_its_batch() {
         let (store, hub, user, room) = setup().await;
-        let log = Arc::new(GroupCommit::start(
-            store.clone(),
-            hub.clone(),
-            Arc::new(Metrics::new()),
-            settings(),
-        ));
+        let log = Arc::new(writer(&store, &hub));
         let good = {
             let log = log.clone();
             tokio::spawn(async move { log.post("general", message(room, user, "ok")).await })
@@ -402,12 +386,7 @@ mod tests {
     #[tokio::test]
     async fn a_commit_whose_answer_is_lost_is_still_delivered_before_anything_newer() {
         let (store, hub, user, room) = setup().await;
-        let log = GroupCommit::start(
-            store.clone(),
-            hub.clone(),
-            Arc::new(Metrics::new()),
-            settings(),
-        );
+        let log = writer(&store, &hub);
         store.lose_next_answer();
         let lost = log
             .post("general", message(room, user, "stored, answer lost"))
@@ -441,12 +420,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_database_fails_the_posts_and_delivers_nothing() {
         let (store, hub, user, room) = setup().await;
-        let log = GroupCommit::start(
-            store.clone(),
-            hub.clone(),
-            Arc::new(Metrics::new()),
-            settings(),
-        );
+        let log = writer(&store, &hub);
         store.set_unavailable(true);
         let outcome = log.post("general", message(room, user, "lost?")).await;
         assert!(matches!(outcome, Err(StoreError::Unavailable(_))));

@@ -1,9 +1,19 @@
-//! Where a request's credentials come from: `Authorization: Bearer <jwt>`, or the `palaver_session` cookie.
+//! Who is asking: the credentials a request presents (`Authorization: Bearer`, the `palaver_session` cookie with its
+//! CSRF proof, a WebSocket ticket) and the client address it comes from, turned into a [`Principal`] or the
+//! [`Error`] to answer. The HTTP routes and the WebSocket handshake both authenticate here.
 
-use std::convert::Infallible;
+pub mod client_ip;
+pub mod csrf;
+pub mod tickets;
 
 use http::HeaderMap;
-use warp::Filter;
+use palaver_handlers::Error;
+use palaver_handlers::actions::authenticate::authenticate;
+use palaver_handlers::model::{Principal, SecurityEvent};
+
+use crate::audit::Actor;
+use crate::context::AppContext;
+use csrf::{CSRF_COOKIE, CSRF_HEADER, CsrfProof};
 
 /// The session cookie's name (PROTOCOL §1).
 pub const SESSION_COOKIE: &str = "palaver_session";
@@ -15,13 +25,6 @@ pub enum Presented {
     Bearer(String),
     Cookie(String, CsrfProof),
     None,
-}
-
-/// The CSRF token a cookie-authenticated request carried, in the header and in the cookie.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CsrfProof {
-    pub header: Option<String>,
-    pub cookie: Option<String>,
 }
 
 impl Presented {
@@ -43,11 +46,6 @@ pub fn bearer_token(header: &str) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// The token a request presents: a Bearer header wins over the cookie.
-pub fn presented() -> impl Filter<Extract = (Presented,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|headers: HeaderMap| from_headers(&headers))
-}
-
 /// The token in `headers`: `Authorization: Bearer …` first, then the session cookie.
 pub fn from_headers(headers: &HeaderMap) -> Presented {
     let bearer = headers
@@ -61,10 +59,10 @@ pub fn from_headers(headers: &HeaderMap) -> Presented {
         Some(token) if !token.is_empty() => {
             let proof = CsrfProof {
                 header: headers
-                    .get(super::csrf::CSRF_HEADER)
+                    .get(CSRF_HEADER)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned),
-                cookie: cookie(headers, super::csrf::CSRF_COOKIE).map(str::to_owned),
+                cookie: cookie(headers, CSRF_COOKIE).map(str::to_owned),
             };
             Presented::Cookie(token.to_owned(), proof)
         }
@@ -82,6 +80,65 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
+}
+
+/// The principal behind a presented token; a token refused for what it is (forged, expired, revoked) is audited.
+pub async fn principal(ctx: &AppContext, token: Option<&str>) -> Result<Principal, Error> {
+    authenticate(ctx, token).await.inspect_err(|err| {
+        if let Error::InvalidToken(reason) = err {
+            let event = SecurityEvent::TokenRejected { reason: *reason };
+            ctx.guard.audit(&Actor::default(), event);
+        }
+    })
+}
+
+/// The principal of a request that only reads.
+pub async fn reader(ctx: &AppContext, presented: &Presented) -> Result<Principal, Error> {
+    principal(ctx, presented.token()).await
+}
+
+/// The principal of a request that changes state: as [`reader`], and when the session cookie authenticated it, only
+/// with this session's CSRF token ([`Error::CsrfFailed`] otherwise).
+pub async fn changer(ctx: &AppContext, presented: &Presented) -> Result<Principal, Error> {
+    let principal = principal(ctx, presented.token()).await?;
+    if let Presented::Cookie(_, proof) = presented
+        && !ctx.csrf.verify_proof(proof, &principal.token_id)
+    {
+        tracing::warn!(user = %principal.user_id, "csrf check failed");
+        return Err(Error::CsrfFailed);
+    }
+    Ok(principal)
+}
+
+/// Who opens a WebSocket: a Bearer token, else a single-use ticket from the query string, else the session cookie —
+/// only with an `Origin` (which was checked): a cookie without one is not a browser page, and a ticket or token is
+/// what other clients use. [`Error::MissingCredentials`] when none is presented.
+pub async fn socket_opener(
+    ctx: &AppContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Principal, Error> {
+    if let Presented::Bearer(token) = from_headers(headers) {
+        return principal(ctx, Some(&token)).await;
+    }
+    if let Some(ticket) = tickets::in_query(query) {
+        return ctx.tickets.redeem(ticket).ok_or(Error::InvalidTicket);
+    }
+    let cookie_token = cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty());
+    match cookie_token {
+        Some(token) if headers.contains_key(http::header::ORIGIN) => {
+            principal(ctx, Some(token)).await
+        }
+        _ => Err(Error::MissingCredentials),
+    }
+}
+
+/// The audit actor of a principal acting from `ip`.
+pub fn actor(principal: &Principal, ip: Option<std::net::IpAddr>) -> Actor {
+    Actor {
+        ip,
+        ..Actor::of(principal)
+    }
 }
 
 #[cfg(test)]

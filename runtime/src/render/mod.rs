@@ -1,0 +1,332 @@
+//! Every shape Palaver puts on the wire, rendered from the handlers' plain data and nowhere else: the two WebSocket
+//! codecs — the seed's text lines ([`text`], PROTOCOL §4) and structured JSON frames ([`json`], `palaver.v1.json`,
+//! §5) — the JSON bodies the REST routes share with them, and HTTP error responses ([`http`]). Rendering is pure; the
+//! hub renders each event once per codec through [`Codec`]'s [`crate::hub::Render`].
+
+pub mod http;
+pub mod json;
+pub mod text;
+
+use palaver_handlers::event::{Broadcast, Reply};
+use time::OffsetDateTime;
+
+use crate::hub::Render;
+
+/// The sub-protocol that selects JSON frames.
+pub const JSON_PROTOCOL: &str = "palaver.v1.json";
+
+/// Which format a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// PROTOCOL §4: the seed's plain-text lines.
+    Text,
+    /// PROTOCOL §5: one JSON object per frame.
+    Json,
+}
+
+impl Codec {
+    /// The frame for a room event; `prefixed` when the connection is in several rooms.
+    pub fn event_frame(self, broadcast: &Broadcast, prefixed: bool) -> String {
+        match self {
+            Codec::Text => text::event(broadcast, prefixed),
+            Codec::Json => json::event(broadcast),
+        }
+    }
+
+    /// The frames for a reply to a command with correlation `id`; `prefixed` when the connection is in several
+    /// rooms. Some replies are no frame at all in a codec (the text protocol has no ack).
+    pub fn reply_frames(self, id: Option<&str>, reply: &Reply, prefixed: bool) -> Vec<String> {
+        match self {
+            Codec::Text => text::reply(reply, prefixed),
+            Codec::Json => json::reply(id, reply).into_iter().collect(),
+        }
+    }
+
+    /// This codec as the hub's renderer.
+    pub fn renderer(self) -> &'static dyn Render {
+        match self {
+            Codec::Text => &Codec::Text,
+            Codec::Json => &Codec::Json,
+        }
+    }
+}
+
+impl Render for Codec {
+    fn event(&self, broadcast: &Broadcast, prefixed: bool) -> String {
+        self.event_frame(broadcast, prefixed)
+    }
+
+    fn prefixes(&self) -> bool {
+        *self == Codec::Text
+    }
+}
+
+/// RFC 3339 in UTC with the stored precision, for JSON frames and bodies.
+pub(crate) fn timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palaver_handlers::Error;
+    use palaver_handlers::event::{MemberView, RoomEvent, RoomView};
+    use palaver_handlers::model::{HistoryPage, StoredMessage};
+    use serde_json::json;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    const AT: OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
+
+    fn broadcast(event: RoomEvent) -> Broadcast {
+        Broadcast {
+            room_id: Uuid::nil(),
+            room: "general-chat".into(),
+            at: AT,
+            event,
+            skip_user: None,
+        }
+    }
+
+    fn message() -> StoredMessage {
+        StoredMessage {
+            id: Uuid::nil(),
+            room_id: Uuid::nil(),
+            seq: 42,
+            user_id: Uuid::nil(),
+            username: "john_doe".into(),
+            content: "hello there".into(),
+            client_msg_id: Some("c-1".into()),
+            created_at: datetime!(2026-11-25 15:31:02 UTC),
+        }
+    }
+
+    fn text(event: RoomEvent, prefixed: bool) -> String {
+        Codec::Text.event_frame(&broadcast(event), prefixed)
+    }
+
+    #[test]
+    fn text_events_are_the_seeds_lines() {
+        let joined = RoomEvent::Joined {
+            username: "john_doe".into(),
+        };
+        assert_eq!(
+            text(joined.clone(), false),
+            "[15:30:45] john_doe has joined the room"
+        );
+        assert_eq!(
+            text(joined, true),
+            "#general-chat [15:30:45] john_doe has joined the room"
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Left {
+                    username: "john_doe".into()
+                },
+                false
+            ),
+            "[15:30:45] john_doe has left the room"
+        );
+        assert_eq!(
+            text(RoomEvent::Message(message()), false),
+            "[15:31:02] john_doe: hello there"
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Deleted {
+                    by: "john_doe".into()
+                },
+                false
+            ),
+            "[15:30:45] Room 'general-chat' has been deleted by john_doe"
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Typing {
+                    username: "john_doe".into()
+                },
+                false
+            ),
+            "TYPING:john_doe"
+        );
+    }
+
+    #[test]
+    fn text_replies_are_the_seeds_lines() {
+        let welcome = Reply::Welcome {
+            room: "general-chat".into(),
+            last_seq: 0,
+            at: AT,
+        };
+        assert_eq!(
+            Codec::Text.reply_frames(None, &welcome, false),
+            ["[15:30:45] Welcome to room 'general-chat'!"]
+        );
+        assert_eq!(
+            Codec::Text.reply_frames(
+                None,
+                &Reply::LeftRoom {
+                    room: "general-chat".into()
+                },
+                false
+            ),
+            [
+                "You have left the room \"general-chat\"",
+                "ROOM_LEAVE_SUCCESS:You have successfully left the room"
+            ]
+        );
+        let room = RoomView {
+            name: "general".into(),
+            private: false,
+            id: Uuid::nil(),
+            members_online: 1,
+            created_by: Uuid::nil(),
+            created_at: AT,
+            member: true,
+        };
+        assert_eq!(
+            Codec::Text.reply_frames(None, &Reply::RoomCreated(room.clone()), false),
+            [
+                r#"ROOM_CREATE_SUCCESS:{"name":"general","private":false,"id":"00000000-0000-0000-0000-000000000000"}"#
+            ]
+        );
+        let list = Codec::Text.reply_frames(None, &Reply::Rooms(vec![room]), false);
+        assert!(
+            list[0].starts_with(r#"ROOMS_LIST:[{"name":"general","private":false,"id":"00000000-0000-0000-0000-000000000000""#),
+            "{}",
+            list[0]
+        );
+        let members = Reply::Members {
+            room: "general".into(),
+            members: vec![MemberView {
+                username: "john_doe".into(),
+                online: true,
+            }],
+        };
+        assert_eq!(
+            Codec::Text.reply_frames(None, &members, false),
+            [r#"MEMBERS_LIST:[{"username":"john_doe","online":true}]"#]
+        );
+        let mut hi = message();
+        hi.seq = 1;
+        hi.content = "hi".into();
+        let page = HistoryPage {
+            messages: vec![hi],
+            next_before: Some(1),
+            has_more: false,
+        };
+        assert_eq!(
+            Codec::Text.reply_frames(
+                None,
+                &Reply::History {
+                    room: "general".into(),
+                    page
+                },
+                false
+            ),
+            [
+                r#"MESSAGES:{"messages":[{"seq":1,"username":"john_doe","content":"hi","timestamp":"2026-11-25T15:31:02Z"}],"next_before":1,"has_more":false}"#
+            ]
+        );
+        assert!(
+            Codec::Text
+                .reply_frames(
+                    None,
+                    &Reply::Ack {
+                        room: "general".into(),
+                        seq: 1
+                    },
+                    false
+                )
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn errors_use_the_literal_texts() {
+        assert_eq!(
+            text::error(&Error::RoomNotFound),
+            "Error: room does not exist"
+        );
+        assert_eq!(
+            text::error(&Error::BadRoomPassword),
+            "Error: incorrect room password"
+        );
+        assert_eq!(
+            text::error(&Error::RateLimited),
+            "Error: rate limit exceeded"
+        );
+        assert_eq!(
+            text::error(&Error::RoomExists),
+            "Error: room already exists"
+        );
+        assert_eq!(
+            text::error(&Error::NotOwner),
+            "Error: only the room owner can delete it"
+        );
+        assert_eq!(
+            text::error(&Error::NotInRoom),
+            "Error: you are not in that room"
+        );
+        assert_eq!(
+            text::error(&Error::InvalidMessage),
+            "Error: invalid message format"
+        );
+        assert_eq!(
+            text::error(&Error::MessageTooLarge { max: 65536 }),
+            "Message rejected: message too large (max 65536 bytes)"
+        );
+        let frame: serde_json::Value =
+            serde_json::from_str(&json::error(Some("7"), &Error::RoomNotFound)).unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "error", "id": "7", "code": "room_not_found", "message": "room does not exist"})
+        );
+    }
+
+    #[test]
+    fn json_frames_carry_type_room_and_the_commands_id() {
+        let frame: serde_json::Value = serde_json::from_str(
+            &Codec::Json.event_frame(&broadcast(RoomEvent::Message(message())), false),
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "message", "room": "general-chat", "seq": 42, "id": Uuid::nil(), "username": "john_doe",
+                   "content": "hello there", "timestamp": "2026-11-25T15:31:02Z", "client_msg_id": "c-1"})
+        );
+        let ack = Codec::Json.reply_frames(
+            Some("abc"),
+            &Reply::Ack {
+                room: "general".into(),
+                seq: 42,
+            },
+            false,
+        );
+        let ack: serde_json::Value = serde_json::from_str(&ack[0]).unwrap();
+        assert_eq!(
+            ack,
+            json!({"type": "ack", "id": "abc", "room": "general", "seq": 42})
+        );
+        let welcome = Reply::Welcome {
+            room: "general".into(),
+            last_seq: 7,
+            at: AT,
+        };
+        let welcome: serde_json::Value =
+            serde_json::from_str(&Codec::Json.reply_frames(None, &welcome, true)[0]).unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["last_seq"], 7);
+    }
+
+    #[test]
+    fn message_content_is_never_interpreted() {
+        let mut evil = message();
+        evil.content = "<script>alert(1)</script>\n\u{1b}[31m\"quoted\"".into();
+        let frame = Codec::Json.event_frame(&broadcast(RoomEvent::Message(evil.clone())), false);
+        let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(parsed["content"], evil.content.as_str());
+    }
+}

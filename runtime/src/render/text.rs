@@ -1,0 +1,124 @@
+//! The text protocol (PROTOCOL §4, the seed's formats): one line per frame, room-scoped lines prefixed `#<room> `
+//! when the connection has joined several rooms, times as `HH:MM:SS` UTC.
+
+use palaver_handlers::Error;
+use palaver_handlers::event::{Broadcast, MemberView, Reply, RoomEvent, RoomView};
+use palaver_handlers::model::{HistoryPage, StoredMessage};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// `HH:MM:SS` in UTC, the text protocol's clock.
+fn clock(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+/// RFC 3339 in UTC, whole seconds (`2026-11-25T15:31:02Z`), as the text protocol's history shows it.
+fn seconds_timestamp(at: OffsetDateTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn prefix(room: &str, prefixed: bool) -> String {
+    if prefixed {
+        format!("#{room} ")
+    } else {
+        String::new()
+    }
+}
+
+fn message_line(room: &str, message: &StoredMessage, prefixed: bool) -> String {
+    format!(
+        "{}[{}] {}: {}",
+        prefix(room, prefixed),
+        clock(message.created_at),
+        message.username,
+        message.content
+    )
+}
+
+/// The line for a room event.
+pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
+    let room = broadcast.room.as_str();
+    let at = broadcast.at;
+    let prefix = prefix(room, prefixed);
+    match &broadcast.event {
+        RoomEvent::Joined { username } => {
+            format!("{prefix}[{}] {username} has joined the room", clock(at))
+        }
+        RoomEvent::Left { username } => {
+            format!("{prefix}[{}] {username} has left the room", clock(at))
+        }
+        RoomEvent::Message(message) => message_line(room, message, prefixed),
+        RoomEvent::Deleted { by } => {
+            format!(
+                "{prefix}[{}] Room '{room}' has been deleted by {by}",
+                clock(at)
+            )
+        }
+        RoomEvent::Typing { username } => format!("{prefix}TYPING:{username}"),
+    }
+}
+
+/// The line for an error: the seed's exact sentences.
+pub fn error(error: &Error) -> String {
+    match error {
+        Error::MessageTooLarge { .. } => format!("Message rejected: {error}"),
+        other => format!("Error: {other}"),
+    }
+}
+
+fn history(page: &HistoryPage) -> String {
+    let messages: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| {
+            json!({"seq": m.seq, "username": m.username, "content": m.content, "timestamp": seconds_timestamp(m.created_at)})
+        })
+        .collect();
+    let body =
+        json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more});
+    format!("MESSAGES:{body}")
+}
+
+fn created(room: &RoomView) -> String {
+    let body = json!({"name": room.name, "private": room.private, "id": room.id});
+    format!("ROOM_CREATE_SUCCESS:{body}")
+}
+
+fn list<T: Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn members(members: &[MemberView]) -> String {
+    format!("MEMBERS_LIST:{}", list(members))
+}
+
+/// The lines for a reply; `prefixed` when the connection is in several rooms.
+pub fn reply(reply: &Reply, prefixed: bool) -> Vec<String> {
+    match reply {
+        Reply::Welcome { room, at, .. } => {
+            vec![format!(
+                "{}[{}] Welcome to room '{room}'!",
+                prefix(room, prefixed),
+                clock(*at)
+            )]
+        }
+        Reply::Message { room, message } => vec![message_line(room, message, prefixed)],
+        Reply::LeftRoom { room } => vec![
+            format!("You have left the room \"{room}\""),
+            "ROOM_LEAVE_SUCCESS:You have successfully left the room".to_owned(),
+        ],
+        Reply::RoomCreated(room) => vec![created(room)],
+        Reply::Rooms(rooms) => vec![format!("ROOMS_LIST:{}", list(rooms))],
+        Reply::History { page, .. } => vec![history(page)],
+        Reply::Members { members: list, .. } => vec![members(list)],
+        // The text protocol has no acknowledgement: the sender sees its own message arrive.
+        Reply::Ack { .. } | Reply::CaughtUp { .. } => Vec::new(),
+        Reply::Error(err) => vec![error(err)],
+    }
+}
