@@ -1,0 +1,190 @@
+//! Rooms and their members.
+
+use palaver_handlers::StoreError;
+use palaver_handlers::model::{Member, NewRoom, Room};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use super::convert::{member_from_row, pg_error, room_from_row, to_micros};
+
+/// The key room names are unique by: Unicode lower case, computed here because what the database's lower() folds
+/// depends on its locale.
+fn room_name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Stores a room and makes its owner a member; a taken name (ignoring case) is a conflict.
+pub(super) async fn create_room(store: &PostgresStore, room: NewRoom) -> Result<Room, StoreError> {
+    let room = Room {
+        id: room.id,
+        name: room.name,
+        private: room.private,
+        password_hash: room.password_hash,
+        owner_id: room.owner_id,
+        created_at: to_micros(room.created_at),
+        last_seq: 0,
+    };
+    // One statement, so one transaction: the room and its owner's membership are stored together or not at all.
+    store
+        .execute(
+            "WITH room AS (
+                 INSERT INTO rooms (id, name, name_key, private, password_hash, owner_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING id, owner_id, created_at
+             )
+             INSERT INTO room_members (room_id, user_id, joined_at) SELECT id, owner_id, created_at FROM room",
+            &[
+                &room.id,
+                &room.name,
+                &room_name_key(&room.name),
+                &room.private,
+                &room.password_hash,
+                &room.owner_id,
+                &room.created_at,
+            ],
+        )
+        .await?;
+    Ok(room)
+}
+
+/// The room with this name, ignoring case.
+pub(super) async fn room_by_name(
+    store: &PostgresStore,
+    name: &str,
+) -> Result<Option<Room>, StoreError> {
+    let row = store
+        .query_opt(
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms WHERE name_key = $1",
+            &[&room_name_key(name)],
+        )
+        .await?;
+    row.as_ref()
+        .map(room_from_row)
+        .transpose()
+        .map_err(pg_error)
+}
+
+/// Every room, oldest first (creation order breaks ties).
+pub(super) async fn list_rooms(store: &PostgresStore) -> Result<Vec<Room>, StoreError> {
+    let rows = store
+        .query(
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+                 ORDER BY created_at, position",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(room_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)
+}
+
+/// How many rooms `owner_id` owns.
+pub(super) async fn count_rooms_owned(
+    store: &PostgresStore,
+    owner_id: Uuid,
+) -> Result<u64, StoreError> {
+    let row = store
+        .query_one(
+            "SELECT count(*) FROM rooms WHERE owner_id = $1",
+            &[&owner_id],
+        )
+        .await?;
+    row.try_get::<_, i64>(0)
+        .map(i64::unsigned_abs)
+        .map_err(pg_error)
+}
+
+/// Deletes a room with its messages and memberships; `false` if there was no such room.
+pub(super) async fn delete_room(store: &PostgresStore, room_id: Uuid) -> Result<bool, StoreError> {
+    // The room's messages and memberships go with it (ON DELETE CASCADE), in this one statement. Deleting the
+    // row waits for a batch holding the room's lock to commit, and that batch's messages go too.
+    let deleted = store
+        .execute("DELETE FROM rooms WHERE id = $1", &[&room_id])
+        .await?;
+    Ok(deleted > 0)
+}
+
+/// Makes `user_id` a member of `room_id`; `false` if they were one already.
+pub(super) async fn add_member(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let added = store
+        .execute(
+            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (room_id, user_id) DO NOTHING",
+            &[&room_id, &user_id, &to_micros(at)],
+        )
+        .await?;
+    Ok(added > 0)
+}
+
+/// Ends a membership; `false` if there was none.
+pub(super) async fn remove_member(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, StoreError> {
+    let removed = store
+        .execute(
+            "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2",
+            &[&room_id, &user_id],
+        )
+        .await?;
+    Ok(removed > 0)
+}
+
+/// Whether `user_id` is a member of `room_id`.
+pub(super) async fn is_member(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, StoreError> {
+    let row = store
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
+            &[&room_id, &user_id],
+        )
+        .await?;
+    row.try_get(0).map_err(pg_error)
+}
+
+/// The ids of the rooms `user_id` is a member of.
+pub(super) async fn rooms_of_member(
+    store: &PostgresStore,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    let rows = store
+        .query(
+            "SELECT room_id FROM room_members WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)
+}
+
+/// The members of `room_id`, by username ignoring case.
+pub(super) async fn members(
+    store: &PostgresStore,
+    room_id: Uuid,
+) -> Result<Vec<Member>, StoreError> {
+    let rows = store
+        .query(
+            r#"SELECT u.id, u.username FROM room_members rm JOIN users u ON u.id = rm.user_id
+                   WHERE rm.room_id = $1
+                   ORDER BY lower(u.username COLLATE "C")"#,
+            &[&room_id],
+        )
+        .await?;
+    rows.iter()
+        .map(member_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)
+}
