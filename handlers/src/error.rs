@@ -400,6 +400,130 @@ mod tests {
     use super::*;
 
     #[test]
+    fn transport_errors_have_their_code_kind_and_literal_text() {
+        use std::time::Duration;
+        let cases = [
+            (
+                Error::TooManyRequests {
+                    retry_after: Duration::from_secs(3),
+                },
+                "rate_limited",
+                ErrorKind::RateLimited,
+                "too many requests; retry later",
+            ),
+            (
+                Error::TooManyConnections(ConnectionCap::PerUser),
+                "rate_limited",
+                ErrorKind::RateLimited,
+                "too many open connections for this user",
+            ),
+            (
+                Error::TooManyConnections(ConnectionCap::PerAddress),
+                "rate_limited",
+                ErrorKind::RateLimited,
+                "too many open connections from this address",
+            ),
+            (
+                Error::CsrfFailed,
+                "csrf_failed",
+                ErrorKind::Forbidden,
+                "this request needs the session's CSRF token in X-CSRF-Token",
+            ),
+            (
+                Error::ForbiddenOrigin,
+                "forbidden_origin",
+                ErrorKind::Forbidden,
+                "this origin may not open a WebSocket",
+            ),
+            (
+                Error::InvalidTicket,
+                "invalid_ticket",
+                ErrorKind::Unauthenticated,
+                "the ticket is invalid, used or expired",
+            ),
+            (
+                Error::BadHandshake,
+                "bad_handshake",
+                ErrorKind::Invalid,
+                "not a valid WebSocket handshake",
+            ),
+            (
+                Error::WrongWebSocketVersion,
+                "bad_handshake",
+                ErrorKind::UpgradeRequired,
+                "WebSocket version 13 is required",
+            ),
+            (
+                Error::WebSocketNeedsGet,
+                "method_not_allowed",
+                ErrorKind::MethodNotAllowed,
+                "use GET to open a WebSocket",
+            ),
+            (
+                Error::WebClientNeedsGet,
+                "method_not_allowed",
+                ErrorKind::MethodNotAllowed,
+                "use GET for the web client's files",
+            ),
+            (
+                Error::MethodNotAllowed,
+                "method_not_allowed",
+                ErrorKind::MethodNotAllowed,
+                "method not allowed on this route",
+            ),
+            (
+                Error::NoSuchRoute,
+                "not_found",
+                ErrorKind::NotFound,
+                "no such route",
+            ),
+            (
+                Error::PayloadTooLarge,
+                "payload_too_large",
+                ErrorKind::TooLarge,
+                "request body is too large",
+            ),
+            (
+                Error::LengthRequired,
+                "length_required",
+                ErrorKind::LengthRequired,
+                "a Content-Length header is required",
+            ),
+            (
+                Error::UnsupportedMediaType,
+                "unsupported_media_type",
+                ErrorKind::UnsupportedMediaType,
+                "request body must be JSON (Content-Type: application/json)",
+            ),
+            (
+                Error::BadRequest,
+                "invalid_request",
+                ErrorKind::Invalid,
+                "the request could not be understood",
+            ),
+            (
+                Error::HeadersTooLarge,
+                "headers_too_large",
+                ErrorKind::HeadersTooLarge,
+                "request headers are too large",
+            ),
+            (
+                Error::MetricsTokenRequired,
+                "unauthorized",
+                ErrorKind::Unauthenticated,
+                "a metrics token is required",
+            ),
+        ];
+        for (error, code, kind, text) in cases {
+            assert_eq!(
+                (error.code(), error.kind(), error.to_string().as_str()),
+                (code, kind, text),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_credentials_has_the_seeds_literal_text() {
         assert_eq!(
             Error::MissingCredentials.to_string(),

@@ -77,7 +77,7 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("configuration could not be read: {0}")]
     Load(#[from] config::ConfigError),
-    #[error("invalid setting {key}: {reason}")]
+    #[error("invalid setting {key} (PALAVER_{}): {reason}", key.to_uppercase())]
     Invalid { key: &'static str, reason: String },
 }
 
@@ -127,15 +127,45 @@ impl Settings {
                 reason: "must be between 4 and 31".into(),
             });
         }
-        if self.db_pool_size == 0 {
+        let counts: [(&'static str, u64); 16] = [
+            ("db_pool_size", self.db_pool_size as u64),
+            ("token_ttl_secs", self.token_ttl_secs),
+            ("ping_interval_secs", self.ping_interval_secs),
+            ("ws_message_limit", u64::from(self.ws_message_limit)),
+            ("ws_message_window_ms", self.ws_message_window_ms),
+            ("ws_flood_refusals", u64::from(self.ws_flood_refusals)),
+            (
+                "http_requests_per_minute",
+                u64::from(self.http_requests_per_minute),
+            ),
+            (
+                "registrations_per_hour",
+                u64::from(self.registrations_per_hour),
+            ),
+            ("login_failure_limit", u64::from(self.login_failure_limit)),
+            (
+                "login_ip_failure_limit",
+                u64::from(self.login_ip_failure_limit),
+            ),
+            ("login_failure_window_secs", self.login_failure_window_secs),
+            (
+                "room_password_attempts",
+                u64::from(self.room_password_attempts),
+            ),
+            ("room_password_window_secs", self.room_password_window_secs),
+            (
+                "ws_connections_per_user",
+                u64::from(self.ws_connections_per_user),
+            ),
+            (
+                "ws_connections_per_ip",
+                u64::from(self.ws_connections_per_ip),
+            ),
+            ("outbound_queue_frames", self.outbound_queue_frames as u64),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid {
-                key: "db_pool_size",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.token_ttl_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "token_ttl_secs",
+                key,
                 reason: "must be at least 1".into(),
             });
         }
@@ -145,42 +175,10 @@ impl Settings {
                 reason: "\"*\" would let any site use visitors' sessions; list the origins in production".into(),
             });
         }
-        if self.ping_interval_secs == 0 || self.pong_timeout_secs <= self.ping_interval_secs {
+        if self.pong_timeout_secs <= self.ping_interval_secs {
             return Err(ConfigError::Invalid {
                 key: "pong_timeout_secs",
-                reason: "must be longer than ping_interval_secs, which must be at least 1".into(),
-            });
-        }
-        if self.ws_message_limit == 0
-            || self.ws_message_window_ms == 0
-            || self.ws_flood_refusals == 0
-        {
-            return Err(ConfigError::Invalid {
-                key: "ws_message_limit",
-                reason: "ws_message_limit, ws_message_window_ms and ws_flood_refusals must be at least 1".into(),
-            });
-        }
-        if self.http_requests_per_minute == 0
-            || self.registrations_per_hour == 0
-            || self.login_failure_limit == 0
-            || self.login_ip_failure_limit == 0
-            || self.login_failure_window_secs == 0
-            || self.room_password_attempts == 0
-            || self.room_password_window_secs == 0
-            || self.ws_connections_per_user == 0
-            || self.ws_connections_per_ip == 0
-        {
-            return Err(ConfigError::Invalid {
-                key: "http_requests_per_minute",
-                reason: "the HTTP, login, room password and connection limits and their windows must be at \
-                         least 1"
-                    .into(),
-            });
-        }
-        if self.outbound_queue_frames == 0 {
-            return Err(ConfigError::Invalid {
-                key: "outbound_queue_frames",
-                reason: "must be at least 1".into(),
+                reason: "must be longer than ping_interval_secs".into(),
             });
         }
         if self.env == Mode::Production && self.jwt_secret.len() < MIN_JWT_SECRET_BYTES {
@@ -291,6 +289,41 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("allowed_origins")
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_under_its_own_name() {
+        for key in [
+            "db_pool_size",
+            "token_ttl_secs",
+            "ping_interval_secs",
+            "ws_message_limit",
+            "ws_message_window_ms",
+            "ws_flood_refusals",
+            "http_requests_per_minute",
+            "registrations_per_hour",
+            "login_failure_limit",
+            "login_ip_failure_limit",
+            "login_failure_window_secs",
+            "room_password_attempts",
+            "room_password_window_secs",
+            "ws_connections_per_user",
+            "ws_connections_per_ip",
+            "outbound_queue_frames",
+        ] {
+            let variable = format!("PALAVER_{}", key.to_uppercase());
+            let err = Settings::load_from(vars(&[(&variable, "0")])).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid setting {key} ({variable}): must be at least 1")
+            );
+        }
+        let err = Settings::load_from(vars(&[("PALAVER_PONG_TIMEOUT_SECS", "30")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid setting pong_timeout_secs (PALAVER_PONG_TIMEOUT_SECS)"),
+            "{err}"
         );
     }
 
