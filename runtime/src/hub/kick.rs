@@ -24,12 +24,17 @@ impl Kick {
         self.notify.notify_one();
     }
 
+    /// The close asked for, if the session has been asked to end.
+    pub fn requested(&self) -> Option<Close> {
+        let requested = self.close.load(Ordering::SeqCst);
+        requested.checked_sub(1).and_then(Close::from_index)
+    }
+
     /// Resolves with the close to send once the session has been asked to end.
     pub async fn kicked(&self) -> Close {
         loop {
             self.notify.notified().await;
-            let requested = self.close.load(Ordering::SeqCst);
-            if let Some(close) = requested.checked_sub(1).and_then(Close::from_index) {
+            if let Some(close) = self.requested() {
                 return close;
             }
         }
@@ -44,6 +49,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_request_wins() {
         let kick = Kick::default();
+        assert_eq!(kick.requested(), None);
         kick.kick(Close::TokenRevoked);
         kick.kick(Close::SlowConsumer);
         let close = tokio::time::timeout(Duration::from_secs(1), kick.kicked())
