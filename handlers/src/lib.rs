@@ -5,13 +5,17 @@
 //! WebSocket frames into calls of these functions.
 //!
 //! ## Layout
-//! - [`context`] — the `Context` trait and the traits it is made of (`Store`, `Credentials`, `Clock`).
-//! - [`event`] — what actions emit: replies to the caller, broadcasts to a room.
-//! - [`model`] — users, rooms, messages, the principal: plain data.
+//! - [`context`] — the `Context` trait and its seven parts: `Store` (the durable record), `Credentials` (bcrypt and
+//!   tokens), `Clock`, `Hub` (this node's subscriptions and delivery), `Limits`, `MessageLog` (posting: stored, then
+//!   delivered in seq order) and `Guard` (throttled attempts and the audit trail).
+//! - [`command`] — the `Command` enum every WebSocket frame decodes into: the single dispatch point.
+//! - [`actions`] — one file per wire command or route, named after it, holding its rule and its unit tests.
+//! - [`event`] — what actions emit: replies to the caller, broadcasts to a room, the `Outcome` of a command.
+//! - [`model`] — users, rooms, messages, the principal, security events: plain data.
 //! - [`validate`] — the protocol's validation rules, one function per field.
-//! - [`error`] — the one error enum; each variant knows its code, kind and text.
-//! - [`actions`] — one module per action, each with its unit tests.
-//! - `testing` (feature `testing`): an in-memory context for unit tests.
+//! - [`error`] — every error a client can see, with its code, kind and literal text.
+//! - `testing` (feature `testing`) — in-memory implementations of every part of the context, one file each, and the
+//!   fixtures the actions' tests share.
 
 pub mod actions;
 pub mod command;
