@@ -1,8 +1,11 @@
-//! Helpers for Palaver's black-box tests: databases to test against and a server on a free port.
+//! Helpers for Palaver's black-box tests: databases to test against, a server on a free port, WebSocket clients, and a
+//! proxy that takes a dependency away from a running server.
 
 pub mod api;
 pub mod pg;
+pub mod pipe;
 pub mod process;
+pub mod proxy;
 pub mod server;
 pub mod ws;
 
