@@ -13,14 +13,30 @@ pub use server::{Engine, TEST_JWT_SECRET, TestServer};
 
 /// Generates `sqlite::<name>` and `postgres::<name>` tokio tests from async functions taking an [`Engine`]; the
 /// calling module must have `Engine` in scope.
+///
+/// Tests that only mean something on PostgreSQL (a database server that becomes unreachable, say) follow a `;` and
+/// `postgres only:`. They are async functions without arguments and become `postgres::<name>` alone, so no SQLite
+/// test reports ok without having run:
+///
+/// ```text
+/// palaver_integration_tests::on_every_engine!(
+///     messages_are_ordered,
+///     ; postgres only:
+///     a_lost_database_fails_posts,
+/// );
+/// ```
 #[macro_export]
 macro_rules! on_every_engine {
-    ($($test:ident),* $(,)?) => {
+    ($($test:ident,)* ; postgres only: $($postgres_only:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test] async fn $test() { super::$test(super::Engine::Sqlite).await })*
         }
         mod postgres {
             $(#[tokio::test] async fn $test() { super::$test(super::Engine::Postgres).await })*
+            $(#[tokio::test] async fn $postgres_only() { super::$postgres_only().await })*
         }
+    };
+    ($($test:ident),* $(,)?) => {
+        $crate::on_every_engine!($($test,)* ; postgres only:);
     };
 }
