@@ -352,8 +352,18 @@ async fn a_reader_resumes_mid_stream_without_gap_or_duplicate(engine: Engine) {
     let final_seq = acked_seqs.last().copied().unwrap_or_default();
     assert_gapless("the union of all acks", &acked_seqs, final_seq);
     read_messages(&mut reader, &mut last, final_seq).await;
-    // Nothing after the last message: no late duplicate of a held or replayed one.
-    reader.expect_silence().await;
+    // Nothing after the last message: no late duplicate of a held or replayed one. The sentinel is one more message,
+    // so a duplicate that a later delivery would let out is caught too: the reader's very next frame must be it.
+    let sentinel = &mut open[0];
+    post_key(sentinel, RESUME_ROOM, "sentinel", "sentinel").await;
+    let sentinel_seq = await_ack(sentinel, "sentinel").await;
+    assert_eq!(
+        sentinel_seq,
+        final_seq + 1,
+        "the sentinel follows the last ack"
+    );
+    expect_keyed_message(&mut reader, sentinel_seq, "sender_0", "sentinel").await;
+    reader.expect_nothing_before_sentinel().await;
     eprintln!(
         "{engine:?}: {final_seq} messages, {RESUMES} resumes of ≥{MISSED} missed messages, in {:?}",
         started.elapsed()
@@ -536,7 +546,9 @@ async fn retries_with_the_same_client_msg_id_are_stored_once(engine: Engine) {
     }
     expect_keyed_message(&mut other, jane_seq, "jane_doe", "k-1").await;
     expect_ack(&mut other, "o1", room, jane_seq).await;
-    other.expect_silence().await;
+    // Every post above was acknowledged, and a message is delivered before it is acknowledged: a second delivery of any
+    // of them would already be queued ahead of the sentinel.
+    other.expect_nothing_before_sentinel().await;
 
     // History shows each message once.
     other
@@ -932,9 +944,15 @@ async fn an_unreachable_database_fails_posts_and_uses_no_seq() {
     expect_keyed_message(&mut chat.sender, 2, "john_doe", "k-2").await;
     expect_ack(&mut chat.sender, "m3", room, 2).await;
     expect_keyed_message(&mut chat.other, 2, "john_doe", "k-2").await;
-    chat.other.expect_silence().await;
     let stored = chat.stored_keys().await;
     assert_eq!(stored, [(2, "k-2".into()), (1, "k-1".into())]);
+    // The sentinel is john's next message. The writer settles a post whose outcome it does not know before it commits
+    // anything newer, and delivers in commit order: had the refused post been stored and delivered late after all, it
+    // would reach jane before the sentinel, which would not be seq 3.
+    post_key(&mut chat.sender, room, "k-3", "m4").await;
+    expect_keyed_message(&mut chat.sender, 3, "john_doe", "k-3").await;
+    expect_ack(&mut chat.sender, "m4", room, 3).await;
+    expect_keyed_message(&mut chat.other, 3, "john_doe", "k-3").await;
 }
 
 async fn a_commit_whose_answer_is_lost_leaves_no_gap() {
