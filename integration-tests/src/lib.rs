@@ -40,3 +40,18 @@ macro_rules! on_every_engine {
         $crate::on_every_engine!($($test,)* ; postgres only:);
     };
 }
+
+/// Generates `embedded::<name>` tokio tests (multi-threaded, two workers) running async functions taking an [`Engine`]
+/// on SQLite only: for tests of what does not depend on the database (the transport, HTTP limits), where a second
+/// engine would double the time and prove nothing more. The calling module must have `Engine` in scope.
+#[macro_export]
+macro_rules! on_sqlite_only {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() { super::$test(super::Engine::Sqlite).await }
+            )*
+        }
+    };
+}

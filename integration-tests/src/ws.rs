@@ -293,6 +293,17 @@ impl WsClient {
         frame
     }
 
+    /// The next JSON frame answering command `id` (carrying that id); frames before it (events, other answers) are
+    /// skipped.
+    pub async fn answer_to(&mut self, id: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["id"] == id {
+                return frame;
+            }
+        }
+    }
+
     /// The next text frame with its `prefix` (e.g. `MESSAGES:`) removed and the rest parsed as JSON.
     pub async fn expect_prefixed_json(&mut self, prefix: &str) -> Value {
         let text = self.next_text().await;
