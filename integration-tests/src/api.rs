@@ -24,6 +24,15 @@ impl Client {
         })
     }
 
+    /// A server on `engine` with extra `PALAVER_*` settings (see [`TestServer::start_with`]) and a client.
+    pub async fn start_with(engine: Engine, extra: &[(&str, &str)]) -> Option<Client> {
+        let server = TestServer::start_with(engine, extra).await?;
+        Some(Client {
+            server,
+            http: reqwest::Client::new(),
+        })
+    }
+
     /// POSTs JSON without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
@@ -85,6 +94,20 @@ impl Client {
     pub async fn delete_as(&self, token: &str, path: &str) -> (StatusCode, Value) {
         let request = self.http.delete(self.server.url(path)).bearer_auth(token);
         read(request.send().await.expect("request sent")).await
+    }
+
+    /// The usernames `GET /api/rooms/{room}/members` lists, asked with `token`.
+    pub async fn member_names(&self, token: &str, room: &str) -> Vec<String> {
+        let (status, body) = self
+            .get(&format!("/api/rooms/{room}/members"), Some(token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array()
+            .or_else(|| body["members"].as_array())
+            .expect("a member list")
+            .iter()
+            .filter_map(|member| member["username"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Registers and logs in `username`; returns the token.

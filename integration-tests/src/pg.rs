@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use testcontainers::core::wait::LogWaitStrategy;
@@ -145,6 +146,25 @@ pub async fn fresh_database_url() -> Option<PgDatabase> {
          (or make Docker available) to run it"
     );
     None
+}
+
+/// The TCP address of the PostgreSQL server `url` names (its first host), e.g. to put a
+/// [`crate::proxy::Proxy`] in front of it.
+///
+/// # Panics
+/// When `url` does not parse, names a Unix socket rather than a TCP host, or its host does not resolve.
+pub async fn server_addr(url: &str) -> SocketAddr {
+    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        other => panic!("expected a TCP host in the PostgreSQL URL, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .expect("the PostgreSQL host resolves")
+        .next()
+        .expect("an address for the PostgreSQL host")
 }
 
 /// Whether a Docker daemon looks reachable.

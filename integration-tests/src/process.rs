@@ -4,6 +4,9 @@
 //! The binary is built once per test process with `cargo build -p palaver-runtime --bin palaver`, in the profile the
 //! tests were built in; cargo names the executable it produced, so no path is guessed.
 //!
+//! The child binds `127.0.0.1:0` itself and the test learns the port from the child's log (the `palaver is listening`
+//! line), so no port is picked, released and raced for by another process in between.
+//!
 //! ```no_run
 //! # async fn example() {
 //! use palaver_integration_tests::{Engine, process::ServerProcess};
@@ -14,7 +17,7 @@
 //! # }
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use tokio::sync::OnceCell;
 use crate::pg::{self, PgDatabase};
 use crate::{Engine, TEST_JWT_SECRET};
 
-/// How long a started server may take to answer `GET /healthz`.
+/// How long a started server may take to log its address and then to answer `GET /healthz`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long building the binary may take (a cold build of the runtime in debug).
@@ -94,18 +97,34 @@ async fn build_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("cargo named no palaver executable:\n{stdout}"))
 }
 
-/// A free port on 127.0.0.1 (free when asked; the server binds it a moment later).
-fn free_local_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
+/// The log filter a child runs with unless a test sets `PALAVER_LOG`: warnings and errors, plus the info line that
+/// names the address the server bound.
+pub const DEFAULT_LOG_FILTER: &str = "warn,palaver_runtime::server=info";
+
+/// The message of the line the server logs once it listens, with its address in the `local_addr` field.
+const LISTENING: &str = "palaver is listening";
+
+/// The address in the server's `palaver is listening` log line, in the JSON format (`fields.local_addr`) or the
+/// pretty one (`… palaver is listening local_addr=127.0.0.1:PORT`); `None` for any other line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        let fields = &event["fields"];
+        if fields["message"] != LISTENING {
+            return None;
+        }
+        return fields["local_addr"].as_str()?.parse().ok();
+    }
+    let (_, after) = line.split_once(LISTENING)?;
+    let (_, addr) = after.split_once("local_addr=")?;
+    addr.split_whitespace().next()?.parse().ok()
 }
 
 /// The `palaver` binary running as a child process on a database that outlives it: SQLite in a temporary directory,
 /// or a fresh PostgreSQL schema (see [`crate::pg`]). Killed when dropped.
 pub struct ServerProcess {
     child: Option<Child>,
-    addr: SocketAddr,
+    /// The address of the current (or last) run, as its log named it.
+    addr: Option<SocketAddr>,
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     /// How many times the binary was started, to name each run's log.
@@ -116,8 +135,10 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Builds the binary if needed and starts it on `engine` with test settings (a fixed JWT secret, so tokens
-    /// survive a restart; bcrypt cost 4; logs at `warn`) plus `extra` `PALAVER_*` settings; waits for `/healthz`.
-    /// `None` when PostgreSQL was asked for and is not available outside CI (see [`crate::pg`]).
+    /// survive a restart; bcrypt cost 4; JSON logs filtered with [`DEFAULT_LOG_FILTER`]) plus `extra` `PALAVER_*`
+    /// settings; waits until it logs its address and answers `/healthz`. A `PALAVER_LOG` in `extra` must keep the
+    /// `info` line of `palaver_runtime::server`; `PALAVER_LOG_FORMAT=pretty` is fine. `None` when PostgreSQL was asked
+    /// for and is not available outside CI (see [`crate::pg`]).
     pub async fn start(engine: Engine, extra: &[(&str, &str)]) -> Option<ServerProcess> {
         let dir = tempfile::tempdir().expect("a temporary directory for the test database");
         let database = match engine {
@@ -140,7 +161,9 @@ impl ServerProcess {
             ("PALAVER_DB_POOL_SIZE".into(), "4".into()),
             ("PALAVER_BCRYPT_COST".into(), "4".into()),
             ("PALAVER_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
-            ("PALAVER_LOG".into(), "warn".into()),
+            ("PALAVER_LOG".into(), DEFAULT_LOG_FILTER.into()),
+            ("PALAVER_LOG_FORMAT".into(), "json".into()),
+            ("PALAVER_LISTEN".into(), "127.0.0.1:0".into()),
         ];
         env.extend(
             extra
@@ -149,7 +172,7 @@ impl ServerProcess {
         );
         let mut server = ServerProcess {
             child: None,
-            addr: free_local_addr(),
+            addr: None,
             env,
             dir,
             runs: 0,
@@ -159,17 +182,17 @@ impl ServerProcess {
         Some(server)
     }
 
-    /// Starts the binary on a fresh port with this server's settings and waits until `/healthz` answers 200.
+    /// Starts the binary with this server's settings on a port it picks, learns the port from its log, and waits
+    /// until `/healthz` answers 200.
     async fn launch(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
         let binary = palaver_binary().await;
         self.runs += 1;
-        self.addr = free_local_addr();
+        self.addr = None;
         let log_path = self.log_path();
         let log = std::fs::File::create(&log_path).expect("a log file in the temporary directory");
         let mut command = self.palaver(binary);
         command
-            .env("PALAVER_LISTEN", self.addr.to_string())
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log file, twice"))
@@ -177,6 +200,7 @@ impl ServerProcess {
             .kill_on_drop(true);
         let child = command.spawn().expect("the palaver binary starts");
         self.child = Some(child);
+        self.addr = Some(self.wait_listening().await);
         self.wait_healthy().await;
     }
 
@@ -216,6 +240,35 @@ impl ServerProcess {
     /// What the current run has logged so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Reads the current run's log until its `palaver is listening` line names the address; panics, with the log,
+    /// when the process exits first or no such line appears within [`START_TIMEOUT`]. Only whole lines count: the
+    /// one being written may still lack digits of its port.
+    async fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut poll = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            poll.tick().await;
+            let log = self.log();
+            let whole = log.rsplit_once('\n').map_or("", |(whole, _)| whole);
+            if let Some(addr) = whole.lines().find_map(listening_addr) {
+                return addr;
+            }
+            let child = self.child.as_mut().expect("a started server");
+            if let Some(status) = child.try_wait().expect("the child's status") {
+                panic!(
+                    "palaver exited ({status}) before it logged {LISTENING:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "palaver logged no {LISTENING:?} line with its local_addr within {START_TIMEOUT:?} (a PALAVER_LOG \
+                 must let `palaver_runtime::server=info` through); its log:\n{}",
+                self.log()
+            );
+        }
     }
 
     /// Polls `/healthz` until it answers 200; panics, with the server's log, when the process exits first or the
@@ -258,7 +311,8 @@ impl ServerProcess {
         child.kill().await.expect("SIGKILL is delivered");
     }
 
-    /// Starts the server again on the same database and settings (on a new port: see [`ServerProcess::addr`]).
+    /// Starts the server again on the same database and settings, on a new port it picks and logs (see
+    /// [`ServerProcess::addr`]).
     pub async fn restart(&mut self) {
         self.launch().await;
     }
@@ -268,13 +322,37 @@ impl ServerProcess {
         self.child.as_ref().and_then(|child| child.id())
     }
 
-    /// The address the current run listens on.
+    /// The address the current run listens on (after a kill, the last run's).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.expect("the server was started")
     }
 
     /// `http://127.0.0.1:<port><path>` of the current run.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("http://{}{}", self.addr(), path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_address_is_read_from_either_log_format() {
+        let json = r#"{"timestamp":"2026-11-25T15:30:45.123456Z","level":"INFO","fields":{"message":"palaver is listening","local_addr":"127.0.0.1:40123"},"target":"palaver_runtime::server"}"#;
+        let pretty = "2026-11-25T15:30:45.123456Z  INFO palaver_runtime::server: palaver is listening \
+                      local_addr=127.0.0.1:40124";
+        let addr = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(listening_addr(json), addr(40123));
+        assert_eq!(listening_addr(pretty), addr(40124));
+        let others = [
+            r#"{"level":"WARN","fields":{"message":"cannot raise the open file limit"},"target":"palaver"}"#,
+            r#"{"level":"INFO","fields":{"message":"palaver is listening"},"target":"palaver_runtime::server"}"#,
+            "2026-11-25T15:30:45Z  WARN palaver_runtime::server: accept failed error=too many open files",
+            "",
+        ];
+        for line in others {
+            assert_eq!(listening_addr(line), None, "{line}");
+        }
     }
 }

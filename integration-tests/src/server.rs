@@ -40,6 +40,28 @@ impl TestServer {
             Engine::Sqlite => None,
             Engine::Postgres => Some(pg::fresh_database_url().await?),
         };
+        let database_url = database
+            .as_ref()
+            .map(|db| db.url().to_owned())
+            .unwrap_or_default();
+        Some(Self::launch(dir, &database_url, database, extra).await)
+    }
+
+    /// A server on the PostgreSQL database at `url`, which the caller provides and keeps alive for as long as the
+    /// server runs (e.g. a [`PgDatabase`] reached through a [`crate::proxy::Proxy`]), with extra `PALAVER_*` settings.
+    pub async fn start_on_postgres(url: &str, extra: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory for the server");
+        Self::launch(dir, url, None, extra).await
+    }
+
+    /// Starts the server with test settings on `database_url` (empty: SQLite in `dir`); `database` is kept until
+    /// the server is gone.
+    async fn launch(
+        dir: tempfile::TempDir,
+        database_url: &str,
+        database: Option<PgDatabase>,
+        extra: &[(&str, &str)],
+    ) -> TestServer {
         let sqlite_path = dir.path().join("palaver.db");
         let mut vars: Vec<(String, String)> = vec![
             ("PALAVER_LISTEN".into(), "127.0.0.1:0".into()),
@@ -47,13 +69,7 @@ impl TestServer {
                 "PALAVER_SQLITE_PATH".into(),
                 sqlite_path.display().to_string(),
             ),
-            (
-                "PALAVER_DATABASE_URL".into(),
-                database
-                    .as_ref()
-                    .map(|db| db.url().to_owned())
-                    .unwrap_or_default(),
-            ),
+            ("PALAVER_DATABASE_URL".into(), database_url.to_owned()),
             ("PALAVER_DB_POOL_SIZE".into(), "4".into()),
             ("PALAVER_BCRYPT_COST".into(), "4".into()),
             ("PALAVER_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
@@ -72,12 +88,12 @@ impl TestServer {
             .await
             .expect("the test server starts");
         let addr = server.local_addr();
-        Some(TestServer {
+        TestServer {
             server: Some(server),
             addr,
             _dir: dir,
             _database: database,
-        })
+        }
     }
 
     /// The address the server listens on.

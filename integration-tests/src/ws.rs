@@ -31,9 +31,6 @@ pub const JSON_PROTOCOL: &str = "palaver.v1.json";
 /// How long a test waits for an expected frame before it fails.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a test listens to prove that no frame arrives; short, because every use costs the suite this much.
-pub const SILENCE_WINDOW: Duration = Duration::from_millis(300);
-
 /// The exact body of the 401 answer to a `GET /ws` without credentials (PROTOCOL §2).
 pub const MISSING_CREDENTIALS: &str = "Authorization header with Bearer token required";
 
@@ -296,6 +293,17 @@ impl WsClient {
         frame
     }
 
+    /// The next JSON frame answering command `id` (carrying that id); frames before it (events, other answers) are
+    /// skipped.
+    pub async fn answer_to(&mut self, id: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["id"] == id {
+                return frame;
+            }
+        }
+    }
+
     /// The next text frame with its `prefix` (e.g. `MESSAGES:`) removed and the rest parsed as JSON.
     pub async fn expect_prefixed_json(&mut self, prefix: &str) -> Value {
         let text = self.next_text().await;
@@ -316,12 +324,30 @@ impl WsClient {
         }
     }
 
-    /// Asserts that no frame (other than a ping or pong) arrives within [`SILENCE_WINDOW`]. Only for tests that must
-    /// prove an absence.
-    pub async fn expect_silence(&mut self) {
-        if let Some(frame) = self.next_frame_within(SILENCE_WINDOW).await {
-            panic!("expected no frame, got {frame:?}");
-        }
+    /// Proves that nothing is queued for this connection ahead of a sentinel: sends `list_rooms` with a fresh id and
+    /// asserts that the very next frame is its answer (`rooms` with that id on the JSON protocol, `ROOMS_LIST:` on the
+    /// text protocol), failing the test with whatever frame came first instead.
+    ///
+    /// The server answers a connection's commands in order and queues the events for it in the order they happen, so
+    /// every frame queued before the sentinel's answer arrives before it. Call this once whatever must not arrive would
+    /// already have been queued (the event was published, the command answered); it says nothing about later events.
+    /// When a later event is what would carry the bug, make that event the sentinel instead: e.g. have another user
+    /// post a message and assert that it is the next frame. The sentinel counts against the user's command rate
+    /// limit like any command.
+    pub async fn expect_nothing_before_sentinel(&mut self) {
+        let id = format!("sentinel-{}", uuid::Uuid::new_v4());
+        self.send_cmd("list_rooms", json!({}), Some(&id)).await;
+        let frame = self.next_frame().await;
+        let answered = match (&frame, self.protocol()) {
+            (Frame::Text(text), Some(JSON_PROTOCOL)) => serde_json::from_str::<Value>(text)
+                .is_ok_and(|reply| reply["type"] == "rooms" && reply["id"] == id.as_str()),
+            (Frame::Text(text), _) => text.starts_with("ROOMS_LIST:"),
+            _ => false,
+        };
+        assert!(
+            answered,
+            "expected nothing before the answer to the sentinel list_rooms (id {id}), got {frame:?}"
+        );
     }
 
     /// Awaits a ping from the server within `wait`, skipping nothing else: any other frame fails the test.

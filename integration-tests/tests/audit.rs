@@ -89,11 +89,15 @@ fn seen(lines: &[Value]) -> Vec<String> {
 }
 
 async fn security_events_are_audited_without_secrets(engine: Engine) {
-    // Our own crates log at debug, the most they ever say.
-    let verbose = [(
-        "PALAVER_LOG",
-        "info,palaver_runtime=debug,palaver_handlers=debug",
-    )];
+    // Our own crates log at debug, the most they ever say; in the format for people, where a raw newline in a field
+    // would start a forged line.
+    let verbose = [
+        (
+            "PALAVER_LOG",
+            "info,palaver_runtime=debug,palaver_handlers=debug",
+        ),
+        ("PALAVER_LOG_FORMAT", "pretty"),
+    ];
     let Some(server) = ServerProcess::start(engine, &verbose).await else {
         return;
     };

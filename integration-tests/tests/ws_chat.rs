@@ -919,7 +919,8 @@ async fn text_typing_reaches_the_others_only(engine: Engine) {
     john.send_cmd("typing", json!({"room": "general"}), None)
         .await;
     jane.expect_text("TYPING:john_doe").await;
-    john.expect_silence().await;
+    // The notice was published while john's command ran: had it reached john, it would be queued before the sentinel.
+    john.expect_nothing_before_sentinel().await;
 
     // Never stored.
     john.send_cmd("get_messages", json!({"name": "general"}), None)
@@ -945,7 +946,8 @@ async fn json_typing_reaches_the_others_only(engine: Engine) {
         typing,
         json!({"type": "typing", "room": "general", "username": "jane_doe"})
     );
-    jane.expect_silence().await;
+    // No echo of her own notice and no reply to t1: both would be queued before the sentinel's answer.
+    jane.expect_nothing_before_sentinel().await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1030,8 +1032,9 @@ async fn text_oversize_messages_are_rejected_and_not_stored(engine: Engine) {
         john.expect_text("Message rejected: message too large (max 1024 bytes)")
             .await;
     }
-    jane.expect_silence().await;
 
+    // The sentinel is john's next message: his messages are stored and delivered in the order he sent them, so a
+    // rejected one that reached jane after all would come before it.
     let exactly = "y".repeat(1024);
     say(&mut john, None, &exactly).await;
     john.expect_stamped(&format!("john_doe: {exactly}")).await;

@@ -1,10 +1,19 @@
-//! Attacks on the HTTP API and what stops them: CSRF on cookie-authenticated changes, password guessing, request
-//! floods from one address, and a spoofed `X-Forwarded-For`. Each test asserts the refusal and that nothing changed.
+//! Attacks on credentials, and what stops them: CSRF on cookie-authenticated changes, password guessing against one
+//! account, credential stuffing from one address, username enumeration by login timing, room-password guessing, and
+//! a token that expires on an open socket. Each test asserts the refusal and that nothing changed.
+
+use std::time::{Duration, Instant};
 
 use palaver_integration_tests::api::{Client, PASSWORD, assert_error, read};
+use palaver_integration_tests::ws::{Connect, WsClient};
 use palaver_integration_tests::{Engine, TestServer};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
+
+const ROOM_PASSWORD: &str = "open sesame";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sessions and CSRF.
 
 /// Registers and logs in; returns (token, the session cookie header value, the CSRF token from the login's cookies).
 async fn browser_login(client: &Client, username: &str) -> (String, String, String) {
@@ -114,6 +123,9 @@ async fn browser_login_again(client: &Client, username: &str) -> (String, String
     )
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Password guessing.
+
 async fn password_guessing_is_locked_out_per_account(engine: Engine) {
     let extra = [
         ("PALAVER_LOGIN_FAILURE_LIMIT", "5"),
@@ -209,101 +221,147 @@ async fn credential_stuffing_from_one_address_is_locked_out(engine: Engine) {
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
 
-async fn a_flood_from_one_address_gets_429_and_a_spoofed_forwarded_for_does_not_help(
-    engine: Engine,
-) {
-    let extra = [("PALAVER_HTTP_REQUESTS_PER_MINUTE", "5")];
-    let Some(server) = TestServer::start_with(engine, &extra).await else {
+// ---------------------------------------------------------------------------------------------------------------
+// Username enumeration by timing.
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+async fn login_takes_as_long_for_unknown_users_as_for_wrong_passwords(engine: Engine) {
+    // A real bcrypt cost, so the hash dominates; generous failure limits, so no lockout interferes.
+    let settings = [
+        ("PALAVER_BCRYPT_COST", "8"),
+        ("PALAVER_LOGIN_FAILURE_LIMIT", "1000"),
+        ("PALAVER_LOGIN_IP_FAILURE_LIMIT", "1000"),
+    ];
+    let Some(client) = Client::start_with(engine, &settings).await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for n in 0..8 {
-        // A different claimed address each time: the server does not trust this peer as a proxy.
-        let response = http
-            .get(server.url("/api/rooms"))
-            .header("x-forwarded-for", format!("198.51.100.{n}"))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert!(response.headers().contains_key("retry-after"));
-            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    client.register("john_doe").await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..15 {
+        for (username, samples) in [("john_doe", &mut known), ("nobody_here", &mut unknown)] {
+            let started = Instant::now();
+            let (status, body) = client
+                .post(
+                    "/api/login",
+                    json!({"username": username, "password": format!("wrong password {round}")}),
+                )
+                .await;
+            samples.push(started.elapsed());
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         }
     }
-    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
-    // Probes are never limited, nor the browser client's files (a page load asks for many).
-    for path in ["/healthz", "/", "/static/js/main.js", "/static/app.css"] {
-        let response = http.get(server.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-    }
-}
-
-async fn behind_a_trusted_proxy_each_client_has_its_own_budget(engine: Engine) {
-    let extra = [
-        ("PALAVER_HTTP_REQUESTS_PER_MINUTE", "2"),
-        ("PALAVER_TRUSTED_PROXIES", "127.0.0.1"),
-    ];
-    let Some(server) = TestServer::start_with(engine, &extra).await else {
-        return;
-    };
-    let http = reqwest::Client::new();
-    let status_for = |client: &'static str| {
-        http.get(server.url("/api/rooms"))
-            .header("x-forwarded-for", client)
-            .send()
-    };
-    for _ in 0..2 {
-        assert_eq!(
-            status_for("198.51.100.1").await.unwrap().status(),
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    assert_eq!(
-        status_for("198.51.100.1").await.unwrap().status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        status_for("198.51.100.2").await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
+    let (known, unknown) = (median(known), median(unknown));
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    assert!(
+        (1.0 / 3.0..3.0).contains(&ratio),
+        "a wrong password takes {known:?}, an unknown user {unknown:?}"
     );
 }
 
-async fn registrations_are_limited_per_address(engine: Engine) {
-    let extra = [("PALAVER_REGISTRATIONS_PER_HOUR", "2")];
-    let Some(server) = TestServer::start_with(engine, &extra).await else {
+// ---------------------------------------------------------------------------------------------------------------
+// Room passwords.
+
+async fn guessing_a_room_password_is_locked_out(engine: Engine) {
+    let Some(client) = Client::start_with(engine, &[]).await else {
         return;
     };
-    let client = Client {
-        server,
-        http: reqwest::Client::new(),
-    };
-    client.register("user_one").await;
-    client.register("user_two").await;
-    let body: Value =
-        json!({"username": "user_three", "email": "three@example.com", "password": PASSWORD});
-    let (status, answer) = client.post("/api/register", body).await;
-    assert_error(
-        status,
-        &answer,
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-    );
-    let (status, _) = client
-        .post(
-            "/api/login",
-            json!({"username": "user_three", "password": PASSWORD}),
+    let john = client.user("john_doe").await;
+    let jane = client.user("jane_doe").await;
+    let mary = client.user("mary_doe").await;
+    let mut owner = WsClient::json(&client.server, &john).await;
+    owner
+        .send_cmd(
+            "create_room",
+            json!({"name": "secret", "private": true, "password": ROOM_PASSWORD}),
+            Some("c"),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "nothing was stored");
+    assert_eq!(owner.answer_to("c").await["type"], "room_created");
+
+    let mut guesser = WsClient::json(&client.server, &jane).await;
+    for guess in 0..5 {
+        let id = format!("g{guess}");
+        let password = format!("guess number {guess}");
+        guesser
+            .send_cmd(
+                "join_room",
+                json!({"name": "secret", "password": password}),
+                Some(&id),
+            )
+            .await;
+        let refused = guesser.answer_to(&id).await;
+        assert_eq!(refused["code"], "bad_room_password", "{refused}");
+    }
+    // The sixth try is refused untried, even with the right password, over WebSocket and over HTTP alike.
+    guesser
+        .send_cmd(
+            "join_room",
+            json!({"name": "secret", "password": ROOM_PASSWORD}),
+            Some("right"),
+        )
+        .await;
+    let refused = guesser.answer_to("right").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert_eq!(refused["message"], "rate limit exceeded", "{refused}");
+    let response = client
+        .http
+        .get(client.server.url("/api/rooms/secret/messages"))
+        .bearer_auth(&jane)
+        .header("x-room-password", ROOM_PASSWORD)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(client.member_names(&john, "secret").await, ["john_doe"]);
+
+    // The lockout is jane's on this room only: mary gets in with the password.
+    let mut other = WsClient::json(&client.server, &mary).await;
+    other
+        .send_cmd(
+            "join_room",
+            json!({"name": "secret", "password": ROOM_PASSWORD}),
+            Some("m"),
+        )
+        .await;
+    assert_eq!(other.answer_to("m").await["type"], "welcome");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tokens.
+
+async fn a_token_expiring_on_an_open_socket_closes_it_with_1008(engine: Engine) {
+    let Some(client) = Client::start_with(engine, &[("PALAVER_TOKEN_TTL_SECS", "2")]).await else {
+        return;
+    };
+    let token = client.user("john_doe").await;
+    let mut ws = WsClient::json(&client.server, &token).await;
+    let opened = Instant::now();
+    ws.expect_close(1008).await;
+    let lived = opened.elapsed();
+    assert!(
+        lived >= Duration::from_millis(500),
+        "closed after only {lived:?}: before the token expired"
+    );
+    assert_eq!(
+        Connect::bearer(&token).refused(&client.server).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 palaver_integration_tests::on_every_engine!(
     cookie_authenticated_changes_need_the_sessions_csrf_token,
     password_guessing_is_locked_out_per_account,
     credential_stuffing_from_one_address_is_locked_out,
-    a_flood_from_one_address_gets_429_and_a_spoofed_forwarded_for_does_not_help,
-    behind_a_trusted_proxy_each_client_has_its_own_budget,
-    registrations_are_limited_per_address,
+    guessing_a_room_password_is_locked_out,
+);
+
+// Hash timing and token expiry do not depend on the database: these run on the embedded one only.
+palaver_integration_tests::on_sqlite_only!(
+    login_takes_as_long_for_unknown_users_as_for_wrong_passwords,
+    a_token_expiring_on_an_open_socket_closes_it_with_1008,
 );
