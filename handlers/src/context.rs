@@ -191,9 +191,15 @@ pub trait Store: Send + Sync {
     /// order). A message repeating an earlier (user, client_msg_id) is not stored again: its outcome is the original.
     /// If any message fails, none is stored and no seq is used. Outcomes are in input order.
     async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
-    /// The stored messages among `ids`, ordered by room and seq. After a commit whose answer was lost, this tells
-    /// which of its messages were stored after all.
-    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError>;
+    /// The stored messages among `ids`, posted to the rooms `room_ids`, ordered by room and seq. After a commit whose
+    /// answer was lost, this tells which of its messages were stored after all, so it answers only once no write to
+    /// those rooms can still commit: an answer given while the lost commit is still landing would leave a stored
+    /// message undelivered.
+    async fn messages_by_id(
+        &self,
+        room_ids: &[Uuid],
+        ids: &[Uuid],
+    ) -> Result<Vec<StoredMessage>, StoreError>;
     /// A page of a room's history, newest first.
     async fn history(&self, room_id: Uuid, query: &HistoryQuery)
     -> Result<HistoryPage, StoreError>;

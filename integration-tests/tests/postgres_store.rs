@@ -490,3 +490,98 @@ async fn connections_killed_by_the_server_are_replaced() -> anyhow::Result<()> {
     db.store.ping().await?;
     db.drop_schema().await
 }
+
+/// After a commit whose answer was lost, the writer asks which of its messages were stored. The commit may still be
+/// landing on its old connection: the lookup must wait for it rather than answer "not stored" for a message that is
+/// committed a moment later (it would then never be delivered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_of_messages_in_doubt_waits_for_a_commit_still_landing() -> anyhow::Result<()> {
+    let Some(db) = TestDb::open().await? else {
+        return Ok(());
+    };
+    let alice = user(&db.store, "alice").await?;
+    let general = room(&db.store, "general", &alice).await?;
+    // The old connection's transaction, as the store's batch leaves it just before its COMMIT: the room's row locked,
+    // the message inserted, its seq taken.
+    let (landing, connection) =
+        tokio_postgres::connect(db.database.url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    landing.batch_execute("BEGIN").await?;
+    landing
+        .execute(
+            "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE",
+            &[&general.id],
+        )
+        .await?;
+    let id = Uuid::new_v4();
+    landing
+        .execute(
+            "INSERT INTO messages (id, room_id, seq, user_id, content, created_at) VALUES ($1, $2, 1, $3, 'late', $4)",
+            &[&id, &general.id, &alice.id, &T0],
+        )
+        .await?;
+    landing
+        .execute(
+            "UPDATE rooms SET last_seq = 1 WHERE id = $1",
+            &[&general.id],
+        )
+        .await?;
+
+    let store = Arc::new(db.reopen().await?);
+    let lookup = {
+        let (store, room_id) = (store.clone(), general.id);
+        tokio::spawn(async move { store.messages_by_id(&[room_id], &[id]).await })
+    };
+    // The lookup must be waiting on the landing transaction's lock, not answering: see its session wait.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = db
+            .admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&db.database.schema()],
+            )
+            .await?
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !lookup.is_finished(),
+            "the lookup answered while the commit was still landing: {:?}",
+            lookup.await?
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lookup never waited for the landing commit"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    landing.batch_execute("COMMIT").await?;
+    let found = tokio::time::timeout(Duration::from_secs(10), lookup).await???;
+    assert_eq!(found.len(), 1, "the late commit's message is found");
+    assert_eq!((found[0].id, found[0].seq), (id, 1));
+    drop(store);
+    db.drop_schema().await
+}
+
+/// A session whose client vanished mid-transaction must not hold its rooms' locks for ever: the store's sessions end
+/// a transaction left idle after four of its timeouts.
+#[tokio::test]
+async fn the_stores_sessions_end_transactions_left_idle() -> anyhow::Result<()> {
+    let Some(db) = TestDb::open().await? else {
+        return Ok(());
+    };
+    let session = db.store.pool().get().await?;
+    let setting: String = session
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .await?
+        .get(0);
+    // TestDb opens the store with a 10 s timeout; PostgreSQL shows 40 000 ms as 40s.
+    assert_eq!(setting, "40s");
+    // And the schema option of the URL is kept beside it.
+    let schema: String = session.query_one("SHOW search_path", &[]).await?.get(0);
+    assert_eq!(schema, db.database.schema());
+    drop(session);
+    db.drop_schema().await
+}

@@ -1480,7 +1480,10 @@ mod cases {
         let (chat, all) = seeded_history(store).await;
         let missing = Uuid::now_v7();
         let wanted = [all[2].id, missing, all[0].id];
-        let found = store.messages_by_id(&wanted).await.expect("lookup works");
+        let found = store
+            .messages_by_id(&[chat.id], &wanted)
+            .await
+            .expect("lookup works");
         assert_eq!(
             found,
             vec![all[0].clone(), all[2].clone()],
@@ -1489,13 +1492,13 @@ mod cases {
         assert!(found.iter().all(|m| m.room_id == chat.id));
         assert_eq!(
             store
-                .messages_by_id(&[missing])
+                .messages_by_id(&[chat.id], &[missing])
                 .await
                 .expect("lookup works"),
             vec![]
         );
         assert_eq!(
-            store.messages_by_id(&[]).await.expect("lookup works"),
+            store.messages_by_id(&[], &[]).await.expect("lookup works"),
             vec![]
         );
     }

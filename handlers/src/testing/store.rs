@@ -353,7 +353,12 @@ impl Store for MemoryStore {
         Ok(outcomes)
     }
 
-    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+    async fn messages_by_id(
+        &self,
+        _room_ids: &[Uuid],
+        ids: &[Uuid],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // Every write holds the state's lock to its end: none can still be landing.
         let state = self.state()?;
         let mut found: Vec<StoredMessage> = state
             .messages

@@ -38,6 +38,13 @@ struct Post {
     done: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
+/// A message whose commit's outcome is unknown: its room (name and id) and its id.
+struct InDoubt {
+    room: String,
+    room_id: uuid::Uuid,
+    id: uuid::Uuid,
+}
+
 /// The handle handlers post through; the writer task runs until every handle is dropped.
 pub struct GroupCommit {
     posts: mpsc::Sender<Post>,
@@ -51,7 +58,7 @@ struct Writer {
     commit_timeout: Duration,
     /// Messages (room, id) of a commit whose answer was lost: the database may have stored them. Until the writer
     /// knows (and has delivered those it did store), nothing newer is committed, so rooms stay in seq order.
-    in_doubt: Vec<(String, uuid::Uuid)>,
+    in_doubt: Vec<InDoubt>,
 }
 
 impl GroupCommit {
@@ -212,15 +219,21 @@ impl Writer {
         let doubtful = posts
             .iter()
             .zip(messages)
-            .map(|((room, _), message)| (room.clone(), message.id));
+            .map(|((room, _), message)| InDoubt {
+                room: room.clone(),
+                room_id: message.room_id,
+                id: message.id,
+            });
         self.in_doubt.extend(doubtful);
     }
 
     /// Asks the store which messages in doubt it holds and delivers those, in seq order; true once settled.
     async fn resolve(&mut self) -> bool {
-        let ids: Vec<uuid::Uuid> = self.in_doubt.iter().map(|(_, id)| *id).collect();
+        let ids: Vec<uuid::Uuid> = self.in_doubt.iter().map(|doubt| doubt.id).collect();
+        let rooms: Vec<uuid::Uuid> = self.in_doubt.iter().map(|doubt| doubt.room_id).collect();
         let lookup =
-            tokio::time::timeout(self.commit_timeout, self.store.messages_by_id(&ids)).await;
+            tokio::time::timeout(self.commit_timeout, self.store.messages_by_id(&rooms, &ids))
+                .await;
         let Ok(Ok(found)) = lookup else {
             return false;
         };
@@ -233,8 +246,8 @@ impl Writer {
             let room = self
                 .in_doubt
                 .iter()
-                .find(|(_, id)| *id == message.id)
-                .map(|(room, _)| room.clone())
+                .find(|doubt| doubt.id == message.id)
+                .map(|doubt| doubt.room.clone())
                 .unwrap_or_default();
             self.fanout.stored(&room, message);
         }

@@ -37,16 +37,32 @@ pub(super) async fn append_messages(
 /// The stored messages among `ids`, by room then seq.
 pub(super) async fn by_id(
     store: &PostgresStore,
+    room_ids: &[Uuid],
     ids: &[Uuid],
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let rows = store
+    let mut client = store.client().await?;
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    // A commit whose answer was lost may still be landing on its old connection. It holds its rooms' rows (locked by
+    // the batch lookup, in the same order) until it ends, so taking those locks waits for it; the next statement's
+    // snapshot then sees whether it committed.
+    let room_ids = distinct(room_ids.iter().copied());
+    transaction
+        .execute(
+            "SELECT 1 FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            &[&room_ids],
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = transaction
         .query(
             "SELECT m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, m.created_at
                  FROM messages m JOIN users u ON u.id = m.user_id
                  WHERE m.id = ANY($1) ORDER BY m.room_id, m.seq",
             &[&ids],
         )
-        .await?;
+        .await
+        .map_err(pg_error)?;
+    transaction.commit().await.map_err(pg_error)?;
     rows.iter()
         .map(message_from_row)
         .collect::<Result<_, _>>()

@@ -60,6 +60,19 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("palaver");
         }
+        // A session whose client vanished mid-transaction (a cut network, a lost answer) would otherwise hold its
+        // rooms' row locks until TCP gives up on it, and the writer settling that transaction's messages waits on
+        // those locks. Palaver's transactions never idle waiting for their client, so a few timeouts is generous.
+        let idle = timeout.saturating_mul(4).max(Duration::from_secs(1));
+        let idle = format!(
+            "-c idle_in_transaction_session_timeout={}",
+            idle.as_millis()
+        );
+        let options = match config.get_options() {
+            Some(options) if !options.trim().is_empty() => format!("{options} {idle}"),
+            _ => idle,
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -269,8 +282,12 @@ impl Store for PostgresStore {
         messages::append_messages(self, batch).await
     }
 
-    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
-        messages::by_id(self, ids).await
+    async fn messages_by_id(
+        &self,
+        room_ids: &[Uuid],
+        ids: &[Uuid],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        messages::by_id(self, room_ids, ids).await
     }
 
     async fn history(

@@ -220,9 +220,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<StoredMessage>, StoreError> {
+    async fn messages_by_id(
+        &self,
+        _room_ids: &[Uuid],
+        ids: &[Uuid],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let ids = ids.to_vec();
-        self.readers
+        // On the writer's thread, behind whatever write is still queued or running there (one that timed out is not
+        // cancelled): the answer cannot precede a commit that lands late.
+        self.writer
             .run(move |connection| messages::by_id(connection, &ids))
             .await
     }
