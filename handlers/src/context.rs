@@ -1,5 +1,5 @@
 //! The `Context` every handler runs over, and the small traits it is made of. The runtime implements them with
-//! PostgreSQL or SQLite, bcrypt and JWT; [`crate::testing`] implements them in memory for unit tests.
+//! PostgreSQL or SQLite, bcrypt and JWT; the `testing` module (feature `testing`) implements them in memory for unit tests.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::actions::room_access::{find_room, room_password_matches};
+use crate::actions::room_access::{find_room, may_enter};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, Session};
@@ -135,25 +135,10 @@ pub async fn get_messages_for(
 ) -> Result<(Room, HistoryPage), Error> {
     let query = params.query()?;
     let room = find_room(ctx, room_name).await?;
-    may_read(ctx, principal, &room, password).await?;
+    // A non-member naming no password is simply not in the room; a wrong password is said to be wrong.
+    may_enter(ctx, principal, &room, password, Error::NotInRoom).await?;
     let page = ctx.store().history(room.id, &query).await?;
     Ok((room, page))
-}
-
-async fn may_read(
-    ctx: &dyn Context,
-    principal: &Principal,
-    room: &Room,
-    password: Option<&str>,
-) -> Result<(), Error> {
-    if !room.private || ctx.store().is_member(room.id, principal.user_id).await? {
-        return Ok(());
-    }
-    match password {
-        None => Err(Error::NotInRoom),
-        Some(_) if room_password_matches(ctx, principal, room, password).await? => Ok(()),
-        Some(_) => Err(Error::BadRoomPassword),
-    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 use serde::Deserialize;
 
 use crate::actions::publish;
-use crate::actions::room_access::{find_room, room_password_matches};
+use crate::actions::room_access::{find_room, may_enter};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
-use crate::model::{HistoryQuery, Principal, Room, StoredMessage};
+use crate::model::{HistoryQuery, Room, StoredMessage};
 
 /// How many messages one store read of a replay fetches.
 const REPLAY_PAGE: u32 = 200;
@@ -33,7 +33,8 @@ pub async fn join_room(
 ) -> Result<Vec<Reply>, Error> {
     let principal = &session.principal;
     let room = find_room(ctx, &req.name).await?;
-    admit(ctx, principal, &room, req.password.as_deref()).await?;
+    let password = req.password.as_deref();
+    may_enter(ctx, principal, &room, password, Error::BadRoomPassword).await?;
     ctx.store()
         .add_member(room.id, principal.user_id, ctx.clock().now())
         .await?;
@@ -104,23 +105,6 @@ fn welcome(ctx: &dyn Context, room: &Room, last_seq: i64) -> Reply {
         room: room.name.clone(),
         last_seq,
         at: ctx.clock().now(),
-    }
-}
-
-/// Lets the principal in: anyone into a public room, members into a private room, others only with its password.
-async fn admit(
-    ctx: &dyn Context,
-    principal: &Principal,
-    room: &Room,
-    password: Option<&str>,
-) -> Result<(), Error> {
-    if !room.private || ctx.store().is_member(room.id, principal.user_id).await? {
-        return Ok(());
-    }
-    if room_password_matches(ctx, principal, room, password).await? {
-        Ok(())
-    } else {
-        Err(Error::BadRoomPassword)
     }
 }
 

@@ -52,11 +52,33 @@ pub(crate) async fn joined_room(
     }
 }
 
+/// Lets `principal` into `room`: anyone into a public room, members into a private one, others only with its
+/// password ([`Error::BadRoomPassword`] when it is wrong, `without_password` when they gave none).
+pub(crate) async fn may_enter(
+    ctx: &dyn Context,
+    principal: &Principal,
+    room: &Room,
+    password: Option<&str>,
+    without_password: Error,
+) -> Result<(), Error> {
+    if !room.private || ctx.store().is_member(room.id, principal.user_id).await? {
+        return Ok(());
+    }
+    if password.is_none() {
+        return Err(without_password);
+    }
+    if room_password_matches(ctx, principal, room, password).await? {
+        Ok(())
+    } else {
+        Err(Error::BadRoomPassword)
+    }
+}
+
 /// Whether `password` is the private room's password, as `principal`'s attempt: each wrong password is counted and
 /// audited, and once the user's recent failures on this room reach the limit, passwords are refused untried with
 /// [`Error::RateLimited`] (no bcrypt round either), so guessing a room's password is slow. No password at all is no
 /// attempt. A password over bcrypt's 72 bytes never matches: bcrypt would compare only its first 72 bytes.
-pub(crate) async fn room_password_matches(
+async fn room_password_matches(
     ctx: &dyn Context,
     principal: &Principal,
     room: &Room,

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
-use super::cookie;
+use super::cookies::cookie;
 
 /// The cookie that carries the token (readable by the page's script, which echoes it in the header).
 pub const CSRF_COOKIE: &str = "palaver_csrf";
@@ -20,6 +20,19 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct CsrfProof {
     pub header: Option<String>,
     pub cookie: Option<String>,
+}
+
+impl CsrfProof {
+    /// The CSRF header and cookie of a request, as it sent them.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        CsrfProof {
+            header: headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+            cookie: cookie(headers, CSRF_COOKIE).map(str::to_owned),
+        }
+    }
 }
 
 /// Derives and checks CSRF tokens.
@@ -38,14 +51,7 @@ impl CsrfKey {
 
     /// Whether `headers` carry this session's token in both the header and the cookie.
     pub fn verify(&self, headers: &HeaderMap, token_id: &str) -> bool {
-        let proof = CsrfProof {
-            header: headers
-                .get(CSRF_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
-            cookie: cookie(headers, CSRF_COOKIE).map(str::to_owned),
-        };
-        self.verify_proof(&proof, token_id)
+        self.verify_proof(&CsrfProof::from_headers(headers), token_id)
     }
 
     /// Whether `proof` holds this session's token in both the header and the cookie.

@@ -3,6 +3,7 @@
 //! [`Error`] to answer. The HTTP routes and the WebSocket handshake both authenticate here.
 
 pub mod client_ip;
+pub mod cookies;
 pub mod csrf;
 pub mod tickets;
 
@@ -13,7 +14,8 @@ use palaver_handlers::model::{Principal, SecurityEvent};
 
 use crate::audit::Actor;
 use crate::context::AppContext;
-use csrf::{CSRF_COOKIE, CSRF_HEADER, CsrfProof};
+pub use cookies::cookie;
+use csrf::CsrfProof;
 
 /// The session cookie's name (PROTOCOL §1).
 pub const SESSION_COOKIE: &str = "palaver_session";
@@ -57,29 +59,10 @@ pub fn from_headers(headers: &HeaderMap) -> Presented {
     }
     match cookie(headers, SESSION_COOKIE) {
         Some(token) if !token.is_empty() => {
-            let proof = CsrfProof {
-                header: headers
-                    .get(CSRF_HEADER)
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_owned),
-                cookie: cookie(headers, CSRF_COOKIE).map(str::to_owned),
-            };
-            Presented::Cookie(token.to_owned(), proof)
+            Presented::Cookie(token.to_owned(), CsrfProof::from_headers(headers))
         }
         _ => Presented::None,
     }
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 /// The principal behind a presented token; a token refused for what it is (forged, expired, revoked) is audited.
