@@ -311,6 +311,26 @@ impl ServerProcess {
         child.kill().await.expect("SIGKILL is delivered");
     }
 
+    /// Sends SIGTERM, as an orchestrator stopping the server does, and waits at most `within` for it to exit; its
+    /// exit status. Panics, with the log, if it is still running then.
+    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a running server to stop");
+        let pid = child.id().expect("a running child has a pid");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent to {pid}");
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(status) => status.expect("the child's exit status"),
+            Err(_) => panic!(
+                "palaver was still running {within:?} after SIGTERM; its log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
     /// Starts the server again on the same database and settings, on a new port it picks and logs (see
     /// [`ServerProcess::addr`]).
     pub async fn restart(&mut self) {

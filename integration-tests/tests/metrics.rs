@@ -78,7 +78,52 @@ async fn counters_move_with_chat(engine: Engine) {
         sample(&after, "palaver_fanout_seconds_count") >= 3.0,
         "{after}"
     );
-    assert!(after.contains("palaver_db_pool_in_use"), "{after}");
+    assert!(
+        sample(&after, "palaver_group_commit_seconds_count") >= 1.0,
+        "{after}"
+    );
+    // Replies and events queued: welcome, room_created, then per post its copy and its ack.
+    assert!(sample(&after, "palaver_frames_out_total") >= 8.0, "{after}");
+    // A gauge read at scrape time: nothing holds a connection between requests.
+    let in_use = sample(&after, "palaver_db_pool_in_use");
+    assert!((0.0..=4.0).contains(&in_use), "{after}");
+    ws.close().await;
+    // The gauge of open sockets follows the close (the session ends a moment after the close handshake).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sample(&scrape(&client).await, "palaver_connections_open") != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "palaver_connections_open never went back to 0"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn refusals_are_counted_per_limit(engine: Engine) {
+    let Some(client) = Client::start_with(engine, &[("PALAVER_WS_MESSAGE_LIMIT", "3")]).await
+    else {
+        return;
+    };
+    let john = client.user("john_doe").await;
+    let mut ws = WsClient::json(&client.server, &john).await;
+    for n in 0..6 {
+        ws.send_cmd("list_rooms", json!({}), Some(&format!("l{n}")))
+            .await;
+    }
+    let mut refused = 0;
+    for n in 0..6 {
+        let answer = ws.answer_to(&format!("l{n}")).await;
+        if answer["code"] == "rate_limited" {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "the limit of 3 refused some of 6");
+    let scrape = scrape(&client).await;
+    assert_eq!(
+        sample(&scrape, "palaver_rate_limited_total{limit=\"ws_messages\"}"),
+        f64::from(refused),
+        "every refusal counted:\n{scrape}"
+    );
     ws.close().await;
 }
 
@@ -116,5 +161,6 @@ async fn a_metrics_token_guards_the_scrape(engine: Engine) {
 
 palaver_integration_tests::on_every_engine!(
     counters_move_with_chat,
-    a_metrics_token_guards_the_scrape
+    a_metrics_token_guards_the_scrape,
+    refusals_are_counted_per_limit,
 );

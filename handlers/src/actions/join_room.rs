@@ -35,9 +35,7 @@ pub async fn join_room(
     let room = find_room(ctx, &req.name).await?;
     let password = req.password.as_deref();
     may_enter(ctx, principal, &room, password, Error::BadRoomPassword).await?;
-    ctx.store()
-        .add_member(room.id, principal.user_id, ctx.clock().now())
-        .await?;
+    // Refused before anything is recorded: a join that cannot be served makes no member.
     if let Some(after_seq) = req.after_seq {
         let missed = room.last_seq.saturating_sub(after_seq.max(0));
         let max = i64::from(ctx.limits().max_replay);
@@ -48,6 +46,9 @@ pub async fn join_room(
             )));
         }
     }
+    ctx.store()
+        .add_member(room.id, principal.user_id, ctx.clock().now())
+        .await?;
     let hub = ctx.hub();
     // Every join subscribes with the room's events held, then reads what was stored after the point the client knows
     // (its after_seq, or the room's end as read above): whatever is committed meanwhile is either read or delivered
@@ -557,6 +558,47 @@ mod tests {
             })
             .collect();
         assert_eq!(live, vec![6]);
+    }
+
+    #[tokio::test]
+    async fn a_replay_longer_than_max_replay_is_refused_and_makes_no_member() {
+        let mut ctx = TestContext::new();
+        ctx.limits.max_replay = 5;
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        let room = public_room(&ctx, &john, "general").await;
+        post_numbered(&ctx, &room, &john.principal, 10).await;
+        let err = join_room(&ctx, &jane, request("general", None, Some(4)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (
+                "invalid_request",
+                "6 messages were missed, more than 5 can be replayed: read them with get_messages, then join \
+                 with a later after_seq"
+            )
+        );
+        assert!(
+            !ctx.store
+                .is_member(room.id, jane.principal.user_id)
+                .await
+                .unwrap()
+        );
+        assert!(ctx.hub.rooms_of(2).is_empty());
+        assert!(
+            events(&ctx, 1).is_empty(),
+            "nobody is told of a refused join"
+        );
+        // Exactly the limit is replayed.
+        let replies = join_room(&ctx, &jane, request("general", None, Some(5)))
+            .await
+            .unwrap();
+        assert_eq!(
+            replies.len(),
+            1 + 5 + 1,
+            "welcome, five messages, caught up"
+        );
     }
 
     #[tokio::test]

@@ -95,13 +95,8 @@ pub async fn run(
         session, control, ..
     } = link;
 
-    disconnect(ctx.as_ref(), &session);
-    // Dropping the hub's sender ends the writer once it has written what was queued.
-    ctx.hub.unregister(conn);
-    control.close(reason.map(frame_of));
-    drop(control);
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
-    ctx.metrics.connections_open.dec();
+    // Counted and audited when decided, not once the writer is done: a client too slow to read may take the whole
+    // write timeout to hear the close.
     if reason == Some(Close::SlowConsumer) {
         ctx.metrics.slow_consumer_closes.inc();
     }
@@ -112,6 +107,13 @@ pub async fn run(
         };
         ctx.guard.audit(&Actor::of(&session.principal), event);
     }
+    disconnect(ctx.as_ref(), &session);
+    // Dropping the hub's sender ends the writer once it has written what was queued.
+    ctx.hub.unregister(conn);
+    control.close(reason.map(frame_of));
+    drop(control);
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer).await;
+    ctx.metrics.connections_open.dec();
     tracing::info!(conn, reason = ?reason.map(Close::code), "websocket closed");
 }
 
