@@ -278,12 +278,22 @@ mod tests {
     use super::*;
     use palaver_handlers::Hub;
     use palaver_handlers::event::{Broadcast, RoomEvent};
-    use palaver_handlers::model::{NewRoom, NewUser};
+    use palaver_handlers::model::{
+        AuditEvent, HistoryPage, HistoryQuery, Member, NewRoom, NewUser, Room, StoredMessage, User,
+    };
     use palaver_handlers::testing::{MemoryHub, MemoryStore};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use time::OffsetDateTime;
     use time::macros::datetime;
+    use tokio::sync::watch;
+    use tokio::time::Instant;
     use uuid::Uuid;
 
     const AT: time::OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
+
+    /// Long enough for anything these tests await; with the clock paused it costs no real time.
+    const PATIENCE: Duration = Duration::from_secs(60);
 
     async fn setup() -> (Arc<MemoryStore>, Arc<MemoryHub>, Uuid, Uuid) {
         let store = Arc::new(MemoryStore::new());
@@ -326,10 +336,14 @@ mod tests {
         }
     }
 
-    fn writer(store: &Arc<MemoryStore>, hub: &Arc<MemoryHub>) -> GroupCommit {
+    fn start(store: Arc<dyn Store>, hub: &Arc<MemoryHub>, settings: BatchSettings) -> GroupCommit {
         let metrics = Arc::new(Metrics::new());
         let fanout = Fanout::new(hub.clone(), metrics.clone());
-        GroupCommit::start(store.clone(), fanout, metrics, settings())
+        GroupCommit::start(store, fanout, metrics, settings)
+    }
+
+    fn writer(store: &Arc<MemoryStore>, hub: &Arc<MemoryHub>) -> GroupCommit {
+        start(store.clone(), hub, settings())
     }
 
     fn settings() -> BatchSettings {
@@ -338,6 +352,206 @@ mod tests {
             linger: Duration::ZERO,
             queue: 1024,
             commit_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+    async fn within<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(PATIENCE, future)
+            .await
+            .expect("the awaited event happens")
+    }
+
+    /// The messages the hub delivered to the room's subscriber so far, as (seq, content), in delivery order.
+    fn delivered(hub: &MemoryHub) -> Vec<(i64, String)> {
+        hub.take(9)
+            .into_iter()
+            .filter_map(|d| match d.event {
+                RoomEvent::Message(m) => Some((m.seq, m.content)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pairs(expected: &[(i64, &str)]) -> Vec<(i64, String)> {
+        expected
+            .iter()
+            .map(|(seq, content)| (*seq, (*content).to_owned()))
+            .collect()
+    }
+
+    /// The [`MemoryStore`] with a record of what the writer asks of it: every append's messages (by content), every
+    /// lookup of messages in doubt (by id). Its appends can be held, so that posts queue up behind a commit, and its
+    /// lookups can be refused.
+    struct Probe {
+        inner: Arc<MemoryStore>,
+        appends: Mutex<Vec<Vec<String>>>,
+        /// How many appends have begun.
+        appends_begun: watch::Sender<usize>,
+        /// Appends wait while this is false.
+        open: watch::Sender<bool>,
+        lookups: Mutex<Vec<Vec<Uuid>>>,
+        /// How many lookups have been made.
+        lookups_made: watch::Sender<usize>,
+        refuse_lookups: AtomicBool,
+    }
+
+    impl Probe {
+        fn new(inner: Arc<MemoryStore>) -> Arc<Self> {
+            Arc::new(Probe {
+                inner,
+                appends: Mutex::default(),
+                appends_begun: watch::Sender::new(0),
+                open: watch::Sender::new(true),
+                lookups: Mutex::default(),
+                lookups_made: watch::Sender::new(0),
+                refuse_lookups: AtomicBool::new(false),
+            })
+        }
+
+        /// Holds every append from now on, once it has been recorded, until [`Probe::release`].
+        fn hold(&self) {
+            self.open.send_replace(false);
+        }
+
+        fn release(&self) {
+            self.open.send_replace(true);
+        }
+
+        fn refuse_lookups(&self, refuse: bool) {
+            self.refuse_lookups.store(refuse, Ordering::SeqCst);
+        }
+
+        /// Resolves once `count` appends have begun (a held one counts).
+        async fn appends_begun(&self, count: usize) {
+            let mut begun = self.appends_begun.subscribe();
+            within(begun.wait_for(|begun| *begun >= count))
+                .await
+                .expect("the probe is alive");
+        }
+
+        /// Resolves once `count` lookups have been made.
+        async fn lookups_made(&self, count: usize) {
+            let mut made = self.lookups_made.subscribe();
+            within(made.wait_for(|made| *made >= count))
+                .await
+                .expect("the probe is alive");
+        }
+
+        /// The contents of every append's messages, one list per call, in call order.
+        fn appends(&self) -> Vec<Vec<String>> {
+            self.appends.lock().unwrap().clone()
+        }
+
+        /// The ids each lookup asked about, in call order.
+        fn lookups(&self) -> Vec<Vec<Uuid>> {
+            self.lookups.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Store for Probe {
+        async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+            let contents = batch.iter().map(|m| m.content.clone()).collect();
+            self.appends.lock().unwrap().push(contents);
+            self.appends_begun.send_modify(|begun| *begun += 1);
+            let mut open = self.open.subscribe();
+            open.wait_for(|open| *open)
+                .await
+                .expect("the probe is alive");
+            self.inner.append_messages(batch).await
+        }
+
+        async fn messages_by_id(
+            &self,
+            room_ids: &[Uuid],
+            ids: &[Uuid],
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.lookups.lock().unwrap().push(ids.to_vec());
+            self.lookups_made.send_modify(|made| *made += 1);
+            if self.refuse_lookups.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the lookup was refused".into()));
+            }
+            self.inner.messages_by_id(room_ids, ids).await
+        }
+
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+        async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+            self.inner.create_user(user).await
+        }
+        async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+            self.inner.user_by_id(id).await
+        }
+        async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+            self.inner.user_by_login(login).await
+        }
+        async fn revoke_token(
+            &self,
+            token_id: &str,
+            user_id: Uuid,
+            expires_at: OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.inner.revoke_token(token_id, user_id, expires_at).await
+        }
+        async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+            self.inner.is_token_revoked(token_id).await
+        }
+        async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+            self.inner.purge_revoked_tokens(now).await
+        }
+        async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
+            self.inner.create_room(room).await
+        }
+        async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError> {
+            self.inner.room_by_name(name).await
+        }
+        async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
+            self.inner.list_rooms().await
+        }
+        async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
+            self.inner.count_rooms_owned(owner_id).await
+        }
+        async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
+            self.inner.delete_room(room_id).await
+        }
+        async fn add_member(
+            &self,
+            room_id: Uuid,
+            user_id: Uuid,
+            at: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
+            self.inner.add_member(room_id, user_id, at).await
+        }
+        async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+            self.inner.remove_member(room_id, user_id).await
+        }
+        async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+            self.inner.is_member(room_id, user_id).await
+        }
+        async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
+            self.inner.members(room_id).await
+        }
+        async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+            self.inner.rooms_of_member(user_id).await
+        }
+        async fn history(
+            &self,
+            room_id: Uuid,
+            query: &HistoryQuery,
+        ) -> Result<HistoryPage, StoreError> {
+            self.inner.history(room_id, query).await
+        }
+        async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+            self.inner.record_audit(events).await
+        }
+        async fn audit_since(
+            &self,
+            since: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<AuditEvent>, StoreError> {
+            self.inner.audit_since(since, limit).await
         }
     }
 
@@ -378,22 +592,279 @@ mod tests {
 
     #[tokio::test]
     async fn one_bad_message_does_not_sink_its_batch() {
-        let (store, hub, user, room) = setup().await;
-        let log = Arc::new(writer(&store, &hub));
-        let good = {
-            let log = log.clone();
-            tokio::spawn(async move { log.post("general", message(room, user, "ok")).await })
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory.clone());
+        let log = start(store.clone(), &hub, settings());
+        // The writer is held in the commit of a first post while the good and the bad post queue behind it, so the
+        // two are taken as one batch when it is released.
+        store.hold();
+        let first = log
+            .submit("general", message(room, user, "first"))
+            .await
+            .unwrap();
+        store.appends_begun(1).await;
+        let good = log
+            .submit("general", message(room, user, "ok"))
+            .await
+            .unwrap();
+        let bad = log
+            .submit("nowhere", message(Uuid::now_v7(), user, "x"))
+            .await
+            .unwrap();
+        store.release();
+        assert_eq!(within(first).await.unwrap().message().seq, 1);
+        let good = within(good).await;
+        let bad = within(bad).await;
+        assert_eq!(
+            store.appends(),
+            vec![vec!["first"], vec!["ok", "x"], vec!["ok"], vec!["x"]],
+            "the good and the bad post shared a batch, then were retried one by one"
+        );
+        assert_eq!(good.unwrap().message().seq, 2);
+        assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+        assert_eq!(memory.message_count(), 2);
+        assert_eq!(delivered(&hub), pairs(&[(1, "first"), (2, "ok")]));
+    }
+
+    /// With `linger`, a writer with a queue of one is given a post `a`, then `b` half the linger after it has taken
+    /// `a`, then, once both are answered, `c` alone. Returns the batches it committed and how long `c` waited.
+    async fn batches_with(linger: Duration) -> (Vec<Vec<String>>, Duration) {
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory);
+        let settings = BatchSettings {
+            linger,
+            queue: 1,
+            ..settings()
         };
-        let bad = {
-            let log = log.clone();
-            tokio::spawn(async move {
-                log.post("nowhere", message(Uuid::now_v7(), user, "x"))
+        let log = start(store.clone(), &hub, settings);
+        let a = log
+            .submit("general", message(room, user, "a"))
+            .await
+            .unwrap();
+        // The queue of one is full until the writer takes `a`: room in it means the writer has it.
+        let room_again = within(log.posts.reserve()).await.unwrap();
+        tokio::time::advance(linger / 2).await;
+        let (done, b) = oneshot::channel();
+        room_again.send(Post {
+            room: "general".into(),
+            message: message(room, user, "b"),
+            done,
+        });
+        assert_eq!(within(a).await.unwrap().message().seq, 1);
+        assert_eq!(within(b).await.unwrap().unwrap().message().seq, 2);
+        let alone = Instant::now();
+        let c = log.post("general", message(room, user, "c"));
+        assert_eq!(within(c).await.unwrap().message().seq, 3);
+        let waited = alone.elapsed();
+        assert_eq!(delivered(&hub), pairs(&[(1, "a"), (2, "b"), (3, "c")]));
+        (store.appends(), waited)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_post_within_the_linger_joins_the_batch_and_no_linger_adds_no_wait() {
+        let linger = Duration::from_millis(20);
+        let (batches, waited) = batches_with(linger).await;
+        assert_eq!(
+            batches,
+            vec![vec!["a", "b"], vec!["c"]],
+            "b came within the linger"
+        );
+        assert_eq!(
+            waited, linger,
+            "a post alone waits out the linger, no longer"
+        );
+
+        // Without a linger the writer commits what it has at once; only posts that queued while it was busy share a
+        // batch (see `max_batch_splits_what_queued_into_batches_in_seq_order`).
+        let (batches, waited) = batches_with(Duration::ZERO).await;
+        assert_eq!(batches, vec![vec!["a"], vec!["b"], vec!["c"]]);
+        assert_eq!(waited, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn max_batch_splits_what_queued_into_batches_in_seq_order() {
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory);
+        let settings = BatchSettings {
+            max_batch: 4,
+            ..settings()
+        };
+        let log = start(store.clone(), &hub, settings);
+        store.hold();
+        let first = log
+            .submit("general", message(room, user, "first"))
+            .await
+            .unwrap();
+        store.appends_begun(1).await;
+        let mut posted = Vec::new();
+        for n in 0..10 {
+            let content = format!("m{n}");
+            posted.push(
+                log.submit("general", message(room, user, &content))
                     .await
-            })
+                    .unwrap(),
+            );
+        }
+        store.release();
+        assert_eq!(within(first).await.unwrap().message().seq, 1);
+        let mut seqs = Vec::new();
+        for post in posted {
+            seqs.push(within(post).await.unwrap().message().seq);
+        }
+        assert_eq!(seqs, (2..=11).collect::<Vec<i64>>(), "gapless, in line");
+        assert_eq!(
+            store.appends(),
+            vec![
+                vec!["first"],
+                vec!["m0", "m1", "m2", "m3"],
+                vec!["m4", "m5", "m6", "m7"],
+                vec!["m8", "m9"],
+            ]
+        );
+        let expected: Vec<(i64, String)> = std::iter::once((1, "first".to_owned()))
+            .chain((0..10).map(|n| (n + 2, format!("m{n}"))))
+            .collect();
+        assert_eq!(delivered(&hub), expected, "in seq order, each once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_makes_senders_wait_for_room_and_loses_nothing() {
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory.clone());
+        let settings = BatchSettings {
+            queue: 2,
+            commit_timeout: Duration::from_secs(3600),
+            ..settings()
         };
-        assert!(good.await.unwrap().is_ok());
-        assert!(matches!(bad.await.unwrap(), Err(StoreError::Backend(_))));
-        assert_eq!(store.message_count(), 1);
+        let log = start(store.clone(), &hub, settings);
+        store.hold();
+        let first = log
+            .submit("general", message(room, user, "first"))
+            .await
+            .unwrap();
+        store.appends_begun(1).await;
+        // The writer is held in the first commit; two more posts fill the queue.
+        let a = log
+            .submit("general", message(room, user, "a"))
+            .await
+            .unwrap();
+        let b = log
+            .submit("general", message(room, user, "b"))
+            .await
+            .unwrap();
+        let mut third = std::pin::pin!(log.submit("general", message(room, user, "c")));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(30), &mut third)
+                .await
+                .is_err(),
+            "the third post waits for room while the writer is held"
+        );
+        assert_eq!(store.appends(), vec![vec!["first"]]);
+        store.release();
+        let c = within(third).await.unwrap();
+        let mut seqs = Vec::new();
+        for post in [first, a, b, c] {
+            seqs.push(within(post).await.unwrap().message().seq);
+        }
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(memory.message_count(), 4, "nothing is lost");
+        assert_eq!(
+            delivered(&hub),
+            pairs(&[(1, "first"), (2, "a"), (3, "b"), (4, "c")])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_that_never_answers_fails_after_the_commit_timeout_and_is_in_doubt() {
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory.clone());
+        let commit_timeout = Duration::from_secs(5);
+        let settings = BatchSettings {
+            commit_timeout,
+            ..settings()
+        };
+        let log = start(store.clone(), &hub, settings);
+        store.hold();
+        let stalled = message(room, user, "stalled");
+        let stalled_id = stalled.id;
+        let posted = Instant::now();
+        let outcome = within(log.post("general", stalled)).await;
+        assert_eq!(
+            outcome,
+            Err(StoreError::Unavailable(
+                "the commit did not answer in time".into()
+            ))
+        );
+        assert_eq!(posted.elapsed(), commit_timeout);
+        // Its outcome is unknown: the writer asks whether it was stored, here unprompted after a while.
+        store.lookups_made(1).await;
+        assert_eq!(posted.elapsed(), commit_timeout + RESOLVE_EVERY);
+        assert_eq!(store.lookups(), vec![vec![stalled_id]]);
+        store.release();
+        let next = within(log.post("general", message(room, user, "next")))
+            .await
+            .unwrap();
+        assert_eq!(
+            next.message().seq,
+            1,
+            "the stalled commit stored nothing and used no seq"
+        );
+        assert_eq!(store.lookups().len(), 1, "settled: not asked again");
+        assert_eq!(store.appends(), vec![vec!["stalled"], vec!["next"]]);
+        assert_eq!(delivered(&hub), pairs(&[(1, "next")]));
+        assert_eq!(memory.message_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_newer_is_committed_until_the_messages_in_doubt_are_settled() {
+        let (memory, hub, user, room) = setup().await;
+        let store = Probe::new(memory.clone());
+        let log = start(store.clone(), &hub, settings());
+        memory.lose_next_answer();
+        store.refuse_lookups(true);
+        let lost = message(room, user, "stored, answer lost");
+        let lost_id = lost.id;
+        let outcome = within(log.post("general", lost)).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        let unsettled = Err(StoreError::Unavailable(
+            "earlier messages are not settled yet".into(),
+        ));
+        let refused = within(log.post("general", message(room, user, "refused"))).await;
+        assert_eq!(refused, unsettled);
+        // The writer keeps asking on its own; the lookup keeps failing; posts keep being refused.
+        store.lookups_made(2).await;
+        let refused = within(log.post("general", message(room, user, "refused too"))).await;
+        assert_eq!(refused, unsettled);
+        assert!(
+            store.lookups().iter().all(|ids| *ids == [lost_id]),
+            "{:?}",
+            store.lookups()
+        );
+        assert_eq!(
+            store.appends(),
+            vec![vec!["stored, answer lost"]],
+            "nothing newer was committed"
+        );
+        assert!(delivered(&hub).is_empty());
+
+        store.refuse_lookups(false);
+        let next = within(log.post("general", message(room, user, "next")))
+            .await
+            .unwrap();
+        assert_eq!(next.message().seq, 2);
+        assert_eq!(
+            delivered(&hub),
+            pairs(&[(1, "stored, answer lost"), (2, "next")]),
+            "the message in doubt that was stored is delivered first"
+        );
+        assert_eq!(
+            memory.message_count(),
+            2,
+            "the refused posts were never stored"
+        );
     }
 
     #[tokio::test]

@@ -504,14 +504,30 @@ mod tests {
     #[tokio::test]
     async fn closing_a_token_kicks_only_its_connections_with_1008() {
         let hub = LocalHub::new();
-        let jane = Uuid::now_v7();
+        let (jane, room) = (Uuid::now_v7(), Uuid::now_v7());
+        // Two sockets of the same user, opened with different tokens (token-1 and token-2).
         let first = connect(&hub, 1, jane, Codec::Text, 2);
-        let _second = connect(&hub, 2, jane, Codec::Text, 2);
+        let mut second = connect(&hub, 2, jane, Codec::Text, 2);
+        hub.subscribe(1, jane, room, "general");
+        hub.subscribe(2, jane, room, "general");
         assert_eq!(hub.close_token("token-1"), 1);
         let code = tokio::time::timeout(std::time::Duration::from_secs(1), first.kick.kicked())
             .await
             .expect("the token's connection is kicked");
         assert_eq!(code, Close::TokenRevoked);
+        assert_eq!(first.kick.requested(), Some(Close::TokenRevoked));
+        assert_eq!(
+            second.kick.requested(),
+            None,
+            "the same user's socket on another token stays open"
+        );
+        hub.publish(typing(room, None));
+        assert_eq!(
+            drain(&mut second),
+            ["TYPING:john_doe"],
+            "and it still receives the room's events"
+        );
+        assert_eq!(second.kick.requested(), None);
         assert_eq!(hub.close_token("unknown"), 0);
     }
 

@@ -2,7 +2,8 @@
 //! and case folding beyond ASCII. The behaviour every engine shares is the cross-engine conformance suite's job.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use palaver_handlers::model::{Appended, HistoryQuery, NewMessage, NewRoom, NewUser, Room, User};
 use palaver_handlers::{Store, StoreError, Unique};
@@ -10,7 +11,9 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use super::{SqliteStore, messages};
+use super::convert::backend;
+use super::worker::Pool;
+use super::{SqliteStore, messages, reader_count};
 
 const NOW: OffsetDateTime = datetime!(2026-11-25 15:30:45 UTC);
 
@@ -268,6 +271,44 @@ async fn history_walks_the_room_seq_index_without_sorting() {
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
 
+/// Runs `work` once on each of a pool's `threads` connections and returns each answer with the name of the thread
+/// (so the connection) that gave it. Every job waits until all of them have started, so no thread can take two: each
+/// connection answers exactly once. A pool with fewer threads fails the rendezvous instead of hanging.
+async fn on_every_connection<T, F>(pool: &Pool, threads: usize, work: F) -> Vec<(String, T)>
+where
+    T: Send + 'static,
+    F: Fn(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
+{
+    let rendezvous = Arc::new((Mutex::new(0_usize), Condvar::new()));
+    let work = Arc::new(work);
+    let jobs = (0..threads).map(|_| {
+        let rendezvous = Arc::clone(&rendezvous);
+        let work = Arc::clone(&work);
+        pool.run(move |connection| {
+            let (started, all_started) = &*rendezvous;
+            let mut count = started.lock().expect("the rendezvous lock");
+            *count += 1;
+            all_started.notify_all();
+            let (count, waited) = all_started
+                .wait_timeout_while(count, Duration::from_secs(10), |count| *count < threads)
+                .expect("the rendezvous lock");
+            drop(count);
+            if waited.timed_out() {
+                return Err(backend(format!(
+                    "fewer than {threads} threads took a job at once"
+                )));
+            }
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            Ok((thread, work(connection)?))
+        })
+    });
+    let mut answers = futures_util::future::try_join_all(jobs)
+        .await
+        .expect("every connection answers");
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    answers
+}
+
 #[tokio::test]
 async fn every_connection_is_durable_wal_with_full_sync() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -282,12 +323,11 @@ async fn every_connection_is_durable_wal_with_full_sync() {
     };
     // synchronous=2 is FULL: with NORMAL a committed transaction can vanish on power loss.
     let expected = ("wal".to_owned(), 2, true, 1);
-    assert_eq!(
-        store.writer.run(pragmas).await.expect("writer pragmas"),
-        expected
-    );
-    assert_eq!(
-        store.readers.run(pragmas).await.expect("reader pragmas"),
-        expected
-    );
+    let writer = on_every_connection(&store.writer, 1, pragmas).await;
+    assert_eq!(writer, [("sqlite-writer-0".to_owned(), expected.clone())]);
+    let readers = on_every_connection(&store.readers, reader_count(), pragmas).await;
+    let every_reader: Vec<(String, _)> = (0..reader_count())
+        .map(|index| (format!("sqlite-reader-{index}"), expected.clone()))
+        .collect();
+    assert_eq!(readers, every_reader, "each reader connection, once");
 }
