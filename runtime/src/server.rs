@@ -92,7 +92,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
+pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     let secret = if settings.needs_generated_secret() {
         // Config loading already refused this in production mode.
         debug_assert_eq!(settings.env, Mode::Dev);
