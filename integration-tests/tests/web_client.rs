@@ -1,5 +1,9 @@
 //! The browser client is served by the binary itself: `/` and its modules under `/static/…`, each with the right type
-//! and the headers that keep a page to its own scripts; every other response says `nosniff` too.
+//! and the headers that keep a page to its own scripts; every other response says `nosniff` too. Paths that climb out
+//! of `/static/`, sent on a raw socket as an attacker would (an HTTP client resolves `..` before sending), reach no
+//! file.
+
+use std::time::Duration;
 
 use palaver_integration_tests::api::Client;
 use palaver_integration_tests::{Engine, TestServer};
@@ -8,6 +12,8 @@ use reqwest::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HeaderMap, IF_NONE_MATCH,
     REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> &str {
     headers
@@ -95,11 +101,8 @@ async fn unknown_files_are_not_found_and_every_response_says_nosniff() {
         return;
     };
     let http = &client.http;
-    for path in [
-        "/static/js/missing.js",
-        "/static/../Cargo.toml",
-        "/index.html",
-    ] {
+    // (`/static/../Cargo.toml` would be sent as `/Cargo.toml`: traversal is tried on a raw socket below.)
+    for path in ["/static/js/missing.js", "/index.html", "/Cargo.toml"] {
         let response = http
             .get(client.server.url(path))
             .send()
@@ -135,4 +138,81 @@ async fn unknown_files_are_not_found_and_every_response_says_nosniff() {
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(header(health.headers(), X_CONTENT_TYPE_OPTIONS), "nosniff");
     client.server.stop().await;
+}
+
+/// How long a raw exchange may take: generous, it only bounds a hang.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Sends `GET <target>` exactly as written (no client resolves `..` or decodes anything) with `Connection: close`,
+/// and returns the status and the whole answer as text.
+async fn raw_get(server: &TestServer, target: &str) -> (u16, String) {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(server.addr()).await.expect("connect");
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: palaver\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.expect("an answer");
+        answer
+    };
+    let answer = tokio::time::timeout(PATIENCE, exchange)
+        .await
+        .expect("the server answers and closes in time");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{target}: no status line in {answer:?}"));
+    (status, answer)
+}
+
+#[tokio::test]
+async fn paths_climbing_out_of_static_reach_no_file_even_sent_raw() {
+    let server = TestServer::start(Engine::Sqlite)
+        .await
+        .expect("SQLite needs nothing outside the process");
+    // A file next to the server's working directory and one at the root, in case anything ever resolved them.
+    let markers = ["[workspace]", "[package]", "root:x:0:0"];
+    for target in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+        "/static/%2E%2E/Cargo.toml",
+        "/static/..%2fCargo.toml",
+        "/static/..%2FCargo.toml",
+        "/static/..\\Cargo.toml",
+        "/static/..%5cCargo.toml",
+        "/static/%2e%2e%2fCargo.toml",
+        "/static/%252e%252e/Cargo.toml",
+        "/static/js/../../Cargo.toml",
+        "/static/js/../../runtime/Cargo.toml",
+        "/static/./../Cargo.toml",
+        "/static//../Cargo.toml",
+        "/../Cargo.toml",
+        "/static/js/../../../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        // A file that exists, reached by a detour: not served either (only the exact path is).
+        "/static/js/../app.css",
+    ] {
+        let (status, answer) = raw_get(&server, target).await;
+        assert!(
+            status == 404 || status == 400,
+            "{target}: {status}\n{answer}"
+        );
+        if status == 404 {
+            assert!(
+                answer.ends_with(r#"{"error":"no such route","code":"not_found"}"#),
+                "{target}: {answer}"
+            );
+        }
+        for marker in markers {
+            assert!(!answer.contains(marker), "{target} served a file: {answer}");
+        }
+    }
+    // The same server serves the real file at its own path.
+    let (status, answer) = raw_get(&server, "/static/app.css").await;
+    assert_eq!(status, 200, "{answer}");
+    server.stop().await;
 }

@@ -16,6 +16,13 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// The largest message size that may be configured (1 MiB).
 pub const MAX_MESSAGE_BYTES_LIMIT: usize = 1 << 20;
 
+/// The largest `max_header_bytes` that may be configured (256 KiB; hyper's own read buffer, about 400 KiB, would
+/// cut a larger head off anyway).
+pub const MAX_HEADER_BYTES_LIMIT: usize = 256 * 1024;
+
+/// The largest `max_headers` that may be configured (room for that many is reserved for every request).
+pub const MAX_HEADERS_LIMIT: usize = 10_000;
+
 /// Dev mode is forgiving (a generated JWT secret); production mode refuses weak settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +74,8 @@ pub struct Settings {
     pub group_commit_linger_us: u64,
     pub group_commit_queue: usize,
     pub header_timeout_ms: u64,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
     pub shutdown_grace_ms: u64,
     pub log: String,
     pub log_format: String,
@@ -127,7 +136,7 @@ impl Settings {
                 reason: "must be between 4 and 31".into(),
             });
         }
-        let counts: [(&'static str, u64); 16] = [
+        let counts: [(&'static str, u64); 18] = [
             ("db_pool_size", self.db_pool_size as u64),
             ("token_ttl_secs", self.token_ttl_secs),
             ("ping_interval_secs", self.ping_interval_secs),
@@ -162,12 +171,29 @@ impl Settings {
                 u64::from(self.ws_connections_per_ip),
             ),
             ("outbound_queue_frames", self.outbound_queue_frames as u64),
+            ("max_header_bytes", self.max_header_bytes as u64),
+            ("max_headers", self.max_headers as u64),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid {
                 key,
                 reason: "must be at least 1".into(),
             });
+        }
+        for (key, value, most) in [
+            (
+                "max_header_bytes",
+                self.max_header_bytes,
+                MAX_HEADER_BYTES_LIMIT,
+            ),
+            ("max_headers", self.max_headers, MAX_HEADERS_LIMIT),
+        ] {
+            if value > most {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be at most {most}"),
+                });
+            }
         }
         if self.env == Mode::Production && self.allowed_origins.iter().any(|origin| origin == "*") {
             return Err(ConfigError::Invalid {
@@ -229,6 +255,10 @@ mod tests {
         assert_eq!(settings.sqlite_path, PathBuf::from("./data/palaver.db"));
         assert_eq!(settings.bcrypt_cost, 12);
         assert_eq!(settings.max_message_bytes, 65536);
+        assert_eq!(
+            (settings.max_header_bytes, settings.max_headers),
+            (16384, 100)
+        );
         assert!(settings.needs_generated_secret());
     }
 
@@ -311,6 +341,8 @@ mod tests {
             "ws_connections_per_user",
             "ws_connections_per_ip",
             "outbound_queue_frames",
+            "max_header_bytes",
+            "max_headers",
         ] {
             let variable = format!("PALAVER_{}", key.to_uppercase());
             let err = Settings::load_from(vars(&[(&variable, "0")])).unwrap_err();
@@ -331,6 +363,16 @@ mod tests {
     fn out_of_range_values_are_refused() {
         assert!(Settings::load_from(vars(&[("PALAVER_MAX_MESSAGE_BYTES", "2000000")])).is_err());
         assert!(Settings::load_from(vars(&[("PALAVER_BCRYPT_COST", "3")])).is_err());
+        let err = Settings::load_from(vars(&[("PALAVER_MAX_HEADER_BYTES", "262145")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid setting max_header_bytes (PALAVER_MAX_HEADER_BYTES): must be at most 262144"
+        );
+        let err = Settings::load_from(vars(&[("PALAVER_MAX_HEADERS", "10001")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid setting max_headers (PALAVER_MAX_HEADERS): must be at most 10000"
+        );
         assert!(Settings::load_from(vars(&[("PALAVER_LISTEN", "not an address")])).is_err());
     }
 

@@ -107,6 +107,42 @@ async fn blocking<T: Send + 'static>(
 /// Leeway for clock skew between nodes when checking `nbf`, in seconds.
 const NBF_LEEWAY_SECS: i64 = 5;
 
+/// The `alg` a token's header names, when the header is base64url JSON with a string `alg`.
+fn named_algorithm(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        alg: String,
+    }
+    let header = base64url_decode(token.split('.').next()?)?;
+    serde_json::from_slice::<Named>(&header)
+        .ok()
+        .map(|named| named.alg)
+}
+
+/// Unpadded base64url (RFC 4648 §5), as JWT segments are written; `None` on any other character.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
+    let (mut bits, mut held) = (0u32, 0u32);
+    for byte in text.bytes() {
+        let sextet = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(sextet);
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            out.push((bits >> held) as u8);
+            bits &= (1 << held) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[async_trait]
 impl Credentials for RealCredentials {
     async fn hash_password(&self, password: &str) -> Result<String, CredentialError> {
@@ -186,6 +222,11 @@ impl Credentials for RealCredentials {
                 }
                 JwtErrorKind::ExpiredSignature => TokenRejection::Expired,
                 JwtErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
+                // The library knows no `none` (nor any other name it does not implement), so such a header does not
+                // parse; it is still a token claiming another algorithm than ours, a forgery rather than garbage.
+                _ if named_algorithm(token).is_some_and(|alg| alg != "HS256") => {
+                    TokenRejection::BadSignature
+                }
                 _ => TokenRejection::Malformed,
             })?;
         let claims = data.claims;
@@ -341,22 +382,158 @@ mod tests {
         );
     }
 
+    /// The claims of a valid token for `user` at `now`, as JSON, for tests to change and sign themselves.
+    fn claims_at(user: &User, now: OffsetDateTime) -> serde_json::Value {
+        serde_json::json!({
+            "sub": user.id,
+            "username": user.username,
+            "jti": Uuid::new_v4().to_string(),
+            "iat": now.unix_timestamp(),
+            "nbf": now.unix_timestamp(),
+            "exp": (now + time::Duration::hours(1)).unix_timestamp(),
+            "iss": "palaver",
+            "aud": "palaver-clients",
+        })
+    }
+
+    /// `claims` signed with `algorithm` (an HMAC one) under `secret`, properly: only the algorithm can be wrong.
+    fn signed(claims: &serde_json::Value, algorithm: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(
+            &Header::new(algorithm),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    /// A token whose header is `header`, signed as a verifier that trusts the header's `alg` would check an RS256
+    /// token when handed the HMAC secret as the "public key": HMAC-SHA256 over `header.claims` with the secret's bytes.
+    fn key_confusion_token(header: &str, claims: &serde_json::Value, secret: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let signing_input = format!(
+            "{}.{}",
+            base64_encode(header.as_bytes()),
+            base64_encode(claims.to_string().as_bytes())
+        );
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(signing_input.as_bytes());
+        let signature = base64_encode(&mac.finalize().into_bytes());
+        format!("{signing_input}.{signature}")
+    }
+
     #[tokio::test]
-    async fn alg_none_and_other_algorithms_are_refused() {
+    async fn alg_none_and_other_algorithms_are_refused_even_when_properly_signed() {
         let creds = credentials().await;
         let now = datetime!(2026-11-25 15:30:45 UTC);
-        let valid = creds.issue_token(&user(), now).unwrap().token;
-        let payload = valid.split('.').nth(1).unwrap();
-        for header in [
-            r#"{"alg":"none","typ":"JWT"}"#,
-            r#"{"alg":"HS512","typ":"JWT"}"#,
-            r#"{"alg":"RS256","typ":"JWT"}"#,
-        ] {
-            let token = format!("{}.{payload}.", base64_encode(header.as_bytes()));
-            assert!(
-                creds.verify_token(&token, now).is_err(),
-                "{header} accepted"
+        let user = user();
+        let claims = claims_at(&user, now);
+        // The same claims and key with the pinned algorithm pass, so each refusal below is the algorithm's alone.
+        let genuine = signed(&claims, Algorithm::HS256, SECRET);
+        assert_eq!(creds.verify_token(&genuine, now).unwrap().user_id, user.id);
+
+        for algorithm in [Algorithm::HS384, Algorithm::HS512] {
+            let token = signed(&claims, algorithm, SECRET);
+            assert_eq!(
+                creds.verify_token(&token, now),
+                Err(TokenRejection::BadSignature),
+                "{algorithm:?} with the server's own secret"
             );
+        }
+
+        // Key confusion: RS256 "verified" with the HMAC secret as its public key.
+        let confused = key_confusion_token(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, SECRET);
+        assert_eq!(
+            creds.verify_token(&confused, now),
+            Err(TokenRejection::BadSignature),
+            "RS256 signed with the HMAC secret"
+        );
+        // The construction is sound: with the header saying HS256, the same recipe is a valid token.
+        let honest = key_confusion_token(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, SECRET);
+        assert!(creds.verify_token(&honest, now).is_ok());
+
+        // alg none: no signature at all.
+        for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"None"}"#] {
+            let unsigned = format!(
+                "{}.{}.",
+                base64_encode(header.as_bytes()),
+                base64_encode(claims.to_string().as_bytes())
+            );
+            assert_eq!(
+                creds.verify_token(&unsigned, now),
+                Err(TokenRejection::BadSignature),
+                "{header}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn properly_signed_tokens_with_wrong_or_missing_claims_are_refused() {
+        let creds = credentials().await;
+        let now = datetime!(2026-11-25 15:30:45 UTC);
+        let user = user();
+        let valid = claims_at(&user, now);
+        assert!(
+            creds
+                .verify_token(&signed(&valid, Algorithm::HS256, SECRET), now)
+                .is_ok()
+        );
+        let with = |key: &str, value: serde_json::Value| {
+            let mut claims = valid.clone();
+            claims[key] = value;
+            claims
+        };
+        let without = |key: &str| {
+            let mut claims = valid.clone();
+            claims.as_object_mut().unwrap().remove(key);
+            claims
+        };
+        let soon = now.unix_timestamp() + NBF_LEEWAY_SECS;
+        let cases = [
+            (
+                "another issuer",
+                with("iss", "someone-else".into()),
+                Some(TokenRejection::WrongIssuerOrAudience),
+            ),
+            (
+                "another audience",
+                with("aud", "someone-else".into()),
+                Some(TokenRejection::WrongIssuerOrAudience),
+            ),
+            (
+                "nbf an hour ahead",
+                with("nbf", (now.unix_timestamp() + 3600).into()),
+                Some(TokenRejection::NotYetValid),
+            ),
+            (
+                "nbf just past the leeway",
+                with("nbf", (soon + 1).into()),
+                Some(TokenRejection::NotYetValid),
+            ),
+            ("nbf within the leeway", with("nbf", soon.into()), None),
+            (
+                "exp reached",
+                with("exp", now.unix_timestamp().into()),
+                Some(TokenRejection::Expired),
+            ),
+            ("no exp", without("exp"), Some(TokenRejection::Malformed)),
+            ("no nbf", without("nbf"), Some(TokenRejection::Malformed)),
+            ("no iat", without("iat"), Some(TokenRejection::Malformed)),
+            ("no iss", without("iss"), Some(TokenRejection::Malformed)),
+            ("no aud", without("aud"), Some(TokenRejection::Malformed)),
+            ("no sub", without("sub"), Some(TokenRejection::Malformed)),
+            (
+                "sub not a user id",
+                with("sub", "admin".into()),
+                Some(TokenRejection::Malformed),
+            ),
+            ("no jti", without("jti"), Some(TokenRejection::Malformed)),
+        ];
+        for (case, claims, expected) in cases {
+            let answer = creds.verify_token(&signed(&claims, Algorithm::HS256, SECRET), now);
+            match expected {
+                Some(rejection) => assert_eq!(answer, Err(rejection), "{case}"),
+                None => assert!(answer.is_ok(), "{case}: {answer:?}"),
+            }
         }
     }
 }

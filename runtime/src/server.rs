@@ -92,7 +92,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
+pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
     let secret = if settings.needs_generated_secret() {
         // Config loading already refused this in production mode.
         debug_assert_eq!(settings.env, Mode::Dev);
@@ -189,8 +189,11 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<AppContext>, mut shutdown: 
     // Every connection task holds a clone of `open`; when the receiver sees the channel closed, all are gone.
     let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Past either head limit hyper answers 431 itself and closes the connection; nothing of the request is routed.
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(ctx.settings.header_timeout_ms));
+        .header_read_timeout(Duration::from_millis(ctx.settings.header_timeout_ms))
+        .max_header_size(ctx.settings.max_header_bytes)
+        .max_headers(ctx.settings.max_headers);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
