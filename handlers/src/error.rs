@@ -28,8 +28,6 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// A WebSocket handshake of a version the server does not speak (426).
     UpgradeRequired,
-    /// The request's headers are over the server's limits (431).
-    HeadersTooLarge,
     /// Too many requests (429).
     RateLimited,
     /// A dependency (the database) does not answer; retrying later may work (503).
@@ -199,9 +197,6 @@ pub enum Error {
     /// A request the router could not make sense of.
     #[error("the request could not be understood")]
     BadRequest,
-    /// More header bytes or headers than the server accepts.
-    #[error("request headers are too large")]
-    HeadersTooLarge,
     /// `/metrics` without the configured bearer token.
     #[error("a metrics token is required")]
     MetricsTokenRequired,
@@ -271,7 +266,6 @@ impl Error {
             Error::PayloadTooLarge => "payload_too_large",
             Error::LengthRequired => "length_required",
             Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::HeadersTooLarge => "headers_too_large",
             Error::MetricsTokenRequired => "unauthorized",
             Error::RoomNotFound => "room_not_found",
             Error::BadRoomPassword => "bad_room_password",
@@ -309,7 +303,6 @@ impl Error {
             Error::PayloadTooLarge => ErrorKind::TooLarge,
             Error::LengthRequired => ErrorKind::LengthRequired,
             Error::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
-            Error::HeadersTooLarge => ErrorKind::HeadersTooLarge,
             Error::UsernameTaken | Error::EmailTaken | Error::RoomExists => ErrorKind::Conflict,
             Error::RoomNotFound => ErrorKind::NotFound,
             Error::BadRoomPassword | Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => {
@@ -500,12 +493,6 @@ mod tests {
                 "invalid_request",
                 ErrorKind::Invalid,
                 "the request could not be understood",
-            ),
-            (
-                Error::HeadersTooLarge,
-                "headers_too_large",
-                ErrorKind::HeadersTooLarge,
-                "request headers are too large",
             ),
             (
                 Error::MetricsTokenRequired,
