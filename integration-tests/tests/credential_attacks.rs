@@ -1,16 +1,62 @@
 //! Attacks on credentials, and what stops them: CSRF on cookie-authenticated changes, password guessing against one
 //! account, credential stuffing from one address, username enumeration by login timing, room-password guessing, and
-//! a token that expires on an open socket. Each test asserts the refusal and that nothing changed.
+//! a token that expires on an open socket. Each test asserts the exact refusal and that nothing changed.
 
 use std::time::{Duration, Instant};
 
-use palaver_integration_tests::api::{Client, PASSWORD, assert_error, read};
+use palaver_integration_tests::api::{Client, PASSWORD, assert_exact_error, read};
 use palaver_integration_tests::ws::{Connect, WsClient};
 use palaver_integration_tests::{Engine, TestServer};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const ROOM_PASSWORD: &str = "open sesame";
+
+/// PROTOCOL §1.3: the refusal of a cookie-authenticated change without the session's CSRF token.
+const CSRF_FAILED: &str = "this request needs the session's CSRF token in X-CSRF-Token";
+/// PROTOCOL §1.4: a wrong password and an unknown account alike.
+const INVALID_CREDENTIALS: &str = "invalid username or password";
+/// PROTOCOL §1.7: the HTTP limits' refusal.
+const TOO_MANY_REQUESTS: &str = "too many requests; retry later";
+/// PROTOCOL §1.7, §3.3: a room password locked out.
+const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
+/// PROTOCOL §9: a wrong room password.
+const INCORRECT_ROOM_PASSWORD: &str = "incorrect room password";
+
+fn assert_csrf_failed(status: StatusCode, body: &Value) {
+    assert_exact_error(
+        status,
+        body,
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+        CSRF_FAILED,
+    );
+}
+
+fn assert_invalid_credentials(status: StatusCode, body: &Value) {
+    assert_exact_error(
+        status,
+        body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        INVALID_CREDENTIALS,
+    );
+}
+
+fn assert_too_many_requests(status: StatusCode, body: &Value) {
+    assert_exact_error(
+        status,
+        body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        TOO_MANY_REQUESTS,
+    );
+}
+
+/// The JSON protocol's error frame answering command `id`.
+fn error_frame(code: &str, message: &str, id: &str) -> Value {
+    json!({"type": "error", "code": code, "message": message, "id": id})
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sessions and CSRF.
@@ -47,13 +93,13 @@ async fn cookie_authenticated_changes_need_the_sessions_csrf_token(engine: Engin
         request.send()
     };
     let (status, body) = read(create(None, "no token").await.unwrap()).await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "csrf_failed");
+    assert_csrf_failed(status, &body);
     let (status, body) = read(create(Some("0".repeat(64)), "wrong token").await.unwrap()).await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "csrf_failed");
+    assert_csrf_failed(status, &body);
     // Another session's token (a second login of the same user) does not pass for this one.
     let (_, _, other_csrf) = browser_login_again(&client, "john_doe").await;
     let (status, body) = read(create(Some(other_csrf), "other session").await.unwrap()).await;
-    assert_error(status, &body, StatusCode::FORBIDDEN, "csrf_failed");
+    assert_csrf_failed(status, &body);
     assert!(
         room_names(&client, &token).await.is_empty(),
         "nothing was created"
@@ -90,7 +136,8 @@ async fn cookie_authenticated_changes_need_the_sessions_csrf_token(engine: Engin
         .header("cookie", cookies.clone())
         .send()
         .await;
-    assert_eq!(logout.unwrap().status(), StatusCode::FORBIDDEN);
+    let (status, body) = read(logout.unwrap()).await;
+    assert_csrf_failed(status, &body);
     let (status, _) = client.get("/api/me", Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "the refused logout revoked nothing");
 }
@@ -147,17 +194,12 @@ async fn password_guessing_is_locked_out_per_account(engine: Engine) {
     };
     for _ in 0..5 {
         let (status, body) = attempt("wrong horse battery").await;
-        assert_error(
-            status,
-            &body,
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-        );
+        assert_invalid_credentials(status, &body);
     }
     // The rest of a hundred guesses are all refused untried.
     for _ in 5..100 {
         let (status, body) = attempt("wrong horse battery").await;
-        assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        assert_too_many_requests(status, &body);
     }
     // Locked: even the right password is refused now, without saying whether it was right.
     for password in ["wrong horse battery", PASSWORD] {
@@ -175,8 +217,7 @@ async fn password_guessing_is_locked_out_per_account(engine: Engine) {
             .unwrap();
         assert!((1..=900).contains(&retry_after), "{retry_after}");
         let (status, body) = read(response).await;
-        assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-        assert!(body.get("token").is_none());
+        assert_too_many_requests(status, &body);
     }
     // Other accounts are not locked by John's guesser (the address limit is separate and not reached).
     client.register("jane_doe").await;
@@ -203,13 +244,13 @@ async fn credential_stuffing_from_one_address_is_locked_out(engine: Engine) {
     };
     client.register("john_doe").await;
     for victim in ["alice", "bob", "carol"] {
-        let (status, _) = client
+        let (status, body) = client
             .post(
                 "/api/login",
                 json!({"username": victim, "password": "hunter2hunter2"}),
             )
             .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_invalid_credentials(status, &body);
     }
     // The address has used its failures: any account, even with the right password, waits.
     let (status, body) = client
@@ -218,7 +259,7 @@ async fn credential_stuffing_from_one_address_is_locked_out(engine: Engine) {
             json!({"username": "john_doe", "password": PASSWORD}),
         )
         .await;
-    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_too_many_requests(status, &body);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -294,7 +335,10 @@ async fn guessing_a_room_password_is_locked_out(engine: Engine) {
             )
             .await;
         let refused = guesser.answer_to(&id).await;
-        assert_eq!(refused["code"], "bad_room_password", "{refused}");
+        assert_eq!(
+            refused,
+            error_frame("bad_room_password", INCORRECT_ROOM_PASSWORD, &id)
+        );
     }
     // The sixth try is refused untried, even with the right password, over WebSocket and over HTTP alike.
     guesser
@@ -305,8 +349,10 @@ async fn guessing_a_room_password_is_locked_out(engine: Engine) {
         )
         .await;
     let refused = guesser.answer_to("right").await;
-    assert_eq!(refused["code"], "rate_limited", "{refused}");
-    assert_eq!(refused["message"], "rate limit exceeded", "{refused}");
+    assert_eq!(
+        refused,
+        error_frame("rate_limited", RATE_LIMIT_EXCEEDED, "right")
+    );
     let response = client
         .http
         .get(client.server.url("/api/rooms/secret/messages"))
@@ -315,8 +361,18 @@ async fn guessing_a_room_password_is_locked_out(engine: Engine) {
         .send()
         .await
         .unwrap();
+    assert!(
+        response.headers().get("retry-after").is_none(),
+        "a room password lockout names no Retry-After"
+    );
     let (status, body) = read(response).await;
-    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_exact_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        RATE_LIMIT_EXCEEDED,
+    );
     assert_eq!(client.member_names(&john, "secret").await, ["john_doe"]);
 
     // The lockout is jane's on this room only: mary gets in with the password.
