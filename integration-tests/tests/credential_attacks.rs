@@ -1,11 +1,14 @@
 //! Attacks on credentials, and what stops them: CSRF on cookie-authenticated changes, password guessing against one
-//! account, credential stuffing from one address, username enumeration by login timing, room-password guessing, and
-//! a token that expires on an open socket. Each test asserts the exact refusal and that nothing changed.
+//! account, credential stuffing from one address, username enumeration by the login's answer, room-password
+//! guessing, and a token that expires on an open socket. Each test asserts the exact refusal and that nothing
+//! changed.
 
 use std::time::{Duration, Instant};
 
-use palaver_integration_tests::api::{Client, PASSWORD, assert_exact_error, read};
-use palaver_integration_tests::ws::{Connect, WsClient};
+use palaver_integration_tests::api::{
+    Client, PASSWORD, assert_exact_error, error_body, read, token_claims, unix_now,
+};
+use palaver_integration_tests::ws::{FRAME_TIMEOUT, Frame, WsClient, raw_upgrade};
 use palaver_integration_tests::{Engine, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -263,21 +266,123 @@ async fn credential_stuffing_from_one_address_is_locked_out(engine: Engine) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Username enumeration by timing.
+// Username enumeration.
+
+/// Everything a client can see of an answer but its date: status, headers (`date` left out) and body.
+async fn login_answer(
+    client: &Client,
+    login: &str,
+    password: &str,
+) -> (StatusCode, Vec<(String, String)>, Value) {
+    let response = client
+        .http
+        .post(client.server.url("/api/login"))
+        .json(&json!({"username": login, "password": password}))
+        .send()
+        .await
+        .expect("request sent");
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or("<not ASCII>").to_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    let (status, body) = read(response).await;
+    (status, headers, body)
+}
+
+/// A wrong password and an unknown account (by name or by email, with a short or an over-long password) get answers
+/// that differ in nothing a client can read, and are counted alike by the lockout: both lock out after the same number
+/// of failures. That the work behind them is the same (one bcrypt verification each, the unknown one against a dummy
+/// hash of the same cost) is proved in the handlers' unit tests, which count verifications; how long each takes is a
+/// measurement, see [`measure_login_time_for_known_and_unknown_users`].
+async fn an_unknown_user_is_answered_exactly_like_a_wrong_password(engine: Engine) {
+    let limits = [
+        ("PALAVER_LOGIN_FAILURE_LIMIT", "3"),
+        ("PALAVER_LOGIN_IP_FAILURE_LIMIT", "1000"),
+    ];
+    let Some(client) = Client::start_with(engine, &limits).await else {
+        return;
+    };
+    client.register("john_doe").await;
+    let over_long = "k".repeat(73);
+    let wrong = login_answer(&client, "john_doe", "wrong horse battery").await;
+    assert_invalid_credentials(wrong.0, &wrong.2);
+    assert!(
+        wrong
+            .1
+            .contains(&("www-authenticate".to_owned(), "Bearer".to_owned())),
+        "{:?}",
+        wrong.1
+    );
+    assert!(
+        !wrong.1.iter().any(|(name, _)| name == "set-cookie"),
+        "{:?}",
+        wrong.1
+    );
+    for (login, password) in [
+        ("nobody_here", "wrong horse battery"),
+        ("nobody@example.com", "wrong horse battery"),
+        ("john_doe@example.com", "wrong horse battery"),
+        ("john_doe", over_long.as_str()),
+        ("nobody_else", over_long.as_str()),
+    ] {
+        let answer = login_answer(&client, login, password).await;
+        assert_eq!(
+            answer,
+            wrong,
+            "{login} with a {}-byte password",
+            password.len()
+        );
+    }
+    // The lockout treats them alike too: john_doe has failed twice and nobody_here once; after three failures each,
+    // both are refused untried, with one answer.
+    for login in ["john_doe", "nobody_here", "nobody_here"] {
+        let answer = login_answer(&client, login, "wrong horse battery 2").await;
+        assert_eq!(answer, wrong, "another failure of {login}");
+    }
+    let known_locked = login_answer(&client, "john_doe", PASSWORD).await;
+    let unknown_locked = login_answer(&client, "nobody_here", PASSWORD).await;
+    assert_too_many_requests(known_locked.0, &known_locked.2);
+    assert_eq!(
+        (unknown_locked.0, &unknown_locked.2),
+        (known_locked.0, &known_locked.2)
+    );
+    let header_names = |headers: &[(String, String)]| -> Vec<String> {
+        headers.iter().map(|(name, _)| name.clone()).collect()
+    };
+    assert_eq!(
+        header_names(&unknown_locked.1),
+        header_names(&known_locked.1),
+        "the same headers (Retry-After's value depends on the window)"
+    );
+}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-async fn login_takes_as_long_for_unknown_users_as_for_wrong_passwords(engine: Engine) {
+/// A measurement, not a check (timings pass or fail with the machine's load): how long a login with a wrong password
+/// takes for a known and for an unknown user, at bcrypt cost 10, as medians of 15 tries each and their ratio, which
+/// should be close to 1. Run it on a quiet machine with
+/// `cargo test -p palaver-integration-tests --test credential_attacks -- --ignored --nocapture measure_login_time`.
+#[tokio::test]
+#[ignore = "a timing measurement; run it with --ignored --nocapture"]
+async fn measure_login_time_for_known_and_unknown_users() {
     // A real bcrypt cost, so the hash dominates; generous failure limits, so no lockout interferes.
     let settings = [
-        ("PALAVER_BCRYPT_COST", "8"),
+        ("PALAVER_BCRYPT_COST", "10"),
         ("PALAVER_LOGIN_FAILURE_LIMIT", "1000"),
         ("PALAVER_LOGIN_IP_FAILURE_LIMIT", "1000"),
     ];
-    let Some(client) = Client::start_with(engine, &settings).await else {
+    let Some(client) = Client::start_with(Engine::Sqlite, &settings).await else {
         return;
     };
     client.register("john_doe").await;
@@ -292,14 +397,13 @@ async fn login_takes_as_long_for_unknown_users_as_for_wrong_passwords(engine: En
                 )
                 .await;
             samples.push(started.elapsed());
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+            assert_invalid_credentials(status, &body);
         }
     }
     let (known, unknown) = (median(known), median(unknown));
-    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
-    assert!(
-        (1.0 / 3.0..3.0).contains(&ratio),
-        "a wrong password takes {known:?}, an unknown user {unknown:?}"
+    eprintln!(
+        "login with a wrong password: known user {known:?}, unknown user {unknown:?} (medians of 15), ratio {:.2}",
+        known.as_secs_f64() / unknown.as_secs_f64()
     );
 }
 
@@ -390,22 +494,45 @@ async fn guessing_a_room_password_is_locked_out(engine: Engine) {
 // ---------------------------------------------------------------------------------------------------------------
 // Tokens.
 
+/// How long the token of the expiry test lives, in seconds: long enough to open a socket with it before its `exp`
+/// (whole seconds, so at least this minus one second after the login).
+const SOCKET_TOKEN_TTL: &str = "5";
+
 async fn a_token_expiring_on_an_open_socket_closes_it_with_1008(engine: Engine) {
-    let Some(client) = Client::start_with(engine, &[("PALAVER_TOKEN_TTL_SECS", "2")]).await else {
+    let Some(client) =
+        Client::start_with(engine, &[("PALAVER_TOKEN_TTL_SECS", SOCKET_TOKEN_TTL)]).await
+    else {
         return;
     };
     let token = client.user("john_doe").await;
+    let exp = token_claims(&token)["exp"].as_i64().expect("an exp") as f64;
     let mut ws = WsClient::json(&client.server, &token).await;
-    let opened = Instant::now();
-    ws.expect_close(1008).await;
-    let lived = opened.elapsed();
-    assert!(
-        lived >= Duration::from_millis(500),
-        "closed after only {lived:?}: before the token expired"
-    );
+    // The close is the event awaited: no sooner than the token's exp, and within the frame timeout after it.
+    let wait = Duration::from_secs_f64((exp - unix_now()).max(0.0)) + FRAME_TIMEOUT;
+    let frame = ws.next_frame_within(wait).await;
+    let closed = unix_now();
     assert_eq!(
-        Connect::bearer(&token).refused(&client.server).await,
-        StatusCode::UNAUTHORIZED
+        frame,
+        Some(Frame::Close(Some((1008, "token expired".to_owned())))),
+        "the socket of a token whose exp passed"
+    );
+    assert!(
+        closed >= exp,
+        "closed {:.3} s before the token's exp",
+        exp - closed
+    );
+    let (status, body) = raw_upgrade(
+        &client.server,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            error_body("token_expired", "the token has expired")
+        )
     );
 }
 
@@ -413,11 +540,9 @@ palaver_integration_tests::on_every_engine!(
     cookie_authenticated_changes_need_the_sessions_csrf_token,
     password_guessing_is_locked_out_per_account,
     credential_stuffing_from_one_address_is_locked_out,
+    an_unknown_user_is_answered_exactly_like_a_wrong_password,
     guessing_a_room_password_is_locked_out,
 );
 
-// Hash timing and token expiry do not depend on the database: these run on the embedded one only.
-palaver_integration_tests::on_sqlite_only!(
-    login_takes_as_long_for_unknown_users_as_for_wrong_passwords,
-    a_token_expiring_on_an_open_socket_closes_it_with_1008,
-);
+// Token expiry does not depend on the database: this runs on the embedded one only.
+palaver_integration_tests::on_sqlite_only!(a_token_expiring_on_an_open_socket_closes_it_with_1008);
