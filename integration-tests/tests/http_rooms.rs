@@ -1,8 +1,11 @@
 //! The room routes of PROTOCOL §1 against a real server, on SQLite and on PostgreSQL.
 
-use palaver_integration_tests::Engine;
+use std::time::Duration;
+
 use palaver_integration_tests::api::{Client, assert_error, assert_exact_error};
+use palaver_integration_tests::proxy::ProxiedPostgres;
 use palaver_integration_tests::ws::WsClient;
+use palaver_integration_tests::{Engine, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -352,7 +355,153 @@ async fn history_is_paged_and_guarded(engine: Engine) {
     );
 }
 
+/// The answer of an API route while the database does not answer (PROTOCOL §1.1, §6.4).
+const UNAVAILABLE: &str = "the service is temporarily unavailable, please retry";
+
+/// How long the routes may take to answer again once the database is back.
+const RECOVERY: Duration = Duration::from_secs(10);
+
+/// With the database cut off, every room route and `/readyz` answer 503 (the API ones `unavailable`) while
+/// `/healthz` still answers; once it is back, they all answer as before, and nothing tried while it was away was
+/// stored.
+async fn room_routes_answer_503_while_the_database_is_down() {
+    let Some(database) = ProxiedPostgres::start().await else {
+        return;
+    };
+    let server =
+        TestServer::start_on_postgres(database.url(), &[("PALAVER_DB_TIMEOUT_MS", "1000")]).await;
+    let client = Client {
+        server,
+        http: reqwest::Client::new(),
+    };
+    let john = client.user("john_doe").await;
+    let (status, lobby) = client
+        .post_as(&john, "/api/rooms", json!({"name": "lobby"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lobby}");
+    post_messages(&client, &john, "lobby", 1).await;
+
+    database.proxy.cut();
+    let reads = [
+        "/api/rooms",
+        "/api/rooms/lobby/messages",
+        "/api/rooms/lobby/members",
+    ];
+    for path in reads {
+        let (status, body) = client.get(path, Some(&john)).await;
+        assert_exact_error(
+            status,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            UNAVAILABLE,
+        );
+    }
+    let (status, body) = client
+        .post_as(&john, "/api/rooms", json!({"name": "later"}))
+        .await;
+    assert_exact_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        UNAVAILABLE,
+    );
+    let (status, body) = client.get("/readyz", None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "database": "unavailable"})
+        )
+    );
+    let (status, body) = client.get("/healthz", None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+
+    database.proxy.heal();
+    let deadline = tokio::time::Instant::now() + RECOVERY;
+    let (status, body) =
+        until_answered(deadline, "GET /readyz", || client.get("/readyz", None)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "ready", "database": "ok"}))
+    );
+    let (status, list) = until_answered(deadline, "GET /api/rooms", || {
+        client.get("/api/rooms", Some(&john))
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let rooms: Vec<(&Value, &Value)> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|room| (&room["name"], &room["id"]))
+        .collect();
+    assert_eq!(
+        rooms,
+        [(&json!("lobby"), &lobby["id"])],
+        "the refused creation stored nothing"
+    );
+    let (status, page) = until_answered(deadline, "GET messages", || {
+        client.get("/api/rooms/lobby/messages", Some(&john))
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page("lobby", &page, &[1], json!(1), false);
+    let (status, members) = until_answered(deadline, "GET members", || {
+        client.get("/api/rooms/lobby/members", Some(&john))
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    let names: Vec<&Value> = members
+        .as_array()
+        .unwrap_or_else(|| panic!("{members}"))
+        .iter()
+        .map(|member| &member["username"])
+        .collect();
+    assert_eq!(names, [&json!("john_doe")], "{members}");
+    let (status, later) = until_answered(deadline, "POST /api/rooms", || {
+        client.post_as(&john, "/api/rooms", json!({"name": "later"}))
+    })
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{later}");
+    assert_eq!(
+        (&later["name"], &later["member"]),
+        (&json!("later"), &json!(true)),
+        "{later}"
+    );
+    client.server.stop().await;
+    drop(database);
+}
+
+/// Repeats `request` until it is answered with anything but `503` and returns that answer; fails the test when the
+/// deadline passes first. Between tries it waits a little: there is no event that says the pool has reconnected.
+async fn until_answered<F, Fut>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    mut request: F,
+) -> (StatusCode, Value)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (StatusCode, Value)>,
+{
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        let (status, body) = request().await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return (status, body);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} still answers {status} {body} {RECOVERY:?} after the database came back"
+        );
+    }
+}
+
 palaver_integration_tests::on_every_engine!(
     rooms_are_created_listed_and_deleted_by_their_owner,
     history_is_paged_and_guarded,
+    ; postgres only:
+    room_routes_answer_503_while_the_database_is_down,
 );
