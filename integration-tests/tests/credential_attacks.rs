@@ -1,7 +1,7 @@
 //! Attacks on credentials, and what stops them: CSRF on cookie-authenticated changes, password guessing against one
 //! account, credential stuffing from one address, username enumeration by the login's answer, room-password
-//! guessing, and a token that expires on an open socket. Each test asserts the exact refusal and that nothing
-//! changed.
+//! guessing, lockouts that end with their window, and a token that expires on an open socket. Each test asserts the
+//! exact refusal and that nothing changed.
 
 use std::time::{Duration, Instant};
 
@@ -492,6 +492,241 @@ async fn guessing_a_room_password_is_locked_out(engine: Engine) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Lockouts end with their window.
+
+/// The lockout windows of the tests below, in seconds.
+const SHORT_WINDOW: &str = "1";
+
+/// How long a lockout of [`SHORT_WINDOW`] may take to end before the test fails (the sliding window counts the
+/// previous window's failures for one more window).
+const LOCKOUT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How many times a test locks an account or a room out before it gives up seeing the right password refused while
+/// locked (a lockout of one second may end between two requests on a busy machine; then it locks out again).
+const LOCKOUT_ROUNDS: usize = 20;
+
+/// A login's status, `Retry-After` header and body.
+async fn login_attempt(client: &Client, password: &str) -> (StatusCode, Option<String>, Value) {
+    let response = client
+        .http
+        .post(client.server.url("/api/login"))
+        .json(&json!({"username": "john_doe", "password": password}))
+        .send()
+        .await
+        .expect("request sent");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap_or("<not ASCII>").to_owned());
+    let (status, body) = read(response).await;
+    (status, retry_after, body)
+}
+
+/// Asserts the lockout's refusal: `429` `rate_limited`, and `Retry-After: 1`, the whole seconds (rounded up) left of a
+/// one-second window.
+fn assert_locked_login(attempt: &(StatusCode, Option<String>, Value)) {
+    let (status, retry_after, body) = attempt;
+    assert_too_many_requests(*status, body);
+    assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+}
+
+/// Guesses john's password until the lockout refuses a guess; every guess before is `invalid_credentials`, and there
+/// are at least `limit` of them when no earlier failure is still counted (`fresh`).
+async fn lock_out_login(client: &Client, limit: usize, fresh: bool) {
+    let mut failures = 0;
+    loop {
+        let attempt = login_attempt(client, "wrong horse battery").await;
+        if attempt.0 == StatusCode::TOO_MANY_REQUESTS {
+            assert_locked_login(&attempt);
+            assert!(
+                !fresh || failures >= limit,
+                "locked out after {failures} failures"
+            );
+            return;
+        }
+        assert_invalid_credentials(attempt.0, &attempt.2);
+        failures += 1;
+        assert!(failures <= 10 * limit, "{failures} failures and no lockout");
+    }
+}
+
+async fn a_login_lockout_ends_with_its_window(engine: Engine) {
+    let settings = [
+        ("PALAVER_LOGIN_FAILURE_LIMIT", "3"),
+        ("PALAVER_LOGIN_IP_FAILURE_LIMIT", "1000"),
+        ("PALAVER_LOGIN_FAILURE_WINDOW_SECS", SHORT_WINDOW),
+    ];
+    let Some(client) = Client::start_with(engine, &settings).await else {
+        return;
+    };
+    client.register("john_doe").await;
+    // Locked out, the right password is refused untried like any other.
+    let mut refused_while_locked = false;
+    for round in 0..LOCKOUT_ROUNDS {
+        // Past the first round, failures of the one before may still count in the sliding window.
+        lock_out_login(&client, 3, round == 0).await;
+        let right = login_attempt(&client, PASSWORD).await;
+        if right.0 == StatusCode::TOO_MANY_REQUESTS {
+            assert_locked_login(&right);
+            refused_while_locked = true;
+            break;
+        }
+        // The window ended between the two requests.
+        assert_eq!(right.0, StatusCode::OK, "{}", right.2);
+    }
+    assert!(
+        refused_while_locked,
+        "the right password was never refused during a lockout ({LOCKOUT_ROUNDS} tries)"
+    );
+    // Once the window has passed, the right password is accepted again.
+    let deadline = tokio::time::Instant::now() + LOCKOUT_PATIENCE;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    let token = loop {
+        poll.tick().await;
+        let attempt = login_attempt(&client, PASSWORD).await;
+        if attempt.0 == StatusCode::OK {
+            break attempt.2["token"].as_str().expect("a token").to_owned();
+        }
+        assert_locked_login(&attempt);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still locked out {LOCKOUT_PATIENCE:?} after the lockout began"
+        );
+    };
+    let (status, me) = client.get("/api/me", Some(&token)).await;
+    assert_eq!(
+        (status, &me["username"]),
+        (StatusCode::OK, &json!("john_doe"))
+    );
+}
+
+/// Tries wrong passwords for the private room `secret` on `ws` until the lockout refuses one; every try before is
+/// `bad_room_password`, and there are at least `limit` of them when no earlier failure is still counted (`fresh`).
+async fn lock_out_room(ws: &mut WsClient, limit: usize, fresh: bool) {
+    let mut failures = 0;
+    loop {
+        let id = format!("guess-{failures}");
+        ws.send_cmd(
+            "join_room",
+            json!({"name": "secret", "password": "not the password"}),
+            Some(&id),
+        )
+        .await;
+        let refused = ws.next_json().await;
+        if refused["code"] == "rate_limited" {
+            assert_eq!(
+                refused,
+                error_frame("rate_limited", RATE_LIMIT_EXCEEDED, &id)
+            );
+            assert!(
+                !fresh || failures >= limit,
+                "locked out after {failures} failures"
+            );
+            return;
+        }
+        assert_eq!(
+            refused,
+            error_frame("bad_room_password", INCORRECT_ROOM_PASSWORD, &id)
+        );
+        failures += 1;
+        assert!(failures <= 10 * limit, "{failures} failures and no lockout");
+    }
+}
+
+async fn a_room_password_lockout_ends_with_its_window(engine: Engine) {
+    let settings = [
+        ("PALAVER_ROOM_PASSWORD_ATTEMPTS", "3"),
+        ("PALAVER_ROOM_PASSWORD_WINDOW_SECS", SHORT_WINDOW),
+        // Polling must not meet the command limit, whose refusal reads like the lockout's.
+        ("PALAVER_WS_MESSAGE_LIMIT", "100000"),
+    ];
+    let Some(client) = Client::start_with(engine, &settings).await else {
+        return;
+    };
+    let john = client.user("john_doe").await;
+    let jane = client.user("jane_doe").await;
+    let (status, body) = client
+        .post_as(
+            &john,
+            "/api/rooms",
+            json!({"name": "secret", "private": true, "password": ROOM_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut guesser = WsClient::json(&client.server, &jane).await;
+    // Locked out, the right password is refused untried too. Reading the history with it is the probe, since a join
+    // with it would make jane a member, who needs no password.
+    let mut refused_while_locked = false;
+    for round in 0..LOCKOUT_ROUNDS {
+        // Past the first round, failures of the one before may still count in the sliding window.
+        lock_out_room(&mut guesser, 3, round == 0).await;
+        let id = format!("probe-{round}");
+        guesser
+            .send_cmd(
+                "get_messages",
+                json!({"name": "secret", "password": ROOM_PASSWORD}),
+                Some(&id),
+            )
+            .await;
+        let answer = guesser.next_json().await;
+        if answer["type"] == "error" {
+            assert_eq!(
+                answer,
+                error_frame("rate_limited", RATE_LIMIT_EXCEEDED, &id)
+            );
+            refused_while_locked = true;
+            break;
+        }
+        // The window ended between the two commands.
+        assert_eq!(
+            (&answer["type"], &answer["id"]),
+            (&json!("history"), &json!(id)),
+            "{answer}"
+        );
+    }
+    assert!(
+        refused_while_locked,
+        "the right room password was never refused during a lockout ({LOCKOUT_ROUNDS} tries)"
+    );
+    assert_eq!(client.member_names(&john, "secret").await, ["john_doe"]);
+    // Once the window has passed, the right password lets jane in.
+    let deadline = tokio::time::Instant::now() + LOCKOUT_PATIENCE;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    for attempt in 0.. {
+        poll.tick().await;
+        let id = format!("join-{attempt}");
+        guesser
+            .send_cmd(
+                "join_room",
+                json!({"name": "secret", "password": ROOM_PASSWORD}),
+                Some(&id),
+            )
+            .await;
+        let answer = guesser.next_json().await;
+        if answer["type"] == "welcome" {
+            assert_eq!(
+                (&answer["room"], &answer["last_seq"], &answer["id"]),
+                (&json!("secret"), &json!(0), &json!(id)),
+                "{answer}"
+            );
+            break;
+        }
+        assert_eq!(
+            answer,
+            error_frame("rate_limited", RATE_LIMIT_EXCEEDED, &id)
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still locked out {LOCKOUT_PATIENCE:?} after the lockout began"
+        );
+    }
+    assert_eq!(
+        client.member_names(&john, "secret").await,
+        ["jane_doe", "john_doe"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Tokens.
 
 /// How long the token of the expiry test lives, in seconds: long enough to open a socket with it before its `exp`
@@ -541,7 +776,9 @@ palaver_integration_tests::on_every_engine!(
     password_guessing_is_locked_out_per_account,
     credential_stuffing_from_one_address_is_locked_out,
     an_unknown_user_is_answered_exactly_like_a_wrong_password,
+    a_login_lockout_ends_with_its_window,
     guessing_a_room_password_is_locked_out,
+    a_room_password_lockout_ends_with_its_window,
 );
 
 // Token expiry does not depend on the database: this runs on the embedded one only.
