@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{Engine, TestServer};
+use crate::{Engine, TEST_JWT_SECRET, TestServer};
 
 /// The password [`Client::register`] uses.
 pub const PASSWORD: &str = "correct horse battery";
@@ -90,6 +90,20 @@ impl Client {
         read(request.send().await.expect("request sent")).await
     }
 
+    /// GETs with a Bearer token and extra request headers (e.g. `X-Room-Password`).
+    pub async fn get_with(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.server.url(path)).bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
     /// DELETEs with a Bearer token.
     pub async fn delete_as(&self, token: &str, path: &str) -> (StatusCode, Value) {
         let request = self.http.delete(self.server.url(path)).bearer_auth(token);
@@ -137,4 +151,49 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCod
         body["error"].as_str().is_some_and(|text| !text.is_empty()),
         "{body}"
     );
+}
+
+/// The body of an error answer without a `field` (PROTOCOL §1.1): `{"error":"<text>","code":"<code>"}`.
+pub fn error_body(code: &str, text: &str) -> Value {
+    json!({"error": text, "code": code})
+}
+
+/// Asserts an error answer exactly: its status and its whole body, `{"error":"<text>","code":"<code>"}` and nothing
+/// else (PROTOCOL §9 lists every code and text).
+pub fn assert_exact_error(
+    status: StatusCode,
+    body: &Value,
+    expected_status: StatusCode,
+    code: &str,
+    text: &str,
+) {
+    assert_eq!(
+        (status, body),
+        (expected_status, &error_body(code, text)),
+        "expected {expected_status} {code} {text:?}"
+    );
+}
+
+/// The claims of a token the test server issued (or one signed with [`TEST_JWT_SECRET`]), checked for signature,
+/// issuer and audience but not for its times: e.g. to learn a token's `exp`.
+///
+/// # Panics
+/// When the token is not one of the test server's.
+pub fn token_claims(token: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_issuer(&["palaver"]);
+    validation.set_audience(&["palaver-clients"]);
+    let key = jsonwebtoken::DecodingKey::from_secret(TEST_JWT_SECRET.as_bytes());
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap_or_else(|err| panic!("not a token of the test server ({err}): {token}"))
+        .claims
+}
+
+/// Now, in seconds since the Unix epoch with a fraction: the clock the server reads too (they share the machine's),
+/// to judge an answer by the time it was asked and answered.
+pub fn unix_now() -> f64 {
+    let now = time::OffsetDateTime::now_utc();
+    now.unix_timestamp() as f64 + f64::from(now.nanosecond()) / 1e9
 }

@@ -143,6 +143,40 @@ impl Connect {
         }
     }
 
+    /// The HTTP status and body (as text) with which the server refuses the upgrade; panics when it accepts it.
+    pub async fn refusal(&self, server: &TestServer) -> (StatusCode, String) {
+        match self.try_open(server).await {
+            Ok(_) => panic!("the upgrade was accepted, but a refusal was expected ({self:?})"),
+            Err(tungstenite::Error::Http(response)) => (
+                StatusCode::from_u16(response.status().as_u16()).expect("a valid status"),
+                response
+                    .body()
+                    .as_deref()
+                    .map(|body| String::from_utf8_lossy(body).into_owned())
+                    .unwrap_or_default(),
+            ),
+            Err(err) => panic!("expected an HTTP refusal, got: {err}"),
+        }
+    }
+
+    /// Asserts that the server refuses the upgrade with `status` and the JSON error body `{"error": text, "code":
+    /// code}` (PROTOCOL §2.1, §2.2).
+    pub async fn assert_refused(
+        &self,
+        server: &TestServer,
+        status: StatusCode,
+        code: &str,
+        text: &str,
+    ) {
+        let (got, body) = self.refusal(server).await;
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        assert_eq!(
+            (got, parsed),
+            (status, json!({"error": text, "code": code})),
+            "the refusal of {self:?}"
+        );
+    }
+
     /// The HTTP status with which the server refuses the upgrade; panics when it accepts it.
     pub async fn refused(&self, server: &TestServer) -> StatusCode {
         match self.try_open(server).await {

@@ -190,6 +190,7 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         .headers_mut()
         .insert("sec-websocket-protocol", "palaver.v1.json".parse().unwrap());
     let (mut guest, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut joins = Vec::new();
     for (id, password) in [
         ("wrong", CANARIES.wrong_room_password),
         ("right", CANARIES.room_password),
@@ -197,8 +198,21 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
         let join =
             json!({"type": "join_room", "id": id, "data": {"name": "vault", "password": password}});
         guest.send(Message::text(join.to_string())).await.unwrap();
-        answered(&mut guest, |frame: &Value| frame["id"] == id).await;
+        joins.push(answered(&mut guest, |frame: &Value| frame["id"] == id).await);
     }
+    assert_eq!(
+        joins[0],
+        json!({"type": "error", "code": "bad_room_password", "message": "incorrect room password", "id": "wrong"}),
+        "the wrong room password is refused"
+    );
+    assert_eq!(
+        (&joins[1]["type"], &joins[1]["room"], &joins[1]["id"]),
+        (&json!("welcome"), &json!("vault"), &json!("right")),
+        "the right room password lets jane in: {}",
+        joins[1]
+    );
+    // The owner's message is the room's first: jane joined after it, and nothing else was posted.
+    assert_eq!(joins[1]["last_seq"], 1, "{}", joins[1]);
 
     // A flood past the per-user command limit (20 a second): many refusals, one audit event.
     for n in 0..60 {
@@ -361,8 +375,8 @@ async fn security_events_are_audited_without_secrets(engine: Engine) {
     );
 }
 
-/// Reads frames until one is `done`.
-async fn answered<S>(ws: &mut S, done: impl Fn(&Value) -> bool)
+/// Reads frames until one is `done`, and returns it.
+async fn answered<S>(ws: &mut S, done: impl Fn(&Value) -> bool) -> Value
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
@@ -375,7 +389,7 @@ where
         if let Message::Text(text) = frame {
             let value: Value = serde_json::from_str(&text).expect("JSON");
             if done(&value) {
-                return;
+                return value;
             }
         }
     }

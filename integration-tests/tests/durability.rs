@@ -313,13 +313,7 @@ async fn a_reader_resumes_mid_stream_without_gap_or_duplicate(engine: Engine) {
         read_messages(&mut reader, &mut last, watched_through).await;
         reader.drop_without_close();
         let missed_through = last + MISSED;
-        tokio::time::timeout(
-            FRAME_TIMEOUT,
-            top_acked.wait_for(|top| *top >= missed_through),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("the senders did not reach seq {missed_through} in time"))
-        .expect("the senders run");
+        await_acked(&mut top_acked, missed_through).await;
 
         reader = WsClient::json(&client.server, &jane).await;
         let id = format!("resume{resume}");
@@ -369,6 +363,26 @@ async fn a_reader_resumes_mid_stream_without_gap_or_duplicate(engine: Engine) {
         started.elapsed()
     );
     drop(open);
+}
+
+/// Waits until the senders' highest acked seq (published by [`keep_sending`]) reaches `seq`. There is no budget for
+/// the whole: each ack is awaited with the frame timeout, so a slow machine only takes longer, and only senders that
+/// stop being acknowledged fail the test.
+async fn await_acked(top_acked: &mut watch::Receiver<i64>, seq: i64) {
+    loop {
+        let top = *top_acked.borrow_and_update();
+        if top >= seq {
+            return;
+        }
+        tokio::time::timeout(FRAME_TIMEOUT, top_acked.changed())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no ack within {FRAME_TIMEOUT:?}: the senders are at seq {top}, short of {seq}"
+                )
+            })
+            .expect("the senders run");
+    }
 }
 
 /// Sends `join_room` and returns the `welcome`, which must be the answer's first frame.
@@ -458,11 +472,38 @@ async fn post_key(ws: &mut WsClient, room: &str, key: &str, id: &str) {
 /// Asserts that the next frame is the `message` with this seq and key.
 async fn expect_keyed_message(ws: &mut WsClient, seq: i64, username: &str, key: &str) {
     let frame = ws.expect_json("message").await;
+    assert_keyed(&frame, seq, username, key);
+}
+
+/// Asserts that `frame` is the `message` with this seq and key (posted by [`post_key`]).
+fn assert_keyed(frame: &Value, seq: i64, username: &str, key: &str) {
     assert_eq!(
-        (&frame["seq"], &frame["username"], &frame["client_msg_id"]),
-        (&json!(seq), &json!(username), &json!(key)),
+        (
+            &frame["type"],
+            &frame["seq"],
+            &frame["username"],
+            &frame["client_msg_id"],
+            &frame["content"]
+        ),
+        (
+            &json!("message"),
+            &json!(seq),
+            &json!(username),
+            &json!(key),
+            &json!(key)
+        ),
         "{frame}"
     );
+}
+
+/// The error frame refusing command `id` because the database failed (PROTOCOL §6.4).
+fn unavailable(id: &str) -> Value {
+    json!({
+        "type": "error",
+        "code": "unavailable",
+        "message": "the service is temporarily unavailable, please retry",
+        "id": id,
+    })
 }
 
 /// Asserts that the next frame is exactly the ack of command `id` with this seq.
@@ -963,34 +1004,74 @@ async fn a_commit_whose_answer_is_lost_leaves_no_gap() {
     // The database commits k-2, but the connection dies before the server hears so.
     chat.database.proxy.lose_next_answer_to(b"COMMIT");
     post_key(&mut chat.sender, room, "k-2", "m2").await;
-    let mut answers = Vec::new();
-    loop {
-        let frame = chat.sender.next_json().await;
-        let done = matches!(frame["type"].as_str(), Some("ack" | "error"));
-        answers.push(frame);
-        if done {
-            break;
-        }
+    // The writer cannot know whether k-2 was stored, so m2 is refused (PROTOCOL §6.4). The one frame that may come
+    // before the refusal is k-2 itself, seq 2: the writer settles the doubt on its own while no post arrives and
+    // delivers k-2 once it finds it stored, which a very slow reply could let out first.
+    let mut k2_delivered = false;
+    let mut answer = chat.sender.next_json().await;
+    if answer["type"] == "message" {
+        assert_keyed(&answer, 2, "john_doe", "k-2");
+        k2_delivered = true;
+        answer = chat.sender.next_json().await;
     }
+    assert_eq!(
+        answer,
+        unavailable("m2"),
+        "a post whose commit answer was lost"
+    );
     assert_eq!(
         chat.database.proxy.answers_lost(),
         1,
         "the proxy lost the answer to a COMMIT"
     );
-    eprintln!("Postgres: a post whose commit answer was lost is answered {answers:?}");
-    // The client retries, then posts the next message.
-    post_key(&mut chat.sender, room, "k-2", "m3").await;
-    let retry = await_ack(&mut chat.sender, "m3").await;
+    // The client retries. Once the writer has settled the doubt it finds k-2 stored: k-2 is delivered (unless that
+    // already happened) and the retry is only acknowledged, with k-2's seq. Until the doubt is settled, the retry is
+    // refused like m2 and tried again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    let mut retries = 0;
+    loop {
+        poll.tick().await;
+        retries += 1;
+        let id = format!("m3-{retries}");
+        post_key(&mut chat.sender, room, "k-2", &id).await;
+        let mut answer = chat.sender.next_json().await;
+        if answer["type"] == "message" {
+            assert!(!k2_delivered, "k-2 delivered twice: {answer}");
+            assert_keyed(&answer, 2, "john_doe", "k-2");
+            k2_delivered = true;
+            answer = chat.sender.next_json().await;
+        }
+        if answer["type"] == "ack" {
+            assert_eq!(
+                answer,
+                json!({"type": "ack", "id": id, "room": room, "seq": 2}),
+                "the retry of k-2"
+            );
+            break;
+        }
+        assert_eq!(
+            answer,
+            unavailable(&id),
+            "a retry before the doubt is settled"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry of k-2 is still refused after {retries} tries"
+        );
+    }
+    assert!(k2_delivered, "k-2, stored, was delivered to its sender");
+    // Settled: the next post is stored and delivered as usual.
     post_key(&mut chat.sender, room, "k-3", "m4").await;
-    let next = await_ack(&mut chat.sender, "m4").await;
+    expect_keyed_message(&mut chat.sender, 3, "john_doe", "k-3").await;
+    expect_ack(&mut chat.sender, "m4", room, 3).await;
+    eprintln!("Postgres: the retry of k-2 was acknowledged at try {retries}");
     let stored = chat.stored_keys().await;
-    eprintln!("Postgres: retry acked {retry}, next acked {next}, stored {stored:?}");
     assert_eq!(
         stored,
         [(3, "k-3".into()), (2, "k-2".into()), (1, "k-1".into())],
         "k-2 was committed once"
     );
-    assert_eq!((retry, next), (2, 3));
     // Jane, connected throughout, receives every stored message in seq order without a gap (PROTOCOL §6).
     let mut received = Vec::new();
     while received.last() != Some(&3) {
@@ -1036,10 +1117,7 @@ async fn a_join_during_traffic_continues_right_after_the_welcome(engine: Engine)
             acked.clone(),
         )));
     }
-    tokio::time::timeout(FRAME_TIMEOUT, top_acked.wait_for(|top| *top >= 20))
-        .await
-        .expect("the senders get going")
-        .expect("the senders run");
+    await_acked(&mut top_acked, 20).await;
 
     // A plain join (no after_seq) while others post: the welcome names the room's last seq, and the connection
     // receives every message after it, from the next one on.

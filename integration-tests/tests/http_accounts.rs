@@ -1,7 +1,9 @@
 //! The account routes of PROTOCOL §1 against a real server, on SQLite and on PostgreSQL: what a client sees for
 //! every success and every refusal, and that refused requests store nothing.
 
-use palaver_integration_tests::api::{Client, PASSWORD, assert_error, read};
+use palaver_integration_tests::api::{
+    Client, PASSWORD, assert_error, assert_exact_error, read, unix_now,
+};
 use palaver_integration_tests::{Engine, TEST_JWT_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -317,11 +319,18 @@ async fn me_answers_by_bearer_or_cookie_and_refuses_everything_else(engine: Engi
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+/// How long the token the expiry part of the logout test revokes lives, in seconds: long enough for a logout and
+/// one request before its `exp` (which is whole seconds, so it is at least this minus one second away).
+const SHORT_LIFE_SECS: i64 = 4;
+
+/// How long after a token's `exp` the logout test waits at most for its answer to turn to `token_expired`.
+const EXPIRY_PATIENCE_SECS: f64 = 10.0;
+
 async fn logout_revokes_the_token_until_it_expires(engine: Engine) {
     let Some(client) = Client::start(engine).await else {
         return;
     };
-    client.register("john_doe").await;
+    let user = client.register("john_doe").await;
     let first = client.login("john_doe").await;
     let second = client.login("john_doe").await;
     let response = client
@@ -338,21 +347,98 @@ async fn logout_revokes_the_token_until_it_expires(engine: Engine) {
         .unwrap_or("")
         .to_owned();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(
-        cleared.starts_with("palaver_session=;") && cleared.contains("Max-Age=0"),
-        "{cleared}"
+    assert_eq!(
+        cleared,
+        "palaver_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
     );
     let (status, body) = client.get("/api/me", Some(&first)).await;
-    assert_error(status, &body, StatusCode::UNAUTHORIZED, "token_revoked");
-    let (status, _) = client.get("/api/me", Some(&second)).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_exact_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "token_revoked",
+        "the token has been revoked",
+    );
+    // Only the token logged out with: the user's other session goes on.
+    let (status, body) = client.get("/api/me", Some(&second)).await;
+    assert_eq!((status, &body), (StatusCode::OK, &user));
+    let (status, body) = client.post_as(&first, "/api/logout", json!({})).await;
+    assert_exact_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "token_revoked",
+        "the token has been revoked",
+    );
     let response = client
         .http
         .post(client.server.url("/api/logout"))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = read(response).await;
+    assert_exact_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Authorization header with Bearer token required",
+    );
+
+    // Until its exp, and no longer: a token (signed with the server's key, so it lives only SHORT_LIFE_SECS) is
+    // revoked, answers token_revoked while the server's clock is before its exp, and token_expired from then on. Each
+    // answer is judged by the clock read before and after the request, between which the server read its own.
+    let user_id = user["id"].as_str().expect("an id");
+    let short_claims = claims(user_id, SHORT_LIFE_SECS);
+    let exp = short_claims["exp"].as_i64().expect("an exp") as f64;
+    let short = sign(short_claims, jsonwebtoken::Algorithm::HS256);
+    let (status, body) = client.post_as(&short, "/api/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let mut revoked_answers = 0;
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        let asked = unix_now();
+        let (status, body) = client.get("/api/me", Some(&short)).await;
+        let answered = unix_now();
+        if body["code"] == "token_revoked" {
+            assert_exact_error(
+                status,
+                &body,
+                StatusCode::UNAUTHORIZED,
+                "token_revoked",
+                "the token has been revoked",
+            );
+            assert!(
+                asked < exp,
+                "token_revoked for a request sent {:.3} s after the token's exp",
+                asked - exp
+            );
+            revoked_answers += 1;
+        } else {
+            assert_exact_error(
+                status,
+                &body,
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+                "the token has expired",
+            );
+            assert!(
+                answered >= exp,
+                "token_expired {:.3} s before the token's exp",
+                exp - answered
+            );
+            break;
+        }
+        assert!(
+            answered < exp + EXPIRY_PATIENCE_SECS,
+            "the revoked token still answers token_revoked {EXPIRY_PATIENCE_SECS} s after its exp"
+        );
+    }
+    assert!(
+        revoked_answers > 0,
+        "the revocation was never seen before the token expired"
+    );
 }
 
 async fn health_endpoints_answer(engine: Engine) {

@@ -18,6 +18,11 @@ const FOREIGN_ORIGIN: &str = "http://evil.example";
 const LEFT_GENERAL: &str = "You have left the room \"general\"";
 const LEAVE_SUCCESS: &str = "ROOM_LEAVE_SUCCESS:You have successfully left the room";
 const INVALID_FORMAT: &str = "Error: invalid message format";
+const INVALID_TOKEN: &str = "the token is invalid";
+const INVALID_TICKET: &str = "the ticket is invalid, used or expired";
+const FORBIDDEN_ORIGIN: &str = "this origin may not open a WebSocket";
+const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
+const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
 
 /// A server with two registered, logged-in users.
 struct Chat {
@@ -979,8 +984,8 @@ async fn text_lines_carry_the_room_when_in_several_rooms(engine: Engine) {
     jane.expect_stamped("john_doe: hi all").await;
     // With several rooms joined, a message must name its room.
     say(&mut john, None, "where does this go?").await;
-    let error = john.next_text().await;
-    assert!(error.starts_with("Error: "), "{error}");
+    john.expect_text("Error: you are in several rooms; name the room")
+        .await;
 
     jane.send_cmd("join_room", json!({"name": "random"}), None)
         .await;
@@ -1144,25 +1149,15 @@ async fn json_malformed_frames_are_answered_and_the_connection_stays(engine: Eng
         john.send_raw(frame).await;
         let error = john.expect_json("error").await;
         assert_eq!(
-            error["code"], "invalid_message",
-            "the answer to {frame:?}: {error}"
-        );
-        assert!(
-            error["message"]
-                .as_str()
-                .is_some_and(|text| !text.is_empty()),
-            "{error}"
+            error,
+            json!({"type": "error", "code": "invalid_message", "message": "invalid message format"}),
+            "the answer to {frame:?}"
         );
     }
     // A frame that names its id gets the id back, even when its data is wrong.
     john.send_raw(r#"{"type":"join_room","id":"x1","data":{"nam":"general"}}"#)
         .await;
-    let error = john.expect_json("error").await;
-    assert_eq!(
-        (&error["code"], &error["id"]),
-        (&json!("invalid_message"), &json!("x1")),
-        "{error}"
-    );
+    expect_error_json(&mut john, "x1", "invalid_message", "invalid message format").await;
     create_json(&mut john, json!({"name": "general"}), "c1").await;
     post_json(&mut john, "general", "john_doe", "still works", 1, "m1").await;
 }
@@ -1179,32 +1174,31 @@ async fn connections_without_valid_credentials_are_refused(engine: Engine) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, MISSING_CREDENTIALS);
     assert_eq!(
-        Connect::anonymous().refused(server).await,
-        StatusCode::UNAUTHORIZED
+        Connect::anonymous().refusal(server).await,
+        (StatusCode::UNAUTHORIZED, MISSING_CREDENTIALS.to_owned())
     );
     for token in ["not-a-jwt", "a.b.c"] {
-        assert_eq!(
-            Connect::bearer(token).refused(server).await,
-            StatusCode::UNAUTHORIZED,
-            "{token}"
-        );
+        Connect::bearer(token)
+            .assert_refused(server, UNAUTHORIZED, "invalid_token", INVALID_TOKEN)
+            .await;
     }
-    assert_eq!(
-        Connect::anonymous()
-            .cookie("palaver_session=not-a-jwt")
-            .origin(&chat.own_origin())
-            .refused(server)
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    Connect::anonymous()
+        .cookie("palaver_session=not-a-jwt")
+        .origin(&chat.own_origin())
+        .assert_refused(server, UNAUTHORIZED, "invalid_token", INVALID_TOKEN)
+        .await;
 
     // A well-signed token past its expiry.
     let (_, me) = chat.client.get("/api/me", Some(&chat.john)).await;
     let expired = sign_expired(me["id"].as_str().expect("an id"));
-    assert_eq!(
-        Connect::bearer(&expired).refused(server).await,
-        StatusCode::UNAUTHORIZED
-    );
+    Connect::bearer(&expired)
+        .assert_refused(
+            server,
+            UNAUTHORIZED,
+            "token_expired",
+            "the token has expired",
+        )
+        .await;
 
     // A revoked token no longer opens a WebSocket.
     WsClient::text(server, &chat.jane).await.close().await;
@@ -1213,10 +1207,14 @@ async fn connections_without_valid_credentials_are_refused(engine: Engine) {
         .post_as(&chat.jane, "/api/logout", json!({}))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(
-        Connect::bearer(&chat.jane).refused(server).await,
-        StatusCode::UNAUTHORIZED
-    );
+    Connect::bearer(&chat.jane)
+        .assert_refused(
+            server,
+            UNAUTHORIZED,
+            "token_revoked",
+            "the token has been revoked",
+        )
+        .await;
 }
 
 async fn a_foreign_origin_is_refused(engine: Engine) {
@@ -1224,26 +1222,20 @@ async fn a_foreign_origin_is_refused(engine: Engine) {
         return;
     };
     let server = chat.server();
-    assert_eq!(
-        Connect::bearer(&chat.john)
-            .origin(FOREIGN_ORIGIN)
-            .refused(server)
-            .await,
-        StatusCode::FORBIDDEN
-    );
+    Connect::bearer(&chat.john)
+        .origin(FOREIGN_ORIGIN)
+        .assert_refused(server, FORBIDDEN, "forbidden_origin", FORBIDDEN_ORIGIN)
+        .await;
     let cookie = format!(
         "palaver_session={}",
         session_cookie(&chat, "jane_doe").await
     );
-    assert_eq!(
-        Connect::anonymous()
-            .cookie(&cookie)
-            .origin(FOREIGN_ORIGIN)
-            .refused(server)
-            .await,
-        StatusCode::FORBIDDEN
-    );
-    let (status, _) = raw_upgrade(
+    Connect::anonymous()
+        .cookie(&cookie)
+        .origin(FOREIGN_ORIGIN)
+        .assert_refused(server, FORBIDDEN, "forbidden_origin", FORBIDDEN_ORIGIN)
+        .await;
+    let (status, body) = raw_upgrade(
         server,
         &[
             ("authorization", &format!("Bearer {}", chat.john)),
@@ -1251,7 +1243,13 @@ async fn a_foreign_origin_is_refused(engine: Engine) {
         ],
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).ok()),
+        (
+            StatusCode::FORBIDDEN,
+            Some(json!({"error": FORBIDDEN_ORIGIN, "code": "forbidden_origin"}))
+        )
+    );
 
     // The server's own origin is fine, with a Bearer token or with the session cookie.
     let mut john = Connect::bearer(&chat.john)
@@ -1373,18 +1371,15 @@ async fn a_ticket_opens_one_connection(engine: Engine) {
         "the ticket's connection is john's"
     );
 
-    assert_eq!(
-        Connect::anonymous().ticket(&ticket).refused(server).await,
-        StatusCode::UNAUTHORIZED,
-        "a ticket is single use"
-    );
-    assert_eq!(
-        Connect::anonymous()
-            .ticket("no-such-ticket")
-            .refused(server)
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    // A ticket is single use.
+    Connect::anonymous()
+        .ticket(&ticket)
+        .assert_refused(server, UNAUTHORIZED, "invalid_ticket", INVALID_TICKET)
+        .await;
+    Connect::anonymous()
+        .ticket("no-such-ticket")
+        .assert_refused(server, UNAUTHORIZED, "invalid_ticket", INVALID_TICKET)
+        .await;
 }
 
 async fn the_server_pings_and_keeps_an_answering_client(engine: Engine) {
@@ -1521,11 +1516,7 @@ async fn flooding_is_rate_limited_then_disconnected(engine: Engine) {
     text.send_cmd("list_rooms", json!({}), None).await;
     text.expect_text("Error: rate limit exceeded").await;
     json.send_cmd("list_rooms", json!({}), Some("r1")).await;
-    let refused = json.expect_json("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["id"].as_str()),
-        (Some("rate_limited"), Some("r1"))
-    );
+    expect_error_json(&mut json, "r1", "rate_limited", "rate limit exceeded").await;
     // Another user is not affected.
     let mut john = chat.text(&chat.john).await;
     john.send_cmd("list_rooms", json!({}), None).await;
