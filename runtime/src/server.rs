@@ -83,6 +83,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .local_addr()
         .context("listener has no local address")?;
     let (stop, shutdown) = shutdown::channel();
+    tokio::spawn(crate::store::maintenance::purge_expired_revocations(
+        ctx.store.clone(),
+        crate::store::maintenance::PURGE_EVERY,
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(accept_loop(listener, ctx, shutdown));
     tracing::info!(%local_addr, "palaver is listening");
     Ok(RunningServer {

@@ -103,16 +103,23 @@ mod tests {
     async fn wrong_password_and_unknown_user_look_the_same() {
         let ctx = TestContext::new();
         ctx.register("john_doe", "correct horse").await;
+        // Each path runs exactly one bcrypt verification (the unknown one against the dummy hash), so neither is
+        // cheaper than the other.
+        let before = ctx.credentials.verifications();
         let wrong = login(&ctx, request("john_doe", "wrong horse"))
             .await
             .unwrap_err();
+        assert_eq!(
+            ctx.credentials.verifications(),
+            before + 1,
+            "wrong password"
+        );
         let unknown = login(&ctx, request("nobody", "wrong horse"))
             .await
             .unwrap_err();
+        assert_eq!(ctx.credentials.verifications(), before + 2, "unknown user");
         assert_eq!(wrong, unknown);
         assert_eq!(wrong, Error::InvalidCredentials);
-        // Both paths ran one bcrypt verification (the unknown one against the dummy hash).
-        assert_eq!(ctx.credentials.verifications(), 2);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! The two implementations of [`palaver_handlers::Store`]: PostgreSQL for production, SQLite as the zero-setup default.
 
+pub mod maintenance;
 pub mod postgres;
 pub mod revocations;
 pub mod sqlite;
