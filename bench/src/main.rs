@@ -18,6 +18,7 @@
 mod client;
 mod connections;
 mod fanout;
+mod login_timing;
 mod persist;
 mod server_proc;
 
@@ -44,6 +45,8 @@ enum Scenario {
     Connections(connections::Options),
     /// Rooms with many members: deliveries per second, send→receive latency, lost and repeated messages.
     Fanout(fanout::Options),
+    /// Failed logins for a known and an unknown account: whether their timing tells them apart.
+    LoginTiming(login_timing::Options),
 }
 
 #[tokio::main]
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Persist(options) => persist::run(&cli.url, options).await?,
         Scenario::Connections(options) => connections::run(&cli.url, options).await?,
         Scenario::Fanout(options) => fanout::run(&cli.url, options).await?,
+        Scenario::LoginTiming(options) => login_timing::run(&cli.url, options).await?,
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

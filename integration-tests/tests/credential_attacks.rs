@@ -3,7 +3,7 @@
 //! guessing, lockouts that end with their window, and a token that expires on an open socket. Each test asserts the
 //! exact refusal and that nothing changed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use palaver_integration_tests::api::{
     Client, PASSWORD, assert_exact_error, error_body, read, token_claims, unix_now,
@@ -361,49 +361,6 @@ async fn an_unknown_user_is_answered_exactly_like_a_wrong_password(engine: Engin
         header_names(&unknown_locked.1),
         header_names(&known_locked.1),
         "the same headers (Retry-After's value depends on the window)"
-    );
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-/// A measurement, not a check (timings pass or fail with the machine's load): how long a login with a wrong password
-/// takes for a known and for an unknown user, at bcrypt cost 10, as medians of 15 tries each and their ratio, which
-/// should be close to 1. Run it on a quiet machine with
-/// `cargo test -p palaver-integration-tests --test credential_attacks -- --ignored --nocapture measure_login_time`.
-#[tokio::test]
-#[ignore = "a timing measurement; run it with --ignored --nocapture"]
-async fn measure_login_time_for_known_and_unknown_users() {
-    // A real bcrypt cost, so the hash dominates; generous failure limits, so no lockout interferes.
-    let settings = [
-        ("PALAVER_BCRYPT_COST", "10"),
-        ("PALAVER_LOGIN_FAILURE_LIMIT", "1000"),
-        ("PALAVER_LOGIN_IP_FAILURE_LIMIT", "1000"),
-    ];
-    let Some(client) = Client::start_with(Engine::Sqlite, &settings).await else {
-        return;
-    };
-    client.register("john_doe").await;
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for round in 0..15 {
-        for (username, samples) in [("john_doe", &mut known), ("nobody_here", &mut unknown)] {
-            let started = Instant::now();
-            let (status, body) = client
-                .post(
-                    "/api/login",
-                    json!({"username": username, "password": format!("wrong password {round}")}),
-                )
-                .await;
-            samples.push(started.elapsed());
-            assert_invalid_credentials(status, &body);
-        }
-    }
-    let (known, unknown) = (median(known), median(unknown));
-    eprintln!(
-        "login with a wrong password: known user {known:?}, unknown user {unknown:?} (medians of 15), ratio {:.2}",
-        known.as_secs_f64() / unknown.as_secs_f64()
     );
 }
 
