@@ -25,6 +25,10 @@ pub trait Context: Send + Sync {
     fn clock(&self) -> &dyn Clock;
     /// Which connections are subscribed to which rooms on this node, and the way to reach them.
     fn hub(&self) -> &dyn Hub;
+    /// Delivery of room events to the room's subscribers on every node.
+    fn broker(&self) -> &dyn Broker;
+    /// Who is in which room, across every node.
+    fn presence(&self) -> &dyn Presence;
     /// The configured limits the rules check.
     fn limits(&self) -> &Limits;
     /// Where chat messages are posted: stored first, then delivered in seq order.
@@ -127,6 +131,24 @@ pub trait Hub: Send + Sync {
     fn online_users(&self, room_id: Uuid) -> Vec<Uuid>;
     /// Delivers `broadcast` to the room's subscribed connections (but those of `skip_user`).
     fn publish(&self, broadcast: Broadcast);
+}
+
+/// Delivery of room events to every node's subscribers: on one node, straight to the local hub; in a cluster, also
+/// to the other nodes, whose hubs deliver to theirs. Quick and never waits, like the hub.
+pub trait Broker: Send + Sync {
+    /// Delivers `broadcast` to the room's subscribed connections on every node (but those of its `skip_user`).
+    fn publish(&self, broadcast: Broadcast);
+}
+
+/// Who is in which room, across every node. The local hub knows this node's connections; presence turns "the user's
+/// first (or last) connection on this node" into "first (or last) anywhere", which is when the others are told.
+pub trait Presence: Send + Sync {
+    /// The user's first connection on this node subscribed to the room; whether it is their first anywhere.
+    fn arrived(&self, room_id: Uuid, user_id: Uuid) -> bool;
+    /// The user's last connection on this node left the room; whether they have none left anywhere.
+    fn departed(&self, room_id: Uuid, user_id: Uuid) -> bool;
+    /// The users with at least one connection subscribed to the room, on any node.
+    fn online_users(&self, room_id: Uuid) -> Vec<Uuid>;
 }
 
 /// The current time, behind a trait so tests can hold it still or move it.

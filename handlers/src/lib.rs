@@ -5,9 +5,10 @@
 //! WebSocket frames into calls of these functions.
 //!
 //! ## Layout
-//! - [`context`] — the `Context` trait and its seven parts: `Store` (the durable record), `Credentials` (bcrypt and
-//!   tokens), `Clock`, `Hub` (this node's subscriptions and delivery), `Limits`, `MessageLog` (posting: stored, then
-//!   delivered in seq order) and `Guard` (throttled attempts and the audit trail).
+//! - [`context`] — the `Context` trait and its nine parts: `Store` (the durable record), `Credentials` (bcrypt and
+//!   tokens), `Clock`, `Hub` (this node's subscriptions and delivery), `Broker` (room events to every node), `Presence`
+//!   (who is where, across nodes), `Limits`, `MessageLog` (posting: stored, then delivered in seq order) and `Guard`
+//!   (throttled attempts and the audit trail).
 //! - [`command`] — the `Command` enum every WebSocket frame decodes into: the single dispatch point.
 //! - [`actions`] — one file per wire command or route, named after it, holding its rule and its unit tests.
 //! - [`event`] — what actions emit: replies to the caller, broadcasts to a room, the `Outcome` of a command.
@@ -30,8 +31,8 @@ pub mod testing;
 
 pub use command::{Command, Decoded};
 pub use context::{
-    Attempt, Clock, Context, Credentials, Guard, Hub, Limits, MAX_HELD_EVENTS, MessageLog, Posted,
-    Store,
+    Attempt, Broker, Clock, Context, Credentials, Guard, Hub, Limits, MAX_HELD_EVENTS, MessageLog,
+    Posted, Presence, Store,
 };
 pub use error::{
     ConnectionCap, CredentialError, Error, ErrorKind, Field, StoreError, TokenRejection, Unique,

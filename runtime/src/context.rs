@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use palaver_handlers::{Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Store};
+use palaver_handlers::{
+    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Presence, Store,
+};
 use time::OffsetDateTime;
 
 use crate::auth::csrf::CsrfKey;
@@ -37,6 +39,10 @@ pub struct AppContext {
     pub credentials: RealCredentials,
     pub clock: SystemClock,
     pub hub: Arc<LocalHub>,
+    /// Room events to every node: the hub itself on one node.
+    pub broker: Arc<dyn Broker>,
+    /// Who is where, across nodes: the hub itself on one node.
+    pub presence: Arc<dyn Presence>,
     pub messages: GroupCommit,
     pub limits: Limits,
     pub tickets: Tickets,
@@ -63,6 +69,14 @@ impl Context for AppContext {
 
     fn hub(&self) -> &dyn Hub {
         self.hub.as_ref()
+    }
+
+    fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
+    }
+
+    fn presence(&self) -> &dyn Presence {
+        self.presence.as_ref()
     }
 
     fn messages(&self) -> &dyn MessageLog {

@@ -24,7 +24,7 @@ use crate::ratelimit::Decision;
 use crate::render::http::error_response;
 use crate::shutdown::{self, Shutdown, Stop};
 use palaver_handlers::model::Limit;
-use palaver_handlers::{Error, Limits};
+use palaver_handlers::{Broker, Error, Limits, Presence};
 
 /// The address of the peer that opened the connection, put into every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +144,9 @@ pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppConte
         commit_timeout: settings.db_timeout() * 2,
     };
     let fanout = Fanout::new(hub.clone(), metrics.clone());
+    // One node: the hub is its own broker and presence.
+    let broker: Arc<dyn Broker> = hub.clone();
+    let presence: Arc<dyn Presence> = hub.clone();
     let messages = GroupCommit::start(store.clone(), fanout, metrics.clone(), batching);
     let audit = crate::audit::Audit::start(store.clone());
     let guard = crate::guard::SecurityGuard::new(
@@ -165,6 +168,8 @@ pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppConte
         credentials,
         clock: SystemClock,
         hub,
+        broker,
+        presence,
         messages,
         limits,
         csrf,

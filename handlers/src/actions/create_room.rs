@@ -30,9 +30,14 @@ pub async fn create_room(
 ) -> Result<Vec<Reply>, Error> {
     let room = create_room_for(ctx, &session.principal, &req).await?;
     let principal = &session.principal;
-    ctx.hub()
+    let subscribed = ctx
+        .hub()
         .subscribe(session.conn, principal.user_id, room.id, &room.name);
-    let online = ctx.hub().online_users(room.id).len();
+    if subscribed.first_for_user {
+        // Nobody else is in a new room: presence learns of the creator, and nobody is told.
+        ctx.presence().arrived(room.id, principal.user_id);
+    }
+    let online = ctx.presence().online_users(room.id).len();
     Ok(vec![
         Reply::RoomCreated(RoomView::of(&room, online, true)),
         Reply::Welcome {

@@ -9,7 +9,7 @@ use crate::event::{RoomEvent, Session};
 pub fn disconnect(ctx: &dyn Context, session: &Session) {
     let principal = &session.principal;
     for gone in ctx.hub().unsubscribe_all(session.conn) {
-        if gone.last_for_user {
+        if gone.last_for_user && ctx.presence().departed(gone.room_id, principal.user_id) {
             publish(
                 ctx,
                 gone.room_id,

@@ -34,6 +34,10 @@ pub async fn leave_room(
     if !was_member && unsubscribed.is_empty() {
         return Err(Error::NotInRoom);
     }
+    if !unsubscribed.is_empty() {
+        // The membership is over: the others are told whatever presence says of other connections.
+        ctx.presence().departed(room_id, principal.user_id);
+    }
     publish(
         ctx,
         room_id,

@@ -39,7 +39,7 @@ pub async fn list_members_for(
     if !ctx.store().is_member(room.id, principal.user_id).await? {
         return Err(Error::NotInRoom);
     }
-    let online = ctx.hub().online_users(room.id);
+    let online = ctx.presence().online_users(room.id);
     let members = ctx
         .store()
         .members(room.id)

@@ -42,7 +42,7 @@ pub async fn list_rooms_for(
     Ok(rooms
         .iter()
         .map(|room| {
-            let online = ctx.hub().online_users(room.id).len();
+            let online = ctx.presence().online_users(room.id).len();
             RoomView::of(room, online, joined.contains(&room.id))
         })
         .collect())

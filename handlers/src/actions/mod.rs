@@ -52,7 +52,7 @@ pub(crate) fn publish(
     event: RoomEvent,
     skip_user: Option<Uuid>,
 ) {
-    ctx.hub().publish(Broadcast {
+    ctx.broker().publish(Broadcast {
         room_id,
         room: room.to_owned(),
         at: ctx.clock().now(),

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::{FakeCredentials, ManualClock, MemoryGuard, MemoryHub, MemoryStore};
-use crate::context::{Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Posted, Store};
+use crate::context::{
+    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Posted, Presence, Store,
+};
 use crate::error::StoreError;
 use crate::event::{Broadcast, RoomEvent};
 use crate::model::{Appended, NewMessage};
@@ -89,6 +91,14 @@ impl Context for TestContext {
         &self.hub
     }
 
+    fn broker(&self) -> &dyn Broker {
+        &self.hub
+    }
+
+    fn presence(&self) -> &dyn Presence {
+        &self.hub
+    }
+
     fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -114,13 +124,16 @@ impl MessageLog for TestContext {
             .pop()
             .ok_or_else(|| StoreError::Backend("no outcome for a message".into()))?;
         if let Appended::Stored(stored) = &outcome {
-            self.hub.publish(Broadcast {
-                room_id: stored.room_id,
-                room: room.to_owned(),
-                at: stored.created_at,
-                event: RoomEvent::Message(stored.clone()),
-                skip_user: None,
-            });
+            Broker::publish(
+                &self.hub,
+                Broadcast {
+                    room_id: stored.room_id,
+                    room: room.to_owned(),
+                    at: stored.created_at,
+                    event: RoomEvent::Message(stored.clone()),
+                    skip_user: None,
+                },
+            );
         }
         Ok(Box::pin(std::future::ready(Ok(outcome))))
     }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use super::lock;
-use crate::context::{Hub, MAX_HELD_EVENTS};
+use crate::context::{Broker, Hub, MAX_HELD_EVENTS, Presence};
 use crate::event::{Broadcast, ConnectionId, RoomEvent, Subscribed, Unsubscribed};
 
 #[derive(Default)]
@@ -231,5 +231,27 @@ impl Hub for MemoryHub {
                 .push(broadcast.clone());
         }
         state.published.push(broadcast);
+    }
+}
+
+/// On one node the hub is the broker: what is published reaches this node's subscribers.
+impl Broker for MemoryHub {
+    fn publish(&self, broadcast: Broadcast) {
+        Hub::publish(self, broadcast);
+    }
+}
+
+/// On one node the hub is presence: the first (last) connection here is the first (last) anywhere.
+impl Presence for MemoryHub {
+    fn arrived(&self, _room_id: Uuid, _user_id: Uuid) -> bool {
+        true
+    }
+
+    fn departed(&self, _room_id: Uuid, _user_id: Uuid) -> bool {
+        true
+    }
+
+    fn online_users(&self, room_id: Uuid) -> Vec<Uuid> {
+        Hub::online_users(self, room_id)
     }
 }

@@ -11,7 +11,7 @@ use palaver_handlers::actions::get_messages::{HistoryParams, get_messages_for};
 use palaver_handlers::actions::list_members::list_members_for;
 use palaver_handlers::actions::list_rooms::list_rooms_for;
 use palaver_handlers::event::RoomView;
-use palaver_handlers::{Error, Field, Hub};
+use palaver_handlers::{Error, Field};
 use warp::Reply;
 use warp::reply::Response;
 
@@ -58,7 +58,7 @@ pub async fn create(
             let request: CreateRoomRequest = decode(content_type.as_deref(), &body)?;
             let room = create_room_for(ctx.as_ref(), &principal, &request).await?;
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
-            let view = RoomView::of(&room, ctx.hub.online_users(room.id).len(), true);
+            let view = RoomView::of(&room, ctx.presence.online_users(room.id).len(), true);
             let created = warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED);
             Ok(created.into_response())
         }

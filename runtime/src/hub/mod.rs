@@ -5,6 +5,7 @@
 
 mod kick;
 mod render;
+mod single_node;
 
 pub use kick::Kick;
 pub use render::Render;
