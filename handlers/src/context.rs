@@ -138,6 +138,13 @@ pub trait Hub: Send + Sync {
 pub trait Broker: Send + Sync {
     /// Delivers `broadcast` to the room's subscribed connections on every node (but those of its `skip_user`).
     fn publish(&self, broadcast: Broadcast);
+
+    /// A connection of this node subscribed to the room named `room`, knowing its messages through `from_seq` (its
+    /// replay brings those): from now on this node needs the room's events, and its messages after `from_seq` in
+    /// order. On one node every event is local already, so there is nothing to do.
+    fn watch(&self, room_id: Uuid, room: &str, from_seq: i64) {
+        let _ = (room_id, room, from_seq);
+    }
 }
 
 /// Who is in which room, across every node. The local hub knows this node's connections; presence turns "the user's
@@ -188,6 +195,9 @@ pub trait Store: Send + Sync {
     async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError>;
     /// Every room, oldest first.
     async fn list_rooms(&self) -> Result<Vec<Room>, StoreError>;
+    /// The newest seq of each room among `room_ids` that exists, in no particular order (one query, however many
+    /// rooms: a cluster node checks every room it serves this way, so a lost last message is caught up).
+    async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError>;
     /// How many rooms `owner_id` owns (for the per-user room quota).
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError>;
     /// Deletes a room with its messages and memberships, in one transaction; false if there was no such room.

@@ -2,6 +2,7 @@
 //! proxy that takes a dependency away from a running server.
 
 pub mod api;
+pub mod nats;
 pub mod pg;
 pub mod pipe;
 pub mod process;

@@ -113,6 +113,7 @@ conformance_suite!(
     room_by_name_is_case_insensitive,
     list_rooms_oldest_first,
     count_rooms_owned_counts_per_owner,
+    last_seqs_answer_every_existing_room_at_once,
     delete_room_removes_messages_and_memberships,
     rooms_of_member_lists_exactly_the_users_rooms,
     add_member_then_remove,
@@ -803,6 +804,28 @@ mod cases {
         );
         assert!(store.delete_room(first.id).await.expect("delete_room"));
         assert_eq!(store.count_rooms_owned(alice.id).await.expect("count"), 1);
+    }
+
+    pub async fn last_seqs_answer_every_existing_room_at_once(store: &dyn Store) {
+        let owner = user(store, "owner").await;
+        let (quiet, busy) = (
+            room(store, "Quiet", &owner).await,
+            room(store, "Busy", &owner).await,
+        );
+        let batch: Vec<NewMessage> = (1..=3)
+            .map(|n| message(&busy, &owner, &format!("m{n}"), None, secs(n)))
+            .collect();
+        append(store, &batch).await;
+        let gone = Uuid::now_v7();
+        let mut seqs = store
+            .last_seqs(&[busy.id, gone, quiet.id])
+            .await
+            .expect("last_seqs");
+        seqs.sort_by_key(|(id, _)| *id);
+        let mut expected = vec![(busy.id, 3), (quiet.id, 0)];
+        expected.sort_by_key(|(id, _)| *id);
+        assert_eq!(seqs, expected, "a room that does not exist is left out");
+        assert_eq!(store.last_seqs(&[]).await.expect("last_seqs"), vec![]);
     }
 
     pub async fn rooms_of_member_lists_exactly_the_users_rooms(store: &dyn Store) {

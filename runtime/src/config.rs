@@ -38,6 +38,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
     pub sqlite_path: PathBuf,
+    pub nats_url: String,
+    pub node_id: String,
+    pub cluster_gap_hold_ms: u64,
+    pub cluster_position_check_ms: u64,
     pub db_pool_size: usize,
     pub db_timeout_ms: u64,
     pub jwt_secret: String,
@@ -136,7 +140,9 @@ impl Settings {
                 reason: "must be between 4 and 31".into(),
             });
         }
-        let counts: [(&'static str, u64); 18] = [
+        let counts: [(&'static str, u64); 20] = [
+            ("cluster_gap_hold_ms", self.cluster_gap_hold_ms),
+            ("cluster_position_check_ms", self.cluster_position_check_ms),
             ("db_pool_size", self.db_pool_size as u64),
             ("token_ttl_secs", self.token_ttl_secs),
             ("ping_interval_secs", self.ping_interval_secs),
@@ -174,6 +180,14 @@ impl Settings {
             ("max_header_bytes", self.max_header_bytes as u64),
             ("max_headers", self.max_headers as u64),
         ];
+        if !self.nats_url.trim().is_empty() && self.database_url.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "nats_url",
+                reason: "a cluster needs PostgreSQL: set PALAVER_DATABASE_URL=postgres://… (the embedded SQLite \
+                         database serves one node only)"
+                    .into(),
+            });
+        }
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid {
                 key,
@@ -357,6 +371,27 @@ mod tests {
                 .starts_with("invalid setting pong_timeout_secs (PALAVER_PONG_TIMEOUT_SECS)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cluster_refuses_the_embedded_database() {
+        let err = Settings::load_from(vars(&[("PALAVER_NATS_URL", "nats://127.0.0.1:4222")]))
+            .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.contains("PALAVER_NATS_URL") && line.contains("PALAVER_DATABASE_URL"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "one readable line: {line}");
+        let clustered = Settings::load_from(vars(&[
+            ("PALAVER_NATS_URL", "nats://127.0.0.1:4222"),
+            (
+                "PALAVER_DATABASE_URL",
+                "postgres://postgres@127.0.0.1/palaver",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(clustered.nats_url, "nats://127.0.0.1:4222");
     }
 
     #[test]

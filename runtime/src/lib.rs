@@ -20,6 +20,7 @@
 //! The message path and the node's connections:
 //! - [`delivery`] — after the rule: the group-commit writer, then the fan-out.
 //! - [`hub`] — this node's sockets and rooms; renders nothing itself.
+//! - [`cluster`] — several nodes on NATS (only with `nats_url`): the broker that orders and repairs every room.
 //!
 //! Engines and services:
 //! - [`store`] — PostgreSQL and SQLite implementations of `Store`, with their migrations.
@@ -31,6 +32,7 @@
 pub mod audit;
 pub mod auth;
 pub mod close;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod credentials;

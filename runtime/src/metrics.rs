@@ -33,6 +33,18 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// PostgreSQL connections checked out of the pool now (0 on SQLite).
     pub db_pool_in_use: IntGauge,
+    /// 1 while this node is connected to NATS (clustered nodes only).
+    pub nats_connected: IntGauge,
+    /// Room events this node published to the other nodes.
+    pub cluster_published: IntCounter,
+    /// Room events this node received from the other nodes.
+    pub cluster_received: IntCounter,
+    /// Room events not sent to the other nodes because the outbox was full (they repair from the database).
+    pub cluster_dropped: IntCounter,
+    /// Gaps in a room's seqs filled from the database.
+    pub cluster_gaps_filled: IntCounter,
+    /// Rooms caught up to the database's newest seq by the position check.
+    pub cluster_catch_ups: IntCounter,
 }
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
@@ -134,6 +146,32 @@ impl Metrics {
                 &registry,
                 "db_pool_in_use",
                 "PostgreSQL connections checked out now",
+            ),
+            nats_connected: gauge(&registry, "nats_connected", "1 while connected to NATS"),
+            cluster_published: counter(
+                &registry,
+                "cluster_published_total",
+                "Room events published to the other nodes",
+            ),
+            cluster_received: counter(
+                &registry,
+                "cluster_received_total",
+                "Room events received from the other nodes",
+            ),
+            cluster_dropped: counter(
+                &registry,
+                "cluster_dropped_total",
+                "Room events not published because the outbox was full",
+            ),
+            cluster_gaps_filled: counter(
+                &registry,
+                "cluster_gaps_filled_total",
+                "Gaps in a room's seqs filled from the database",
+            ),
+            cluster_catch_ups: counter(
+                &registry,
+                "cluster_catch_ups_total",
+                "Rooms caught up to the database's newest seq by the position check",
             ),
             registry,
         }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tower_service::Service as _;
 
 use crate::auth::client_ip::{ClientIp, client_ip};
+use crate::cluster::{Cluster, NatsBroker};
 use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
@@ -76,13 +77,13 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Builds the context from `settings` (opening the store and running its migrations), binds the listener and starts
 /// serving in the background.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
-    let ctx = Arc::new(build_context(settings).await?);
+    let (stop, shutdown) = shutdown::channel();
+    let ctx = Arc::new(build_context(settings, shutdown.clone()).await?);
     let listener = listen(ctx.settings.listen)
         .with_context(|| format!("cannot listen on {}", ctx.settings.listen))?;
     let local_addr = listener
         .local_addr()
         .context("listener has no local address")?;
-    let (stop, shutdown) = shutdown::channel();
     tokio::spawn(crate::store::maintenance::purge_expired_revocations(
         ctx.store.clone(),
         crate::store::maintenance::PURGE_EVERY,
@@ -97,7 +98,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     })
 }
 
-pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppContext> {
+/// Builds the context from `settings`; its background tasks end with `shutdown`.
+pub(crate) async fn build_context(
+    settings: Settings,
+    shutdown: Shutdown,
+) -> anyhow::Result<AppContext> {
     let secret = if settings.needs_generated_secret() {
         // Config loading already refused this in production mode.
         debug_assert_eq!(settings.env, Mode::Dev);
@@ -143,10 +148,10 @@ pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppConte
         queue: settings.group_commit_queue,
         commit_timeout: settings.db_timeout() * 2,
     };
-    let fanout = Fanout::new(hub.clone(), metrics.clone());
-    // One node: the hub is its own broker and presence.
-    let broker: Arc<dyn Broker> = hub.clone();
+    let (broker, cluster) = broker(&settings, &hub, &store, &metrics, shutdown).await?;
+    // Presence is still this node's own: the hub's.
     let presence: Arc<dyn Presence> = hub.clone();
+    let fanout = Fanout::new(broker.clone(), metrics.clone());
     let messages = GroupCommit::start(store.clone(), fanout, metrics.clone(), batching);
     let audit = crate::audit::Audit::start(store.clone());
     let guard = crate::guard::SecurityGuard::new(
@@ -170,6 +175,7 @@ pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppConte
         hub,
         broker,
         presence,
+        cluster,
         messages,
         limits,
         csrf,
@@ -192,6 +198,43 @@ pub(crate) async fn build_context(settings: Settings) -> anyhow::Result<AppConte
         ),
         settings,
     })
+}
+
+/// The broker the settings ask for: the hub itself on one node; with `nats_url`, the cluster's.
+async fn broker(
+    settings: &Settings,
+    hub: &Arc<LocalHub>,
+    store: &Arc<dyn palaver_handlers::Store>,
+    metrics: &Arc<Metrics>,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Arc<dyn Broker>, Option<Arc<Cluster>>)> {
+    let url = settings.nats_url.trim();
+    if url.is_empty() {
+        return Ok((hub.clone(), None));
+    }
+    let node_id = match settings.node_id.trim() {
+        "" => crate::cluster::random_node_id(),
+        given => given.to_owned(),
+    };
+    let (cluster, connection) = Cluster::connect(url, node_id.clone(), metrics.clone())
+        .await
+        .with_context(|| format!("cannot use NATS at {url} (nats_url)"))?;
+    let cluster = Arc::new(cluster);
+    let timing = crate::cluster::broker::Timing {
+        gap_hold: Duration::from_millis(settings.cluster_gap_hold_ms),
+        position_check: Duration::from_millis(settings.cluster_position_check_ms),
+    };
+    let broker = NatsBroker::start(
+        cluster.clone(),
+        connection,
+        hub.clone(),
+        store.clone(),
+        metrics.clone(),
+        timing,
+        shutdown,
+    );
+    tracing::info!(node = %node_id, nats = %url, "clustered");
+    Ok((broker, Some(cluster)))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<AppContext>, mut shutdown: Shutdown) {

@@ -37,6 +37,7 @@ pub async fn create_room(
         // Nobody else is in a new room: presence learns of the creator, and nobody is told.
         ctx.presence().arrived(room.id, principal.user_id);
     }
+    ctx.broker().watch(room.id, &room.name, 0);
     let online = ctx.presence().online_users(room.id).len();
     Ok(vec![
         Reply::RoomCreated(RoomView::of(&room, online, true)),

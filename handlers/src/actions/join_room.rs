@@ -74,6 +74,7 @@ pub async fn join_room(
     let known = req
         .after_seq
         .map_or(room.last_seq, |after| after.clamp(0, room.last_seq));
+    ctx.broker().watch(room.id, &room.name, known);
     let missed = match replay(ctx, &room, known).await {
         Ok(missed) => missed,
         Err(err) => {

@@ -216,6 +216,16 @@ impl Store for MemoryStore {
         Ok(rooms)
     }
 
+    async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        Ok(self
+            .state()?
+            .rooms
+            .iter()
+            .filter(|r| room_ids.contains(&r.id))
+            .map(|r| (r.id, r.last_seq))
+            .collect())
+    }
+
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
         Ok(self
             .state()?

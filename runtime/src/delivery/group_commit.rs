@@ -510,6 +510,9 @@ mod tests {
         async fn list_rooms(&self) -> Result<Vec<Room>, StoreError> {
             self.inner.list_rooms().await
         }
+        async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
+            self.inner.last_seqs(room_ids).await
+        }
         async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
             self.inner.count_rooms_owned(owner_id).await
         }

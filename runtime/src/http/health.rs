@@ -1,4 +1,4 @@
-//! `/healthz` (the process runs) and `/readyz` (its dependencies answer).
+//! `/healthz` (the process runs) and `/readyz` (its dependencies answer: the database, and NATS when clustered).
 
 use std::sync::Arc;
 
@@ -14,15 +14,29 @@ pub async fn healthz() -> Response {
     warp::reply::json(&json!({"status": "ok"})).into_response()
 }
 
-/// 200 when the database answers, else 503 with the reason.
+/// 200 when the database answers (and NATS, on a clustered node), else 503 saying which does not.
 pub async fn readyz(ctx: Arc<AppContext>) -> Response {
-    match ctx.store.ping().await {
-        Ok(()) => warp::reply::json(&json!({"status": "ready", "database": "ok"})).into_response(),
+    let database = match ctx.store.ping().await {
+        Ok(()) => true,
         Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            let body =
-                warp::reply::json(&json!({"status": "unavailable", "database": "unavailable"}));
-            warp::reply::with_status(body, StatusCode::SERVICE_UNAVAILABLE).into_response()
+            tracing::warn!(error = %err, "readiness check failed: database");
+            false
         }
+    };
+    let nats = ctx.cluster.as_ref().map(|cluster| cluster.connected());
+    let ready = database && nats != Some(false);
+    let state = |up: bool| if up { "ok" } else { "unavailable" };
+    let mut body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": state(database),
+    });
+    if let Some(nats) = nats {
+        body["nats"] = state(nats).into();
     }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }

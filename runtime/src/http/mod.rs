@@ -276,7 +276,11 @@ mod tests {
         ]
         .map(|(key, value)| (key.to_owned(), value.display().to_string()));
         let settings = crate::Settings::load_from(vars).unwrap();
-        let ctx = Arc::new(crate::server::build_context(settings).await.unwrap());
+        let ctx = Arc::new(
+            crate::server::build_context(settings, crate::shutdown::channel().1)
+                .await
+                .unwrap(),
+        );
         let service = warp::service(routes(ctx));
         let call = move |method: Method, path: &str| {
             let request = http::Request::builder()

@@ -134,6 +134,11 @@ impl LocalHub {
         self.state().connections.len()
     }
 
+    /// Whether any of this node's connections is subscribed to the room.
+    pub fn serves(&self, room_id: Uuid) -> bool {
+        self.state().rooms.contains_key(&room_id)
+    }
+
     /// How many rooms connection `conn` has joined, without copying their names as [`Hub::rooms_of`] does (the text
     /// protocol prefixes a line with its room when there are several, asked on every reply).
     pub fn joined_count(&self, conn: ConnectionId) -> usize {

@@ -242,6 +242,10 @@ impl Store for PostgresStore {
         rooms::list_rooms(self).await
     }
 
+    async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        rooms::last_seqs(self, room_ids).await
+    }
+
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
         rooms::count_rooms_owned(self, owner_id).await
     }

@@ -80,6 +80,23 @@ pub(super) async fn list_rooms(store: &PostgresStore) -> Result<Vec<Room>, Store
         .map_err(pg_error)
 }
 
+/// The newest seq of each existing room among `room_ids`, in one query.
+pub(super) async fn last_seqs(
+    store: &PostgresStore,
+    room_ids: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    let rows = store
+        .query(
+            "SELECT id, last_seq FROM rooms WHERE id = ANY($1)",
+            &[&room_ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("last_seq")?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(pg_error)
+}
+
 /// How many rooms `owner_id` owns.
 pub(super) async fn count_rooms_owned(
     store: &PostgresStore,

@@ -163,6 +163,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        let room_ids = room_ids.to_vec();
+        self.readers
+            .run(move |connection| rooms::last_seqs(connection, &room_ids))
+            .await
+    }
+
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError> {
         self.readers
             .run(move |connection| rooms::count_rooms_owned(connection, owner_id))

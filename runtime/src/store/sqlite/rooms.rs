@@ -79,6 +79,24 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     })
 }
 
+/// The newest seq of each existing room among `room_ids`.
+pub(super) fn last_seqs(
+    connection: &Connection,
+    room_ids: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, Failure> {
+    let mut statement = connection.prepare_cached("SELECT last_seq FROM rooms WHERE id = ?1")?;
+    let mut seqs = Vec::with_capacity(room_ids.len());
+    for room_id in room_ids {
+        let found = statement
+            .query_row([id_text(*room_id)], |row| row.get::<_, i64>(0))
+            .optional()?;
+        if let Some(last_seq) = found {
+            seqs.push((*room_id, last_seq));
+        }
+    }
+    Ok(seqs)
+}
+
 /// How many rooms `owner_id` owns.
 pub(super) fn count_rooms_owned(connection: &Connection, owner_id: Uuid) -> Result<u64, Failure> {
     let owned: i64 = connection

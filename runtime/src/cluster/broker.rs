@@ -1,0 +1,356 @@
+//! The NATS [`Broker`]. Publishing delivers to this node's hub and sends the event to the other nodes through a
+//! bounded outbox (never awaited on the ack path: a full outbox drops, and the receivers repair from the database).
+//! Messages of every room this node serves, its own and the other nodes', pass through one ordering task (the
+//! [`Sequencer`]), which delivers them in seq order and reads gaps and lagging rooms from the database; each served
+//! room has one NATS subscription per node, taken when the room gets its first local connection and dropped after
+//! the last.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use palaver_handlers::event::{Broadcast, RoomEvent};
+use palaver_handlers::model::{HistoryQuery, StoredMessage};
+use palaver_handlers::{Broker, Hub, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::sequencer::{Missing, Sequencer};
+use super::{Cluster, Connection, subjects, wire};
+use crate::hub::LocalHub;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// How many events may wait for the ordering task.
+const INPUT_QUEUE: usize = 65_536;
+/// How many events may wait to be published to NATS.
+const OUTBOX: usize = 65_536;
+/// The most messages one database read of a gap fetches.
+const READ_PAGE: u32 = 500;
+/// How long one publish to NATS may take before the outbox moves on.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How the ordering task is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a gap may stay open before it is read from the database.
+    pub gap_hold: Duration,
+    /// How often every served room is checked against the database's newest seq.
+    pub position_check: Duration,
+}
+
+/// What the ordering task is told.
+enum Input {
+    /// Serve a room from `from_seq` on.
+    Watch {
+        room_id: Uuid,
+        room: String,
+        from_seq: i64,
+    },
+    /// A room event, from this node or another.
+    Event(Broadcast),
+    /// The database's answer to a read of missing seqs (`None`: the read failed).
+    Read(Missing, Option<Vec<StoredMessage>>),
+    /// The database's newest seqs of the served rooms.
+    Positions(Vec<(Uuid, i64)>),
+}
+
+/// The broker of a clustered node.
+pub struct NatsBroker {
+    node_id: String,
+    hub: Arc<LocalHub>,
+    inputs: mpsc::Sender<Input>,
+    outbox: mpsc::Sender<(String, Bytes)>,
+    metrics: Arc<Metrics>,
+}
+
+impl NatsBroker {
+    /// Starts the ordering task and the outbox over `cluster`, until `shutdown`.
+    pub fn start(
+        cluster: Arc<Cluster>,
+        connection: mpsc::Receiver<Connection>,
+        hub: Arc<LocalHub>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        timing: Timing,
+        shutdown: Shutdown,
+    ) -> Arc<NatsBroker> {
+        let (inputs, waiting) = mpsc::channel(INPUT_QUEUE);
+        let (outbox, unsent) = mpsc::channel(OUTBOX);
+        tokio::spawn(publish(
+            cluster.client().clone(),
+            unsent,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let ordering = Ordering {
+            cluster: cluster.clone(),
+            hub: hub.clone(),
+            store,
+            metrics: metrics.clone(),
+            inputs: inputs.clone(),
+            sequencer: Sequencer::default(),
+            subscriptions: HashMap::new(),
+            timing,
+        };
+        tokio::spawn(ordering.run(waiting, connection, shutdown));
+        Arc::new(NatsBroker {
+            node_id: cluster.node_id.clone(),
+            hub,
+            inputs,
+            outbox,
+            metrics,
+        })
+    }
+}
+
+impl Broker for NatsBroker {
+    fn publish(&self, broadcast: Broadcast) {
+        let subject = subjects::room(broadcast.room_id);
+        let payload = Bytes::from(wire::encode(&self.node_id, &broadcast));
+        if self.outbox.try_send((subject, payload)).is_err() {
+            self.metrics.cluster_dropped.inc();
+        }
+        if matches!(broadcast.event, RoomEvent::Message(_)) {
+            // In line with the other nodes' messages of the room; if the line is full, the gap path repairs it.
+            if self.inputs.try_send(Input::Event(broadcast)).is_err() {
+                tracing::warn!(
+                    "the ordering queue is full; a message will be read from the database"
+                );
+            }
+        } else {
+            Hub::publish(self.hub.as_ref(), broadcast);
+        }
+    }
+
+    fn watch(&self, room_id: Uuid, room: &str, from_seq: i64) {
+        let watch = Input::Watch {
+            room_id,
+            room: room.to_owned(),
+            from_seq,
+        };
+        if self.inputs.try_send(watch).is_err() {
+            tracing::warn!(%room_id, "the ordering queue is full; the position check will serve the room");
+        }
+    }
+}
+
+/// Sends what the node publishes to NATS, one event at a time, never holding up the node.
+async fn publish(
+    client: async_nats::Client,
+    mut unsent: mpsc::Receiver<(String, Bytes)>,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let (subject, payload) = tokio::select! {
+            next = unsent.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            _ = shutdown.stopped() => return,
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(subject, payload)).await {
+            Ok(Ok(())) => metrics.cluster_published.inc(),
+            Ok(Err(err)) => {
+                metrics.cluster_dropped.inc();
+                tracing::debug!(error = %err, "a room event was not published");
+            }
+            Err(_) => metrics.cluster_dropped.inc(),
+        }
+    }
+}
+
+/// The ordering task's state.
+struct Ordering {
+    cluster: Arc<Cluster>,
+    hub: Arc<LocalHub>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// Its own input, for the subscriptions and reads it starts.
+    inputs: mpsc::Sender<Input>,
+    sequencer: Sequencer,
+    /// The task forwarding each served room's NATS subscription.
+    subscriptions: HashMap<Uuid, JoinHandle<()>>,
+    timing: Timing,
+}
+
+impl Ordering {
+    async fn run(
+        mut self,
+        mut waiting: mpsc::Receiver<Input>,
+        mut connection: mpsc::Receiver<Connection>,
+        mut shutdown: Shutdown,
+    ) {
+        let mut gaps = tokio::time::interval(self.timing.gap_hold / 2);
+        let mut positions = tokio::time::interval(self.timing.position_check);
+        loop {
+            tokio::select! {
+                input = waiting.recv() => match input {
+                    Some(input) => self.take(input),
+                    None => break,
+                },
+                Some(_) = connection.recv() => self.check_positions(),
+                _ = gaps.tick() => self.read_overdue(),
+                _ = positions.tick() => {
+                    self.forget_unserved();
+                    self.check_positions();
+                }
+                _ = shutdown.stopped() => break,
+            }
+        }
+        for (_, subscription) in self.subscriptions.drain() {
+            subscription.abort();
+        }
+    }
+
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Watch {
+                room_id,
+                room,
+                from_seq,
+            } => {
+                if self.sequencer.watch(room_id, &room, from_seq) {
+                    self.subscribe(room_id);
+                }
+            }
+            Input::Event(broadcast) => {
+                let ready = self.sequencer.offer(broadcast, Instant::now());
+                self.deliver(ready);
+            }
+            Input::Read(missing, Some(found)) => {
+                let ready = self.sequencer.read(missing, found);
+                self.deliver(ready);
+            }
+            Input::Read(missing, None) => self.sequencer.read_failed(missing),
+            Input::Positions(last_seqs) => {
+                for missing in self.sequencer.behind(&last_seqs) {
+                    self.metrics.cluster_catch_ups.inc();
+                    self.read(missing);
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, ready: Vec<Broadcast>) {
+        for broadcast in ready {
+            Hub::publish(self.hub.as_ref(), broadcast);
+        }
+    }
+
+    /// Takes the room's NATS subscription: another node's events go to the ordering task (messages) or the hub.
+    fn subscribe(&mut self, room_id: Uuid) {
+        let (client, node_id) = (self.cluster.client().clone(), self.cluster.node_id.clone());
+        let (inputs, hub, metrics) = (self.inputs.clone(), self.hub.clone(), self.metrics.clone());
+        let forwarding = tokio::spawn(async move {
+            let mut subscriber = match client.subscribe(subjects::room(room_id)).await {
+                Ok(subscriber) => subscriber,
+                Err(err) => {
+                    // The position check still catches the room up from the database.
+                    tracing::warn!(%room_id, error = %err, "cannot subscribe to a room's events");
+                    return;
+                }
+            };
+            while let Some(message) = subscriber.next().await {
+                let Some((from, broadcast)) = wire::decode(&message.payload) else {
+                    tracing::debug!(%room_id, "a room event that does not decode was dropped");
+                    continue;
+                };
+                if from == node_id || broadcast.room_id != room_id {
+                    continue;
+                }
+                metrics.cluster_received.inc();
+                match broadcast.event {
+                    RoomEvent::Message(_) => {
+                        if inputs.send(Input::Event(broadcast)).await.is_err() {
+                            return;
+                        }
+                    }
+                    RoomEvent::Deleted { .. } => {
+                        // Deleted on another node: this node's sockets hear it and leave the room too.
+                        Hub::publish(hub.as_ref(), broadcast);
+                        hub.drop_room(room_id);
+                    }
+                    _ => Hub::publish(hub.as_ref(), broadcast),
+                }
+            }
+        });
+        if let Some(previous) = self.subscriptions.insert(room_id, forwarding) {
+            previous.abort();
+        }
+    }
+
+    /// Stops serving the rooms no local connection is in any more.
+    fn forget_unserved(&mut self) {
+        for room_id in self.sequencer.watched() {
+            if !self.hub.serves(room_id) {
+                self.sequencer.forget(room_id);
+                if let Some(subscription) = self.subscriptions.remove(&room_id) {
+                    subscription.abort();
+                }
+            }
+        }
+    }
+
+    fn read_overdue(&mut self) {
+        for missing in self.sequencer.overdue(Instant::now(), self.timing.gap_hold) {
+            self.metrics.cluster_gaps_filled.inc();
+            self.read(missing);
+        }
+    }
+
+    /// Reads `missing` from the database in the background; the answer comes back as an input.
+    fn read(&self, missing: Missing) {
+        let (store, inputs) = (self.store.clone(), self.inputs.clone());
+        tokio::spawn(async move {
+            let found = read_range(store.as_ref(), missing).await;
+            if let Err(err) = &found {
+                tracing::warn!(room_id = %missing.room_id, error = %err, "cannot read missing messages");
+            }
+            let _ = inputs.send(Input::Read(missing, found.ok())).await;
+        });
+    }
+
+    /// Asks the database for the newest seq of every served room, in one query, in the background.
+    fn check_positions(&self) {
+        let rooms = self.sequencer.watched();
+        if rooms.is_empty() {
+            return;
+        }
+        let (store, inputs) = (self.store.clone(), self.inputs.clone());
+        tokio::spawn(async move {
+            match store.last_seqs(&rooms).await {
+                Ok(last_seqs) => {
+                    let _ = inputs.send(Input::Positions(last_seqs)).await;
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot check the rooms' positions"),
+            }
+        });
+    }
+}
+
+/// The stored messages of `missing`, oldest first, in pages.
+async fn read_range(
+    store: &dyn Store,
+    missing: Missing,
+) -> Result<Vec<StoredMessage>, palaver_handlers::StoreError> {
+    let mut found = Vec::new();
+    let mut after = missing.after;
+    while after < missing.through {
+        let mut query = HistoryQuery::latest(READ_PAGE);
+        query.after_seq = Some(after);
+        query.before_seq = Some((after + i64::from(READ_PAGE)).min(missing.through) + 1);
+        let mut page = store.history(missing.room_id, &query).await?.messages;
+        if page.is_empty() {
+            break;
+        }
+        page.reverse();
+        after = page.last().map_or(missing.through, |message| message.seq);
+        found.extend(page);
+    }
+    Ok(found)
+}

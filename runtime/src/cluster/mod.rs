@@ -1,0 +1,106 @@
+//! Palaver on several nodes (only when `nats_url` is set). Every node commits to the one PostgreSQL, which stays the
+//! only ack point; core NATS carries room events between nodes, and a message lost, late, repeated or out of order
+//! on NATS costs latency, never a message: each node delivers every room's messages in seq order and reads any gap
+//! from the database.
+//!
+//! - [`broker`] — the NATS [`palaver_handlers::Broker`]: local delivery in seq order, publishing to the other nodes,
+//!   one subscription per room this node serves.
+//! - [`sequencer`] — the per-room ordering and gap bookkeeping the broker drives.
+//! - [`subjects`], [`wire`] — what travels where, and how it is encoded.
+
+pub mod broker;
+pub mod sequencer;
+pub mod subjects;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+pub use broker::NatsBroker;
+
+/// What the NATS connection tells the node about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// (Re)connected: what was missed while away must be caught up.
+    Connected,
+    /// Messages were dropped for a subscription that could not keep up: catch up.
+    DroppedMessages,
+}
+
+/// This node's connection to the cluster.
+pub struct Cluster {
+    /// This node's name among the others.
+    pub node_id: String,
+    client: async_nats::Client,
+}
+
+impl Cluster {
+    /// Connects to NATS at `url` as `node_id`. The server starts even when NATS is down: the client keeps trying in
+    /// the background, `/readyz` answers 503 meanwhile, and every (re)connection is reported on the returned channel
+    /// so the node can catch up.
+    pub async fn connect(
+        url: &str,
+        node_id: String,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Cluster, mpsc::Receiver<Connection>), async_nats::ConnectError> {
+        let (events, reported) = mpsc::channel(16);
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("palaver {node_id}"))
+            .no_echo()
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .ping_interval(Duration::from_secs(2))
+            .event_callback(move |event| {
+                let (events, metrics) = (events.clone(), metrics.clone());
+                async move {
+                    let report = match event {
+                        async_nats::Event::Connected => {
+                            metrics.nats_connected.set(1);
+                            tracing::info!("connected to NATS");
+                            Some(Connection::Connected)
+                        }
+                        async_nats::Event::Disconnected => {
+                            metrics.nats_connected.set(0);
+                            tracing::warn!("disconnected from NATS");
+                            None
+                        }
+                        async_nats::Event::SlowConsumer(subscription) => {
+                            tracing::warn!(subscription, "NATS dropped messages of a subscription");
+                            Some(Connection::DroppedMessages)
+                        }
+                        other => {
+                            tracing::info!(event = %other, "NATS");
+                            None
+                        }
+                    };
+                    if let Some(report) = report {
+                        // Full means a catch-up is due already.
+                        let _ = events.try_send(report);
+                    }
+                }
+            })
+            .connect(url)
+            .await?;
+        Ok((Cluster { node_id, client }, reported))
+    }
+
+    /// Whether this node is connected to NATS now.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// The NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+/// A node id for a start that was given none: random, so every start is a new incarnation.
+pub fn random_node_id() -> String {
+    format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}

@@ -1,0 +1,192 @@
+//! How a room event travels between nodes: one JSON object per NATS message, naming the node it comes from. Decoding
+//! never panics: a message another version or a stranger sent that does not decode is counted and dropped, and the
+//! database repairs whatever it should have carried.
+
+use palaver_handlers::event::{Broadcast, RoomEvent};
+use palaver_handlers::model::StoredMessage;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A room event on the wire between nodes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    /// The node that published it.
+    node: String,
+    room_id: Uuid,
+    room: String,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skip_user: Option<Uuid>,
+    event: Event,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event {
+    Message {
+        id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        username: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    },
+    Joined {
+        username: String,
+    },
+    Left {
+        username: String,
+    },
+    Typing {
+        username: String,
+    },
+    Deleted {
+        by: String,
+    },
+}
+
+/// The bytes that carry `broadcast` from node `node`.
+pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
+    let event = match &broadcast.event {
+        RoomEvent::Message(message) => Event::Message {
+            id: message.id,
+            seq: message.seq,
+            user_id: message.user_id,
+            username: message.username.clone(),
+            content: message.content.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+            created_at: message.created_at,
+        },
+        RoomEvent::Joined { username } => Event::Joined {
+            username: username.clone(),
+        },
+        RoomEvent::Left { username } => Event::Left {
+            username: username.clone(),
+        },
+        RoomEvent::Typing { username } => Event::Typing {
+            username: username.clone(),
+        },
+        RoomEvent::Deleted { by } => Event::Deleted { by: by.clone() },
+    };
+    let wire = Wire {
+        node: node.to_owned(),
+        room_id: broadcast.room_id,
+        room: broadcast.room.clone(),
+        at: broadcast.at,
+        skip_user: broadcast.skip_user,
+        event,
+    };
+    serde_json::to_vec(&wire).unwrap_or_default()
+}
+
+/// The node and event that `payload` carries, or `None` when it is not a room event.
+pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
+    let wire: Wire = serde_json::from_slice(payload).ok()?;
+    let event = match wire.event {
+        Event::Message {
+            id,
+            seq,
+            user_id,
+            username,
+            content,
+            client_msg_id,
+            created_at,
+        } => RoomEvent::Message(StoredMessage {
+            id,
+            room_id: wire.room_id,
+            seq,
+            user_id,
+            username,
+            content,
+            client_msg_id,
+            created_at,
+        }),
+        Event::Joined { username } => RoomEvent::Joined { username },
+        Event::Left { username } => RoomEvent::Left { username },
+        Event::Typing { username } => RoomEvent::Typing { username },
+        Event::Deleted { by } => RoomEvent::Deleted { by },
+    };
+    let broadcast = Broadcast {
+        room_id: wire.room_id,
+        room: wire.room,
+        at: wire.at,
+        event,
+        skip_user: wire.skip_user,
+    };
+    Some((wire.node, broadcast))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn broadcast(event: RoomEvent) -> Broadcast {
+        Broadcast {
+            room_id: Uuid::now_v7(),
+            room: "general chat".into(),
+            at: datetime!(2026-11-25 15:30:45.123456 UTC),
+            event,
+            skip_user: Some(Uuid::now_v7()),
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let message = StoredMessage {
+            id: Uuid::now_v7(),
+            room_id: Uuid::nil(),
+            seq: 42,
+            user_id: Uuid::now_v7(),
+            username: "john_doe".into(),
+            content: "héllo \"there\"\n".into(),
+            client_msg_id: Some("k1".into()),
+            created_at: datetime!(2026-11-25 15:31:02.5 UTC),
+        };
+        let events = [
+            RoomEvent::Message(message),
+            RoomEvent::Joined {
+                username: "jane_doe".into(),
+            },
+            RoomEvent::Left {
+                username: "jane_doe".into(),
+            },
+            RoomEvent::Typing {
+                username: "jane_doe".into(),
+            },
+            RoomEvent::Deleted {
+                by: "john_doe".into(),
+            },
+        ];
+        for event in events {
+            let mut sent = broadcast(event);
+            if let RoomEvent::Message(message) = &mut sent.event {
+                message.room_id = sent.room_id;
+            }
+            let (node, received) = decode(&encode("node-a", &sent)).expect("it decodes");
+            assert_eq!(node, "node-a");
+            assert_eq!(received, sent);
+        }
+    }
+
+    #[test]
+    fn what_does_not_decode_is_no_event() {
+        for payload in [
+            &b""[..],
+            b"{}",
+            b"not json",
+            br#"{"node":"a","event":{"type":"nope"}}"#,
+        ] {
+            assert!(
+                decode(payload).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+}
