@@ -150,8 +150,9 @@ pub trait Broker: Send + Sync {
 /// Who is in which room, across every node. The local hub knows this node's connections; presence turns "the user's
 /// first (or last) connection on this node" into "first (or last) anywhere", which is when the others are told.
 pub trait Presence: Send + Sync {
-    /// The user's first connection on this node subscribed to the room; whether it is their first anywhere.
-    fn arrived(&self, room_id: Uuid, user_id: Uuid) -> bool;
+    /// The first connection of the user (called `username`) on this node subscribed to the room; whether it is
+    /// their first anywhere.
+    fn arrived(&self, room_id: Uuid, user_id: Uuid, username: &str) -> bool;
     /// The user's last connection on this node left the room; whether they have none left anywhere.
     fn departed(&self, room_id: Uuid, user_id: Uuid) -> bool;
     /// The users with at least one connection subscribed to the room, on any node.
@@ -186,6 +187,11 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Whether `token_id` has been revoked.
     async fn is_token_revoked(&self, token_id: &str) -> Result<bool, StoreError>;
+    /// Another node revoked `token_id` (it is recorded already): a store that caches answers of
+    /// [`Store::is_token_revoked`] must answer true from now on.
+    fn learn_revoked(&self, token_id: &str) {
+        let _ = token_id;
+    }
     /// Forgets revocations of tokens that expired before `now`; returns how many.
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 

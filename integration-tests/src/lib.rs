@@ -2,6 +2,7 @@
 //! proxy that takes a dependency away from a running server.
 
 pub mod api;
+pub mod member;
 pub mod nats;
 pub mod pg;
 pub mod pipe;
@@ -11,6 +12,30 @@ pub mod server;
 pub mod ws;
 
 pub use server::{Engine, TEST_JWT_SECRET, TestServer};
+
+/// A running Palaver a test can reach: a server in this process ([`TestServer`]) or a child process
+/// ([`process::ServerProcess`]).
+pub trait Reachable {
+    /// The address it listens on.
+    fn addr(&self) -> std::net::SocketAddr;
+
+    /// `http://<addr><path>`.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr(), path)
+    }
+}
+
+impl Reachable for TestServer {
+    fn addr(&self) -> std::net::SocketAddr {
+        TestServer::addr(self)
+    }
+}
+
+impl Reachable for process::ServerProcess {
+    fn addr(&self) -> std::net::SocketAddr {
+        process::ServerProcess::addr(self)
+    }
+}
 
 /// Generates `sqlite::<name>` and `postgres::<name>` tokio tests from async functions taking an [`Engine`]; the
 /// calling module must have `Engine` in scope.

@@ -140,24 +140,36 @@ impl ServerProcess {
     /// `info` line of `palaver_runtime::server`; `PALAVER_LOG_FORMAT=pretty` is fine. `None` when PostgreSQL was asked
     /// for and is not available outside CI (see [`crate::pg`]).
     pub async fn start(engine: Engine, extra: &[(&str, &str)]) -> Option<ServerProcess> {
-        let dir = tempfile::tempdir().expect("a temporary directory for the test database");
         let database = match engine {
             Engine::Sqlite => None,
             Engine::Postgres => Some(pg::fresh_database_url().await?),
         };
+        let url = database
+            .as_ref()
+            .map(|db| db.url().to_owned())
+            .unwrap_or_default();
+        Some(Self::launch_on(&url, database, extra).await)
+    }
+
+    /// Like [`ServerProcess::start`], on the PostgreSQL database at `url`, which the caller provides and keeps for as
+    /// long as the process runs: several processes on one database are the nodes of a cluster.
+    pub async fn on_postgres(url: &str, extra: &[(&str, &str)]) -> ServerProcess {
+        Self::launch_on(url, None, extra).await
+    }
+
+    async fn launch_on(
+        database_url: &str,
+        database: Option<PgDatabase>,
+        extra: &[(&str, &str)],
+    ) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory for the test database");
         let sqlite_path = dir.path().join("palaver.db");
         let mut env: Vec<(String, String)> = vec![
             (
                 "PALAVER_SQLITE_PATH".into(),
                 sqlite_path.display().to_string(),
             ),
-            (
-                "PALAVER_DATABASE_URL".into(),
-                database
-                    .as_ref()
-                    .map(|db| db.url().to_owned())
-                    .unwrap_or_default(),
-            ),
+            ("PALAVER_DATABASE_URL".into(), database_url.to_owned()),
             ("PALAVER_DB_POOL_SIZE".into(), "4".into()),
             ("PALAVER_BCRYPT_COST".into(), "4".into()),
             ("PALAVER_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
@@ -179,7 +191,7 @@ impl ServerProcess {
             _database: database,
         };
         server.launch().await;
-        Some(server)
+        server
     }
 
     /// Starts the binary with this server's settings on a port it picks, learns the port from its log, and waits

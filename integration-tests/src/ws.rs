@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::TestServer;
+use crate::Reachable;
 
 /// The sub-protocol that selects the JSON protocol (PROTOCOL §5).
 pub const JSON_PROTOCOL: &str = "palaver.v1.json";
@@ -88,7 +88,7 @@ impl Connect {
     }
 
     /// `ws://127.0.0.1:<port>/ws` with this query string, if any.
-    fn url(&self, server: &TestServer) -> String {
+    fn url(&self, server: &impl Reachable) -> String {
         match &self.query {
             Some(query) => format!("ws://{}/ws?{query}", server.addr()),
             None => format!("ws://{}/ws", server.addr()),
@@ -96,7 +96,7 @@ impl Connect {
     }
 
     /// Opens the connection, or returns the handshake's error (a refusal is [`tungstenite::Error::Http`]).
-    pub async fn try_open(&self, server: &TestServer) -> Result<WsClient, tungstenite::Error> {
+    pub async fn try_open(&self, server: &impl Reachable) -> Result<WsClient, tungstenite::Error> {
         let mut request = self.url(server).into_client_request()?;
         let headers = request.headers_mut();
         let mut set = |name: &'static str, value: String| {
@@ -127,7 +127,7 @@ impl Connect {
     }
 
     /// Opens the connection; panics when the server refuses it.
-    pub async fn open(&self, server: &TestServer) -> WsClient {
+    pub async fn open(&self, server: &impl Reachable) -> WsClient {
         match self.try_open(server).await {
             Ok(client) => client,
             Err(tungstenite::Error::Http(response)) => panic!(
@@ -144,7 +144,7 @@ impl Connect {
     }
 
     /// The HTTP status and body (as text) with which the server refuses the upgrade; panics when it accepts it.
-    pub async fn refusal(&self, server: &TestServer) -> (StatusCode, String) {
+    pub async fn refusal(&self, server: &impl Reachable) -> (StatusCode, String) {
         match self.try_open(server).await {
             Ok(_) => panic!("the upgrade was accepted, but a refusal was expected ({self:?})"),
             Err(tungstenite::Error::Http(response)) => (
@@ -163,7 +163,7 @@ impl Connect {
     /// code}` (PROTOCOL §2.1, §2.2).
     pub async fn assert_refused(
         &self,
-        server: &TestServer,
+        server: &impl Reachable,
         status: StatusCode,
         code: &str,
         text: &str,
@@ -178,7 +178,7 @@ impl Connect {
     }
 
     /// The HTTP status with which the server refuses the upgrade; panics when it accepts it.
-    pub async fn refused(&self, server: &TestServer) -> StatusCode {
+    pub async fn refused(&self, server: &impl Reachable) -> StatusCode {
         match self.try_open(server).await {
             Ok(_) => panic!("the upgrade was accepted, but a refusal was expected ({self:?})"),
             Err(tungstenite::Error::Http(response)) => {
@@ -210,7 +210,7 @@ pub struct WsClient {
 
 impl WsClient {
     /// A text-protocol connection authenticated with a Bearer token.
-    pub async fn text(server: &TestServer, token: &str) -> WsClient {
+    pub async fn text(server: &impl Reachable, token: &str) -> WsClient {
         let client = Connect::bearer(token).open(server).await;
         assert_eq!(
             client.protocol(),
@@ -221,7 +221,7 @@ impl WsClient {
     }
 
     /// A JSON-protocol connection (offering [`JSON_PROTOCOL`]) authenticated with a Bearer token.
-    pub async fn json(server: &TestServer, token: &str) -> WsClient {
+    pub async fn json(server: &impl Reachable, token: &str) -> WsClient {
         let client = Connect::bearer(token).json().open(server).await;
         assert_eq!(
             client.protocol(),
@@ -432,7 +432,10 @@ pub fn assert_stamped(line: &str, prefix: &str, rest: &str) {
 
 /// Sends `GET /ws` with the WebSocket upgrade headers plus `headers` over plain HTTP, and returns the status and
 /// body of the answer: for checking the exact body of a refusal.
-pub async fn raw_upgrade(server: &TestServer, headers: &[(&str, &str)]) -> (StatusCode, String) {
+pub async fn raw_upgrade(
+    server: &impl Reachable,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
     let mut request = reqwest::Client::new()
         .get(server.url("/ws"))
         .header("connection", "Upgrade")

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use palaver_integration_tests::TestServer;
-use palaver_integration_tests::api::{PASSWORD, read};
+use palaver_integration_tests::member::{Member, account};
 use palaver_integration_tests::nats;
 use palaver_integration_tests::pg::{self, PgDatabase};
 use palaver_integration_tests::proxy::{Proxy, through};
-use palaver_integration_tests::ws::{FRAME_TIMEOUT, WsClient};
+use palaver_integration_tests::ws::{Connect, FRAME_TIMEOUT};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -30,127 +30,87 @@ async fn backing() -> Option<(PgDatabase, String)> {
 
 /// A node of the cluster on `database` and `nats`, named `node`.
 async fn node(database: &PgDatabase, nats: &str, node: &str) -> TestServer {
-    let mut settings = vec![("PALAVER_NATS_URL", nats), ("PALAVER_NODE_ID", node)];
+    node_with(database, nats, node, &[]).await
+}
+
+/// A node like [`node`], with more settings.
+async fn node_with(
+    database: &PgDatabase,
+    nats: &str,
+    node: &str,
+    extra: &[(&str, &str)],
+) -> TestServer {
+    let name = cluster_name(database);
+    let mut settings = vec![
+        ("PALAVER_NATS_URL", nats),
+        ("PALAVER_NODE_ID", node),
+        ("PALAVER_CLUSTER_NAME", name.as_str()),
+    ];
     settings.extend(TIMING);
+    settings.extend_from_slice(extra);
     TestServer::start_on_postgres(database.url(), &settings).await
 }
 
-/// Registers `username` on `server` and logs in; the token works on every node (one signing key).
-async fn account(server: &TestServer, username: &str) -> String {
-    let http = reqwest::Client::new();
-    let registered = http
-        .post(server.url("/api/register"))
-        .json(&json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}))
+/// The cluster name of the nodes on `database`: every test's cluster has subjects of its own on the one NATS server
+/// the tests share (and node ids that only need to be unique within it).
+fn cluster_name(database: &PgDatabase) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    database.url().hash(&mut hasher);
+    format!("test-{:016x}", hasher.finish())
+}
+
+/// Polls `probe` every 50 ms until it is true; panics saying `what` after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !probe().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every node of `nodes` counts them all alive (each has heard every other's heartbeat).
+async fn formed(nodes: &[&TestServer]) {
+    let expected = format!("palaver_cluster_nodes_alive {}", nodes.len());
+    for node in nodes {
+        eventually(Duration::from_secs(5), &expected, || async {
+            let scrape = reqwest::get(node.url("/metrics")).await;
+            match scrape {
+                Ok(scrape) => scrape
+                    .text()
+                    .await
+                    .is_ok_and(|text| text.contains(&expected)),
+                Err(_) => false,
+            }
+        })
+        .await;
+    }
+}
+
+/// How many users `server` says are online in `room` (`members_online` in `GET /api/rooms`).
+async fn online(server: &TestServer, token: &str, room: &str) -> i64 {
+    let rooms: Value = reqwest::Client::new()
+        .get(server.url("/api/rooms"))
+        .bearer_auth(token)
         .send()
         .await
-        .expect("register sent");
-    assert_eq!(registered.status(), StatusCode::CREATED);
-    let (status, body) = read(
-        http.post(server.url("/api/login"))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login sent"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["token"].as_str().expect("a token").to_owned()
-}
-
-/// A member's socket and the room messages it has been delivered but the test has not looked at yet.
-struct Member {
-    ws: WsClient,
-    unread: Vec<Value>,
-    /// Answers to commands that arrived while the test was reading messages.
-    answers: Vec<Value>,
-}
-
-impl Member {
-    async fn open(server: &TestServer, token: &str) -> Member {
-        Member {
-            ws: WsClient::json(server, token).await,
-            unread: Vec::new(),
-            answers: Vec::new(),
-        }
-    }
-
-    /// The answer to command `id`; messages delivered before it are kept for [`Member::through`].
-    async fn answer_to(&mut self, id: &str) -> Value {
-        if let Some(at) = self.answers.iter().position(|frame| frame["id"] == id) {
-            return self.answers.remove(at);
-        }
-        loop {
-            let frame = self.ws.next_json().await;
-            if frame["id"] == id {
-                return frame;
-            }
-            if frame["type"] == "message" {
-                self.unread.push(frame);
-            }
-        }
-    }
-
-    /// Creates `room` (and so joins it).
-    async fn create(&mut self, room: &str) {
-        self.ws
-            .send_cmd("create_room", json!({"name": room}), Some("create"))
-            .await;
-        assert_eq!(self.answer_to("create").await["type"], "room_created");
-        self.ws.expect_json("welcome").await;
-    }
-
-    /// Joins `room`; the welcome's `last_seq`.
-    async fn join(&mut self, room: &str) -> i64 {
-        self.ws
-            .send_cmd("join_room", json!({"name": room}), Some("join"))
-            .await;
-        let welcome = self.answer_to("join").await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        welcome["last_seq"].as_i64().expect("a last_seq")
-    }
-
-    /// Posts `content` (also its command id) without waiting for the ack.
-    async fn send(&mut self, room: &str, content: &str) {
-        self.ws
-            .send_cmd(
-                "room_message",
-                json!({"room": room, "content": content}),
-                Some(content),
-            )
-            .await;
-    }
-
-    /// Posts `content` and returns its acknowledged seq.
-    async fn post(&mut self, room: &str, content: &str) -> i64 {
-        self.send(room, content).await;
-        let ack = self.answer_to(content).await;
-        assert_eq!(ack["type"], "ack", "{ack}");
-        ack["seq"].as_i64().expect("a seq")
-    }
-
-    /// The messages with seqs `first..=last`, asserting they were delivered in that order, each once, and nothing
-    /// else before them; acks and presence frames are skipped.
-    async fn through(&mut self, first: i64, last: i64) -> Vec<Value> {
-        while !self.unread.iter().any(|frame| frame["seq"] == last) {
-            let frame = self.ws.next_json().await;
-            if frame["type"] == "message" {
-                self.unread.push(frame);
-            } else if !frame["id"].is_null() {
-                self.answers.push(frame);
-            }
-        }
-        let seen: Vec<Value> = self.unread.drain(..).collect();
-        let seqs: Vec<i64> = seen
-            .iter()
-            .filter_map(|frame| frame["seq"].as_i64())
-            .collect();
-        assert_eq!(
-            seqs,
-            (first..=last).collect::<Vec<_>>(),
-            "in order, each once"
-        );
-        seen
-    }
+        .expect("rooms listed")
+        .json()
+        .await
+        .expect("a JSON list");
+    let rooms = rooms.as_array().cloned().unwrap_or_default();
+    rooms
+        .iter()
+        .find(|listed| listed["name"] == room)
+        .and_then(|listed| listed["members_online"].as_i64())
+        .unwrap_or_else(|| panic!("{room} is not listed: {rooms:?}"))
 }
 
 #[tokio::test]
@@ -200,7 +160,14 @@ async fn what_a_node_cut_off_from_nats_missed_is_read_from_the_database() {
     let a = node(&database, &nats, "node-a").await;
     // Node B reaches NATS through a proxy the test can cut.
     let proxy = Proxy::start(nats::address(&nats).expect("a nats:// URL")).await;
-    let b = node(&database, &through(&nats, proxy.addr()), "node-b").await;
+    // Counting itself dead (and closing its sockets, tested below) is not what this test is about.
+    let b = node_with(
+        &database,
+        &through(&nats, proxy.addr()),
+        "node-b",
+        &[("PALAVER_CLUSTER_DEAD_AFTER_MS", "60000")],
+    )
+    .await;
     let mut on_a = Member::open(&a, &account(&a, "john_doe").await).await;
     on_a.create("general").await;
     let mut on_b = Member::open(&b, &account(&b, "jane_doe").await).await;
@@ -274,7 +241,7 @@ async fn several_sockets_on_one_node_get_each_remote_message_once() {
 }
 
 #[tokio::test]
-async fn a_node_whose_nats_is_unreachable_is_not_ready() {
+async fn a_node_whose_nats_is_unreachable_is_not_ready_and_soon_refuses_sockets() {
     let Some(database) = pg::fresh_database_url().await else {
         return;
     };
@@ -285,20 +252,48 @@ async fn a_node_whose_nats_is_unreachable_is_not_ready() {
     let url = format!("nats://{closed}");
     let node =
         TestServer::start_on_postgres(database.url(), &[("PALAVER_NATS_URL", url.as_str())]).await;
-    let answer = tokio::time::timeout(FRAME_TIMEOUT, reqwest::get(node.url("/readyz")))
-        .await
-        .expect("an answer in time")
-        .expect("readyz answers");
-    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = answer.json().await.expect("a JSON body");
+    let readyz = || async {
+        let answer = tokio::time::timeout(FRAME_TIMEOUT, reqwest::get(node.url("/readyz")))
+            .await
+            .expect("an answer in time")
+            .expect("readyz answers");
+        let status = answer.status();
+        (status, answer.json::<Value>().await.expect("a JSON body"))
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        body,
-        json!({"status": "unavailable", "database": "ok", "nats": "unavailable"})
+        (&body["status"], &body["database"], &body["nats"]),
+        (&json!("unavailable"), &json!("ok"), &json!("unavailable")),
+        "{body}"
     );
     let health = reqwest::get(node.url("/healthz"))
         .await
         .expect("healthz answers");
     assert_eq!(health.status(), StatusCode::OK, "the process itself runs");
+    // Not hearing itself for 3 s, the node knows it is out of the cluster, says so, and takes no sockets.
+    let token = account(&node, "john_doe").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    loop {
+        let (_, body) = readyz().await;
+        if body["cluster"] == "unavailable" {
+            assert_eq!(
+                body,
+                json!({"status": "unavailable", "database": "ok", "nats": "unavailable", "cluster": "unavailable"})
+            );
+            break;
+        }
+        assert_eq!(body["cluster"], "ok", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still in the cluster after 6 s without NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, refusal) = Connect::bearer(&token).refusal(&node).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refusal}");
+    let refusal: Value = serde_json::from_str(&refusal).expect("a JSON error");
+    assert_eq!(refusal["code"], "unavailable", "{refusal}");
 }
 
 #[tokio::test]
@@ -332,4 +327,207 @@ async fn a_room_deleted_on_one_node_is_left_on_every_node() {
         .await;
     let refused = guest.answer_to("late").await;
     assert_eq!(refused["code"], "room_not_found", "{refused}");
+}
+
+#[tokio::test]
+async fn presence_is_counted_over_every_node_once_per_user() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let john_token = account(&a, "john_doe").await;
+    let jane_token = account(&b, "jane_doe").await;
+    let mut john = Member::open(&a, &john_token).await;
+    john.create("general").await;
+    let mut jane_on_b = Member::open(&b, &jane_token).await;
+    jane_on_b.join("general").await;
+    john.presence_of("joined", "jane_doe").await;
+    // Node A counts jane (on B) among the room's users, and B counts john (on A).
+    eventually(
+        Duration::from_secs(3),
+        "node A sees jane online",
+        || async { online(&a, &john_token, "general").await == 2 },
+    )
+    .await;
+    assert_eq!(online(&b, &jane_token, "general").await, 2);
+    // Jane's second socket, on node A, is not news to anyone: no second "joined".
+    let mut jane_on_a = Member::open(&a, &jane_token).await;
+    jane_on_a.join("general").await;
+    // Her socket on B closes; she is still in the room on A: no "left".
+    jane_on_b.close().await;
+    john.ws.expect_nothing_before_sentinel().await;
+    eventually(
+        Duration::from_secs(3),
+        "node B forgets jane's socket there",
+        || async { online(&b, &john_token, "general").await == 2 },
+    )
+    .await;
+    // The presence john's sentinel saw: nothing about jane.
+    assert!(john.presence.is_empty(), "{:?}", john.presence);
+    // Her last socket closes: "left", once.
+    jane_on_a.close().await;
+    john.presence_of("left", "jane_doe").await;
+    john.ws.expect_nothing_before_sentinel().await;
+    assert!(john.presence.is_empty(), "{:?}", john.presence);
+    eventually(
+        Duration::from_secs(3),
+        "both nodes count john alone",
+        || async {
+            online(&a, &john_token, "general").await == 1
+                && online(&b, &john_token, "general").await == 1
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_per_user_connection_cap_counts_every_node() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let cap = [("PALAVER_WS_CONNECTIONS_PER_USER", "2")];
+    let a = node_with(&database, &nats, "node-a", &cap).await;
+    let b = node_with(&database, &nats, "node-b", &cap).await;
+    formed(&[&a, &b]).await;
+    let token = account(&a, "jane_doe").await;
+    let _on_a = Member::open(&a, &token).await;
+    let on_b = Member::open(&b, &token).await;
+    // Once each node has heard of the other's socket, a third socket is refused on either node.
+    for server in [&a, &b] {
+        eventually(Duration::from_secs(3), "a third socket is refused", || async {
+            matches!(
+                Connect::bearer(&token).json().try_open(server).await,
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 429
+            )
+        })
+        .await;
+    }
+    Connect::bearer(&token)
+        .assert_refused(
+            &b,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many open connections for this user",
+        )
+        .await;
+    // Her socket on B closes: a place is free again, on A too.
+    on_b.close().await;
+    eventually(
+        Duration::from_secs(3),
+        "a second socket opens on A",
+        || async { Connect::bearer(&token).json().try_open(&a).await.is_ok() },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_closes_the_tokens_sockets_on_every_node() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    let c = node(&database, &nats, "node-c").await;
+    formed(&[&a, &b, &c]).await;
+    let token = account(&a, "jane_doe").await;
+    let other = account(&a, "john_doe").await;
+    let mut on_b = Member::open(&b, &token).await;
+    let mut on_c = Member::open(&c, &token).await;
+    let mut others = Member::open(&b, &other).await;
+    let me = |server: &TestServer, token: &str| {
+        reqwest::Client::new()
+            .get(server.url("/api/me"))
+            .bearer_auth(token)
+            .send()
+    };
+    // B and C have just found the token not revoked, an answer their caches trust for two seconds.
+    for server in [&b, &c] {
+        assert_eq!(
+            me(server, &token).await.expect("me").status(),
+            StatusCode::OK
+        );
+    }
+    let logout = reqwest::Client::new()
+        .post(a.url("/api/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout sent");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let closed = std::time::Instant::now();
+    for socket in [&mut on_b, &mut on_c] {
+        tokio::time::timeout(Duration::from_secs(1), socket.ws.expect_close(1008))
+            .await
+            .expect("closed within a second");
+    }
+    let took = closed.elapsed();
+    // Every node refuses the token at once: their caches learned the revocation with the close.
+    for server in [&a, &b, &c] {
+        assert_eq!(
+            me(server, &token).await.expect("me").status(),
+            StatusCode::UNAUTHORIZED,
+            "{took:?} after the logout"
+        );
+    }
+    // The same user's other token, and other users, are untouched.
+    others.ws.expect_nothing_before_sentinel().await;
+    assert_eq!(me(&b, &other).await.expect("me").status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_nats_closes_its_sockets_and_takes_them_back_after_the_heal() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let proxy = Proxy::start(nats::address(&nats).expect("a nats:// URL")).await;
+    let b = node(&database, &through(&nats, proxy.addr()), "node-b").await;
+    formed(&[&a, &b]).await;
+    let john_token = account(&a, "john_doe").await;
+    let jane_token = account(&b, "jane_doe").await;
+    let mut john = Member::open(&a, &john_token).await;
+    john.create("general").await;
+    let mut jane = Member::open(&b, &jane_token).await;
+    jane.join("general").await;
+    john.presence_of("joined", "jane_doe").await;
+    let mut acked = vec![john.post("general", "before the cut").await];
+    jane.until_seq(1).await;
+
+    proxy.cut();
+    let cut = std::time::Instant::now();
+    // Node A stops hearing B and says jane left; B stops hearing itself and closes her socket with 1012.
+    john.presence_of("left", "jane_doe").await;
+    let left_after = cut.elapsed();
+    tokio::time::timeout(Duration::from_secs(8), jane.ws.expect_close(1012))
+        .await
+        .expect("the cut-off node closes its sockets");
+    assert!(
+        left_after < Duration::from_secs(5),
+        "jane left A's presence {left_after:?} after the cut"
+    );
+    for n in 0..3 {
+        acked.push(john.post("general", &format!("during the cut {n}")).await);
+    }
+    // While cut off, B refuses sockets and is not ready.
+    let (status, _) = Connect::bearer(&jane_token).json().refusal(&b).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.heal();
+    eventually(Duration::from_secs(20), "node B is ready again", || async {
+        reqwest::get(b.url("/readyz"))
+            .await
+            .is_ok_and(|answer| answer.status() == StatusCode::OK)
+    })
+    .await;
+    // Jane comes back to B where she left off: what was sent meanwhile, then live, each once.
+    jane.reconnect(&b, &jane_token).await;
+    assert_eq!(jane.resume("general", 1).await, 4);
+    john.presence_of("joined", "jane_doe").await;
+    acked.push(john.post("general", "after the heal").await);
+    jane.until_seq(5).await;
+    jane.assert_delivered(1, 5, &acked);
+    john.until_seq(5).await;
+    john.assert_delivered(1, 5, &acked);
 }

@@ -22,10 +22,13 @@ pub enum Close {
     FrameTooLarge,
     /// The connection's queue overflowed, or it fell too far behind while catching up; it may resume (1013).
     SlowConsumer,
+    /// This node lost the cluster (cut off from NATS too long, so the others count it dead); clients reconnect to
+    /// another node and resume (1012).
+    ClusterLost,
 }
 
 /// Every close, for looking one up by its index.
-const ALL: [Close; 9] = [
+const ALL: [Close; 10] = [
     Close::NoPong,
     Close::ShuttingDown,
     Close::ProtocolError,
@@ -35,6 +38,7 @@ const ALL: [Close; 9] = [
     Close::TokenExpired,
     Close::FrameTooLarge,
     Close::SlowConsumer,
+    Close::ClusterLost,
 ];
 
 impl Close {
@@ -52,6 +56,7 @@ impl Close {
             Close::InvalidUtf8 => 1007,
             Close::RateLimitAbuse | Close::TokenRevoked | Close::TokenExpired => 1008,
             Close::FrameTooLarge => 1009,
+            Close::ClusterLost => 1012,
             Close::SlowConsumer => 1013,
         }
     }
@@ -68,6 +73,7 @@ impl Close {
             Close::TokenExpired => "token expired",
             Close::FrameTooLarge => "frame too large",
             Close::SlowConsumer => "slow consumer",
+            Close::ClusterLost => "node lost the cluster",
         }
     }
 

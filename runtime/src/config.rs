@@ -40,8 +40,11 @@ pub struct Settings {
     pub sqlite_path: PathBuf,
     pub nats_url: String,
     pub node_id: String,
+    pub cluster_name: String,
     pub cluster_gap_hold_ms: u64,
     pub cluster_position_check_ms: u64,
+    pub cluster_heartbeat_ms: u64,
+    pub cluster_dead_after_ms: u64,
     pub db_pool_size: usize,
     pub db_timeout_ms: u64,
     pub jwt_secret: String,
@@ -140,9 +143,11 @@ impl Settings {
                 reason: "must be between 4 and 31".into(),
             });
         }
-        let counts: [(&'static str, u64); 20] = [
+        let counts: [(&'static str, u64); 22] = [
             ("cluster_gap_hold_ms", self.cluster_gap_hold_ms),
             ("cluster_position_check_ms", self.cluster_position_check_ms),
+            ("cluster_heartbeat_ms", self.cluster_heartbeat_ms),
+            ("cluster_dead_after_ms", self.cluster_dead_after_ms),
             ("db_pool_size", self.db_pool_size as u64),
             ("token_ttl_secs", self.token_ttl_secs),
             ("ping_interval_secs", self.ping_interval_secs),
@@ -186,6 +191,34 @@ impl Settings {
                 reason: "a cluster needs PostgreSQL: set PALAVER_DATABASE_URL=postgres://… (the embedded SQLite \
                          database serves one node only)"
                     .into(),
+            });
+        }
+        if !self.nats_url.trim().is_empty() && self.jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "nats_url",
+                reason: format!(
+                    "every node of a cluster must accept the others' tokens: set PALAVER_JWT_SECRET (at least \
+                     {MIN_JWT_SECRET_BYTES} bytes) to the same value on every node"
+                ),
+            });
+        }
+        if self.cluster_dead_after_ms <= self.cluster_heartbeat_ms {
+            return Err(ConfigError::Invalid {
+                key: "cluster_dead_after_ms",
+                reason: "must be longer than cluster_heartbeat_ms".into(),
+            });
+        }
+        let node_id = self.node_id.trim();
+        if !node_id.is_empty() && !crate::cluster::subjects::is_token(node_id) {
+            return Err(ConfigError::Invalid {
+                key: "node_id",
+                reason: "at most 64 letters, digits, '-' and '_'".into(),
+            });
+        }
+        if !crate::cluster::subjects::is_token(&self.cluster_name) {
+            return Err(ConfigError::Invalid {
+                key: "cluster_name",
+                reason: "1 to 64 letters, digits, '-' and '_'".into(),
             });
         }
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
@@ -383,15 +416,25 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'), "one readable line: {line}");
-        let clustered = Settings::load_from(vars(&[
-            ("PALAVER_NATS_URL", "nats://127.0.0.1:4222"),
-            (
-                "PALAVER_DATABASE_URL",
-                "postgres://postgres@127.0.0.1/palaver",
-            ),
-        ]))
-        .unwrap();
+        let postgres = (
+            "PALAVER_DATABASE_URL",
+            "postgres://postgres@127.0.0.1/palaver",
+        );
+        let nats = ("PALAVER_NATS_URL", "nats://127.0.0.1:4222");
+        let err = Settings::load_from(vars(&[nats, postgres])).unwrap_err();
+        assert!(
+            err.to_string().contains("PALAVER_JWT_SECRET"),
+            "a generated secret per node would make every node refuse the others' tokens: {err}"
+        );
+        let secret = (
+            "PALAVER_JWT_SECRET",
+            "a-cluster-wide-secret-0123456789abcdef",
+        );
+        let clustered = Settings::load_from(vars(&[nats, postgres, secret])).unwrap();
         assert_eq!(clustered.nats_url, "nats://127.0.0.1:4222");
+        let err = Settings::load_from(vars(&[nats, postgres, secret, ("PALAVER_NODE_ID", "a.b")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("node_id"), "{err}");
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub struct AppContext {
     pub broker: Arc<dyn Broker>,
     /// Who is where, across nodes: the hub itself on one node.
     pub presence: Arc<dyn Presence>,
-    /// This node's connection to the cluster, when it is one of several.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// This node's part in the cluster, when it is one of several.
+    pub cluster: Option<Arc<crate::cluster::Node>>,
     pub messages: GroupCommit,
     pub limits: Limits,
     pub tickets: Tickets,

@@ -35,16 +35,21 @@ pub struct Metrics {
     pub db_pool_in_use: IntGauge,
     /// 1 while this node is connected to NATS (clustered nodes only).
     pub nats_connected: IntGauge,
-    /// Room events this node published to the other nodes.
+    /// Messages this node published to the other nodes (room events, presence, heartbeats, control).
     pub cluster_published: IntCounter,
     /// Room events this node received from the other nodes.
     pub cluster_received: IntCounter,
-    /// Room events not sent to the other nodes because the outbox was full (they repair from the database).
+    /// Messages not sent to the other nodes because the outbox was full or NATS did not take them (room events
+    /// repair from the database, presence by a snapshot).
     pub cluster_dropped: IntCounter,
     /// Gaps in a room's seqs filled from the database.
     pub cluster_gaps_filled: IntCounter,
     /// Rooms caught up to the database's newest seq by the position check.
     pub cluster_catch_ups: IntCounter,
+    /// Nodes of the cluster alive as this node sees them, itself included while it is in the cluster.
+    pub cluster_nodes_alive: IntGauge,
+    /// Nodes this node counted dead after they fell silent.
+    pub cluster_dead_nodes: IntCounter,
 }
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
@@ -151,7 +156,7 @@ impl Metrics {
             cluster_published: counter(
                 &registry,
                 "cluster_published_total",
-                "Room events published to the other nodes",
+                "Messages published to the other nodes",
             ),
             cluster_received: counter(
                 &registry,
@@ -161,7 +166,7 @@ impl Metrics {
             cluster_dropped: counter(
                 &registry,
                 "cluster_dropped_total",
-                "Room events not published because the outbox was full",
+                "Messages to the other nodes dropped (outbox full, or NATS did not take them)",
             ),
             cluster_gaps_filled: counter(
                 &registry,
@@ -172,6 +177,16 @@ impl Metrics {
                 &registry,
                 "cluster_catch_ups_total",
                 "Rooms caught up to the database's newest seq by the position check",
+            ),
+            cluster_nodes_alive: gauge(
+                &registry,
+                "cluster_nodes_alive",
+                "Nodes of the cluster alive, this one included while it is in the cluster",
+            ),
+            cluster_dead_nodes: counter(
+                &registry,
+                "cluster_dead_nodes_total",
+                "Nodes counted dead after falling silent",
             ),
             registry,
         }

@@ -14,7 +14,6 @@ use tokio::task::JoinHandle;
 use tower_service::Service as _;
 
 use crate::auth::client_ip::{ClientIp, client_ip};
-use crate::cluster::{Cluster, NatsBroker};
 use crate::config::{Mode, Settings};
 use crate::context::{AppContext, SystemClock};
 use crate::credentials::{RealCredentials, TokenSettings};
@@ -148,9 +147,18 @@ pub(crate) async fn build_context(
         queue: settings.group_commit_queue,
         commit_timeout: settings.db_timeout() * 2,
     };
-    let (broker, cluster) = broker(&settings, &hub, &store, &metrics, shutdown).await?;
-    // Presence is still this node's own: the hub's.
-    let presence: Arc<dyn Presence> = hub.clone();
+    let connections = crate::ws::capacity::ConnectionCaps::new(
+        settings.ws_connections_per_user,
+        settings.ws_connections_per_ip,
+    );
+    let cluster = cluster(&settings, &hub, &store, &metrics, shutdown).await?;
+    let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cluster {
+        Some(node) => {
+            connections.count_elsewhere(node.presence.clone());
+            (node.broker.clone(), node.presence.clone())
+        }
+        None => (hub.clone(), hub.clone()),
+    };
     let fanout = Fanout::new(broker.clone(), metrics.clone());
     let messages = GroupCommit::start(store.clone(), fanout, metrics.clone(), batching);
     let audit = crate::audit::Audit::start(store.clone());
@@ -159,10 +167,6 @@ pub(crate) async fn build_context(
         Duration::from_secs(settings.room_password_window_secs),
         audit,
         metrics.clone(),
-    );
-    let connections = crate::ws::capacity::ConnectionCaps::new(
-        settings.ws_connections_per_user,
-        settings.ws_connections_per_ip,
     );
     Ok(AppContext {
         guard,
@@ -200,41 +204,41 @@ pub(crate) async fn build_context(
     })
 }
 
-/// The broker the settings ask for: the hub itself on one node; with `nats_url`, the cluster's.
-async fn broker(
+/// With `nats_url`, this node joins the cluster; without, it is the only node.
+async fn cluster(
     settings: &Settings,
     hub: &Arc<LocalHub>,
     store: &Arc<dyn palaver_handlers::Store>,
     metrics: &Arc<Metrics>,
     shutdown: Shutdown,
-) -> anyhow::Result<(Arc<dyn Broker>, Option<Arc<Cluster>>)> {
+) -> anyhow::Result<Option<Arc<crate::cluster::Node>>> {
     let url = settings.nats_url.trim();
     if url.is_empty() {
-        return Ok((hub.clone(), None));
+        return Ok(None);
     }
     let node_id = match settings.node_id.trim() {
         "" => crate::cluster::random_node_id(),
         given => given.to_owned(),
     };
-    let (cluster, connection) = Cluster::connect(url, node_id.clone(), metrics.clone())
+    let parts = crate::cluster::Parts {
+        name: settings.cluster_name.clone(),
+        hub: hub.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        timing: crate::cluster::broker::Timing {
+            gap_hold: Duration::from_millis(settings.cluster_gap_hold_ms),
+            position_check: Duration::from_millis(settings.cluster_position_check_ms),
+        },
+        liveness: crate::cluster::presence::Liveness {
+            heartbeat: Duration::from_millis(settings.cluster_heartbeat_ms),
+            silence: Duration::from_millis(settings.cluster_dead_after_ms),
+        },
+    };
+    let node = crate::cluster::join(url, node_id.clone(), parts, shutdown)
         .await
         .with_context(|| format!("cannot use NATS at {url} (nats_url)"))?;
-    let cluster = Arc::new(cluster);
-    let timing = crate::cluster::broker::Timing {
-        gap_hold: Duration::from_millis(settings.cluster_gap_hold_ms),
-        position_check: Duration::from_millis(settings.cluster_position_check_ms),
-    };
-    let broker = NatsBroker::start(
-        cluster.clone(),
-        connection,
-        hub.clone(),
-        store.clone(),
-        metrics.clone(),
-        timing,
-        shutdown,
-    );
     tracing::info!(node = %node_id, nats = %url, "clustered");
-    Ok((broker, Some(cluster)))
+    Ok(Some(Arc::new(node)))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<AppContext>, mut shutdown: Shutdown) {

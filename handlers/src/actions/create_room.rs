@@ -35,7 +35,8 @@ pub async fn create_room(
         .subscribe(session.conn, principal.user_id, room.id, &room.name);
     if subscribed.first_for_user {
         // Nobody else is in a new room: presence learns of the creator, and nobody is told.
-        ctx.presence().arrived(room.id, principal.user_id);
+        ctx.presence()
+            .arrived(room.id, principal.user_id, &principal.username);
     }
     ctx.broker().watch(room.id, &room.name, 0);
     let online = ctx.presence().online_users(room.id).len();

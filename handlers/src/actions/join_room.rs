@@ -54,7 +54,11 @@ pub async fn join_room(
     // (its after_seq, or the room's end as read above): whatever is committed meanwhile is either read or delivered
     // after it, never lost and never doubled.
     let subscribed = hub.subscribe_held(session.conn, principal.user_id, room.id, &room.name);
-    if subscribed.first_for_user && ctx.presence().arrived(room.id, principal.user_id) {
+    if subscribed.first_for_user
+        && ctx
+            .presence()
+            .arrived(room.id, principal.user_id, &principal.username)
+    {
         publish(
             ctx,
             room.id,

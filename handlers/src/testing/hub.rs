@@ -243,7 +243,7 @@ impl Broker for MemoryHub {
 
 /// On one node the hub is presence: the first (last) connection here is the first (last) anywhere.
 impl Presence for MemoryHub {
-    fn arrived(&self, _room_id: Uuid, _user_id: Uuid) -> bool {
+    fn arrived(&self, _room_id: Uuid, _user_id: Uuid, _username: &str) -> bool {
         true
     }
 

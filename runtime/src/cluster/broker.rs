@@ -1,5 +1,5 @@
-//! The NATS [`Broker`]. Publishing delivers to this node's hub and sends the event to the other nodes through a
-//! bounded outbox (never awaited on the ack path: a full outbox drops, and the receivers repair from the database).
+//! The NATS [`Broker`]. Publishing delivers to this node's hub and sends the event to the other nodes through the
+//! [`Outbox`] (never awaited on the ack path: a full outbox drops, and the receivers repair from the database).
 //! Messages of every room this node serves, its own and the other nodes', pass through one ordering task (the
 //! [`Sequencer`]), which delivers them in seq order and reads gaps and lagging rooms from the database; each served
 //! room has one NATS subscription per node, taken when the room gets its first local connection and dropped after
@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::model::{HistoryQuery, StoredMessage};
@@ -18,20 +17,18 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::outbox::Outbox;
+use super::presence::NatsPresence;
 use super::sequencer::{Missing, Sequencer};
-use super::{Cluster, Connection, subjects, wire};
+use super::{Cluster, Connection, wire};
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// How many events may wait for the ordering task.
 const INPUT_QUEUE: usize = 65_536;
-/// How many events may wait to be published to NATS.
-const OUTBOX: usize = 65_536;
 /// The most messages one database read of a gap fetches.
 const READ_PAGE: u32 = 500;
-/// How long one publish to NATS may take before the outbox moves on.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How the ordering task is tuned.
 #[derive(Debug, Clone, Copy)]
@@ -61,60 +58,67 @@ enum Input {
 /// The broker of a clustered node.
 pub struct NatsBroker {
     node_id: String,
+    subjects: super::subjects::Subjects,
     hub: Arc<LocalHub>,
     inputs: mpsc::Sender<Input>,
-    outbox: mpsc::Sender<(String, Bytes)>,
-    metrics: Arc<Metrics>,
+    outbox: Outbox,
+    presence: Arc<NatsPresence>,
+}
+
+/// What the broker is started with.
+pub struct Setup {
+    pub cluster: Arc<Cluster>,
+    /// What the NATS connection reports (a reconnection, dropped messages): each is followed by a catch-up.
+    pub connection: mpsc::Receiver<Connection>,
+    pub hub: Arc<LocalHub>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub outbox: Outbox,
+    pub presence: Arc<NatsPresence>,
+    pub timing: Timing,
 }
 
 impl NatsBroker {
-    /// Starts the ordering task and the outbox over `cluster`, until `shutdown`.
-    pub fn start(
-        cluster: Arc<Cluster>,
-        connection: mpsc::Receiver<Connection>,
-        hub: Arc<LocalHub>,
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-        timing: Timing,
-        shutdown: Shutdown,
-    ) -> Arc<NatsBroker> {
+    /// Starts the ordering task, until `shutdown`.
+    pub fn start(setup: Setup, shutdown: Shutdown) -> Arc<NatsBroker> {
         let (inputs, waiting) = mpsc::channel(INPUT_QUEUE);
-        let (outbox, unsent) = mpsc::channel(OUTBOX);
-        tokio::spawn(publish(
-            cluster.client().clone(),
-            unsent,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
         let ordering = Ordering {
-            cluster: cluster.clone(),
-            hub: hub.clone(),
-            store,
-            metrics: metrics.clone(),
+            cluster: setup.cluster.clone(),
+            hub: setup.hub.clone(),
+            store: setup.store,
+            metrics: setup.metrics,
+            presence: setup.presence.clone(),
             inputs: inputs.clone(),
             sequencer: Sequencer::default(),
             subscriptions: HashMap::new(),
-            timing,
+            timing: setup.timing,
         };
-        tokio::spawn(ordering.run(waiting, connection, shutdown));
+        tokio::spawn(ordering.run(waiting, setup.connection, shutdown));
         Arc::new(NatsBroker {
-            node_id: cluster.node_id.clone(),
-            hub,
+            node_id: setup.cluster.node_id.clone(),
+            subjects: setup.cluster.subjects.clone(),
+            hub: setup.hub,
             inputs,
-            outbox,
-            metrics,
+            outbox: setup.outbox,
+            presence: setup.presence,
         })
     }
 }
 
 impl Broker for NatsBroker {
     fn publish(&self, broadcast: Broadcast) {
-        let subject = subjects::room(broadcast.room_id);
-        let payload = Bytes::from(wire::encode(&self.node_id, &broadcast));
-        if self.outbox.try_send((subject, payload)).is_err() {
-            self.metrics.cluster_dropped.inc();
+        let is_message = matches!(broadcast.event, RoomEvent::Message(_));
+        // A node cut off from the cluster is dead to the others, who have said its users left: what its closing
+        // sockets say now would reach them late and wrong. Messages always go (they are deduplicated by seq).
+        if is_message || !self.presence.is_cut() {
+            let subject = self.subjects.room(broadcast.room_id);
+            self.outbox
+                .send(subject, wire::encode(&self.node_id, &broadcast));
         }
-        if matches!(broadcast.event, RoomEvent::Message(_)) {
+        if let RoomEvent::Deleted { .. } = broadcast.event {
+            self.presence.forget_room(broadcast.room_id);
+        }
+        if is_message {
             // In line with the other nodes' messages of the room; if the line is full, the gap path repairs it.
             if self.inputs.try_send(Input::Event(broadcast)).is_err() {
                 tracing::warn!(
@@ -138,38 +142,13 @@ impl Broker for NatsBroker {
     }
 }
 
-/// Sends what the node publishes to NATS, one event at a time, never holding up the node.
-async fn publish(
-    client: async_nats::Client,
-    mut unsent: mpsc::Receiver<(String, Bytes)>,
-    metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let (subject, payload) = tokio::select! {
-            next = unsent.recv() => match next {
-                Some(next) => next,
-                None => return,
-            },
-            _ = shutdown.stopped() => return,
-        };
-        match tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(subject, payload)).await {
-            Ok(Ok(())) => metrics.cluster_published.inc(),
-            Ok(Err(err)) => {
-                metrics.cluster_dropped.inc();
-                tracing::debug!(error = %err, "a room event was not published");
-            }
-            Err(_) => metrics.cluster_dropped.inc(),
-        }
-    }
-}
-
 /// The ordering task's state.
 struct Ordering {
     cluster: Arc<Cluster>,
     hub: Arc<LocalHub>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    presence: Arc<NatsPresence>,
     /// Its own input, for the subscriptions and reads it starts.
     inputs: mpsc::Sender<Input>,
     sequencer: Sequencer,
@@ -245,9 +224,11 @@ impl Ordering {
     /// Takes the room's NATS subscription: another node's events go to the ordering task (messages) or the hub.
     fn subscribe(&mut self, room_id: Uuid) {
         let (client, node_id) = (self.cluster.client().clone(), self.cluster.node_id.clone());
+        let subject = self.cluster.subjects.room(room_id);
         let (inputs, hub, metrics) = (self.inputs.clone(), self.hub.clone(), self.metrics.clone());
+        let presence = self.presence.clone();
         let forwarding = tokio::spawn(async move {
-            let mut subscriber = match client.subscribe(subjects::room(room_id)).await {
+            let mut subscriber = match client.subscribe(subject).await {
                 Ok(subscriber) => subscriber,
                 Err(err) => {
                     // The position check still catches the room up from the database.
@@ -256,6 +237,10 @@ impl Ordering {
                 }
             };
             while let Some(message) = subscriber.next().await {
+                if wire::is_from(&message.payload, &node_id) {
+                    // This node's own, heard back.
+                    continue;
+                }
                 let Some((from, broadcast)) = wire::decode(&message.payload) else {
                     tracing::debug!(%room_id, "a room event that does not decode was dropped");
                     continue;
@@ -274,6 +259,7 @@ impl Ordering {
                         // Deleted on another node: this node's sockets hear it and leave the room too.
                         Hub::publish(hub.as_ref(), broadcast);
                         hub.drop_room(room_id);
+                        presence.forget_room(room_id);
                     }
                     _ => Hub::publish(hub.as_ref(), broadcast),
                 }

@@ -84,6 +84,14 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
     serde_json::to_vec(&wire).unwrap_or_default()
 }
 
+/// Whether `payload` was published by node `node`, without decoding it: the encoding names the node first, and a
+/// node hears its own events back from NATS, which it skips.
+pub fn is_from(payload: &[u8], node: &str) -> bool {
+    let rest = payload.strip_prefix(br#"{"node":""#.as_slice());
+    rest.and_then(|rest| rest.strip_prefix(node.as_bytes()))
+        .is_some_and(|rest| rest.first() == Some(&b'"'))
+}
+
 /// The node and event that `payload` carries, or `None` when it is not a room event.
 pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
     let wire: Wire = serde_json::from_slice(payload).ok()?;
@@ -172,6 +180,22 @@ mod tests {
             assert_eq!(node, "node-a");
             assert_eq!(received, sent);
         }
+    }
+
+    #[test]
+    fn the_sender_is_read_from_the_first_bytes() {
+        let sent = broadcast(RoomEvent::Typing {
+            username: "jane_doe".into(),
+        });
+        let payload = encode("node-a", &sent);
+        assert!(is_from(&payload, "node-a"));
+        assert!(
+            !is_from(&payload, "node-"),
+            "a prefix of the id is another node"
+        );
+        assert!(!is_from(&payload, "node-ab"));
+        assert!(!is_from(&encode("node-b", &sent), "node-a"));
+        assert!(!is_from(b"", "node-a"));
     }
 
     #[test]

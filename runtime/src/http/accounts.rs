@@ -182,6 +182,10 @@ async fn logged_out(ctx: &AppContext, presented: &Presented) -> Result<Response,
     let principal = auth::changer(ctx, presented).await?;
     logout::logout(ctx, &principal).await?;
     let sockets_closed = ctx.hub.close_token(&principal.token_id);
+    if let Some(node) = &ctx.cluster {
+        // The token's sockets on the other nodes close too, and their caches learn the revocation.
+        node.control.token_revoked(&principal.token_id);
+    }
     ctx.guard.audit(
         &Actor::of(&principal),
         SecurityEvent::LoggedOut { sockets_closed },

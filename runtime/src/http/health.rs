@@ -14,7 +14,8 @@ pub async fn healthz() -> Response {
     warp::reply::json(&json!({"status": "ok"})).into_response()
 }
 
-/// 200 when the database answers (and NATS, on a clustered node), else 503 saying which does not.
+/// 200 when the database answers (and, on a clustered node, NATS is connected and the node hears itself in the
+/// cluster), else 503 saying which does not.
 pub async fn readyz(ctx: Arc<AppContext>) -> Response {
     let database = match ctx.store.ping().await {
         Ok(()) => true,
@@ -23,8 +24,9 @@ pub async fn readyz(ctx: Arc<AppContext>) -> Response {
             false
         }
     };
-    let nats = ctx.cluster.as_ref().map(|cluster| cluster.connected());
-    let ready = database && nats != Some(false);
+    let nats = ctx.cluster.as_ref().map(|node| node.cluster.connected());
+    let in_cluster = ctx.cluster.as_ref().map(|node| !node.presence.is_cut());
+    let ready = database && nats != Some(false) && in_cluster != Some(false);
     let state = |up: bool| if up { "ok" } else { "unavailable" };
     let mut body = json!({
         "status": if ready { "ready" } else { "unavailable" },
@@ -32,6 +34,9 @@ pub async fn readyz(ctx: Arc<AppContext>) -> Response {
     });
     if let Some(nats) = nats {
         body["nats"] = state(nats).into();
+    }
+    if let Some(in_cluster) = in_cluster {
+        body["cluster"] = state(in_cluster).into();
     }
     let status = if ready {
         StatusCode::OK

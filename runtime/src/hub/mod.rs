@@ -129,6 +129,28 @@ impl LocalHub {
             .count()
     }
 
+    /// Closes every connection with `close`; returns how many.
+    pub fn close_all(&self, close: Close) -> usize {
+        let state = self.state();
+        state
+            .connections
+            .values()
+            .map(|c| c.handle.kick.kick(close))
+            .count()
+    }
+
+    /// The name of a room one of this node's connections is subscribed to, if any is.
+    pub fn room_name(&self, room_id: Uuid) -> Option<String> {
+        let state = self.state();
+        let conn = state.rooms.get(&room_id)?.first()?;
+        let connection = state.connections.get(conn)?;
+        connection
+            .rooms
+            .iter()
+            .find(|(id, _)| *id == room_id)
+            .map(|(_, name)| name.clone())
+    }
+
     /// How many connections are registered.
     pub fn connection_count(&self) -> usize {
         self.state().connections.len()
@@ -535,6 +557,31 @@ mod tests {
         );
         assert_eq!(second.kick.requested(), None);
         assert_eq!(hub.close_token("unknown"), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_all_kicks_every_connection_with_the_close_given() {
+        let hub = LocalHub::new();
+        let (jane, joe) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = connect(&hub, 1, jane, Codec::Text, 2);
+        let second = connect(&hub, 2, joe, Codec::Json, 2);
+        assert_eq!(hub.close_all(Close::ClusterLost), 2);
+        assert_eq!(first.kick.requested(), Some(Close::ClusterLost));
+        assert_eq!(second.kick.requested(), Some(Close::ClusterLost));
+        assert_eq!(LocalHub::new().close_all(Close::ClusterLost), 0);
+    }
+
+    #[test]
+    fn a_room_is_named_while_a_connection_is_in_it() {
+        let hub = LocalHub::new();
+        let (jane, room, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let _probe = connect(&hub, 1, jane, Codec::Text, 2);
+        assert_eq!(hub.room_name(room), None);
+        hub.subscribe(1, jane, other, "other");
+        hub.subscribe(1, jane, room, "general");
+        assert_eq!(hub.room_name(room).as_deref(), Some("general"));
+        hub.unsubscribe(1, room);
+        assert_eq!(hub.room_name(room), None);
     }
 
     fn message(room_id: Uuid, seq: i64) -> Broadcast {

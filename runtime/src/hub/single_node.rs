@@ -16,7 +16,7 @@ impl Broker for LocalHub {
 
 /// On one node the hub is presence: the first (last) connection here is the first (last) anywhere.
 impl Presence for LocalHub {
-    fn arrived(&self, _room_id: Uuid, _user_id: Uuid) -> bool {
+    fn arrived(&self, _room_id: Uuid, _user_id: Uuid, _username: &str) -> bool {
         true
     }
 

@@ -1,8 +1,9 @@
 //! A cache in front of the revoked-token table. Every authenticated request asks whether its token was revoked, and
 //! almost always the answer is no: that answer is trusted for [`NOT_REVOKED_FOR`], so a busy client costs one lookup
 //! every two seconds rather than one a request. A revocation made through this store is known at once; one made by
-//! another node sharing the database takes effect here within [`NOT_REVOKED_FOR`] (the hub closes a revoked token's
-//! sockets on the node that revoked it).
+//! another node of a cluster is announced on its control subject and known here at once too
+//! ([`palaver_handlers::Store::learn_revoked`]); should that announcement be lost, the revocation still takes effect
+//! here within [`NOT_REVOKED_FOR`].
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

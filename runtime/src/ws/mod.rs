@@ -61,6 +61,16 @@ pub async fn upgrade(
     if request.method() != http::Method::GET {
         return refusal(&Error::WebSocketNeedsGet);
     }
+    if ctx
+        .cluster
+        .as_ref()
+        .is_some_and(|node| node.presence.is_cut())
+    {
+        // The others count this node dead; its clients belong on a node that is in the cluster.
+        return refusal(&Error::Unavailable(
+            "this node is cut off from the cluster; connect to another node".into(),
+        ));
+    }
     if !handshake::origin_allowed(request.headers(), &ctx.settings.allowed_origins) {
         tracing::warn!(origin = ?request.headers().get(http::header::ORIGIN), "websocket refused: foreign origin");
         return refusal(&Error::ForbiddenOrigin);

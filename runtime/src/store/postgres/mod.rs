@@ -224,6 +224,10 @@ impl Store for PostgresStore {
         Ok(revoked)
     }
 
+    fn learn_revoked(&self, token_id: &str) {
+        self.revocations.remember(token_id, true);
+    }
+
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let purged = accounts::purge_revoked_tokens(self, now).await?;
         self.revocations.forget_all();

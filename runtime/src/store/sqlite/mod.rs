@@ -135,6 +135,10 @@ impl Store for SqliteStore {
         Ok(revoked)
     }
 
+    fn learn_revoked(&self, token_id: &str) {
+        self.revocations.remember(token_id, true);
+    }
+
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let purged = self
             .writer
