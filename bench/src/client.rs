@@ -13,6 +13,19 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// Now, in nanoseconds of the machine's `CLOCK_MONOTONIC`: one clock for every process on the machine, so a send
+/// time written by one bench process can be compared with a receive time read in another.
+pub fn now_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for clock_gettime to write; CLOCK_MONOTONIC always exists on Linux.
+    let failed = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0;
+    assert!(!failed, "clock_gettime(CLOCK_MONOTONIC) failed");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 /// The password of every bench user.
 const PASSWORD: &str = "bench horse battery staple";
 
@@ -100,11 +113,6 @@ impl Connector {
             server,
             sources,
         })
-    }
-
-    /// The server's port.
-    pub fn port(&self) -> u16 {
-        self.server.port()
     }
 
     /// Opens connection number `i` (its source address is chosen round-robin by `i`) with `token`, offering the JSON

@@ -1,10 +1,17 @@
 //! The `connections` scenario: how many idle authenticated WebSockets the server holds, how fast it accepts them,
 //! and what each costs it in resident memory.
+//!
+//! Across a cluster (`--url` several times) connection `i` goes to URL `i % urls`, and the memory reported is that of
+//! every server process added up (each found by its URL's listening port, or given with `--server-pid`); per
+//! connection is the growth of that sum divided by the connections opened. Across processes (`--processes N`) each
+//! worker opens one block of the connections with users of its own; the parent measures the servers while every
+//! worker holds its connections, so the memory is that of all of them at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -12,9 +19,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::client::{self, Connector, Socket};
 use crate::server_proc;
+use crate::spread;
+use crate::workers::{self, Link, Plan, Workers};
 
 /// Options of the `connections` scenario.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Options {
     /// Idle connections to open and hold.
     #[arg(long, default_value_t = 10_000)]
@@ -34,9 +43,10 @@ pub struct Options {
     /// How many of the connections are checked to be alive (a `list_rooms` answered) after the hold.
     #[arg(long, default_value_t = 1000)]
     probes: usize,
-    /// The server's process id, for its memory; found by the listening port when omitted.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id, for its memory; found by the listening port of each `--url` when omitted. Give it
+    /// several times (or comma-separated) for a cluster: the report adds their memory up.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) server_pid: Vec<u32>,
 }
 
 /// What the held connections are asked to do.
@@ -47,19 +57,166 @@ enum Phase {
     Close,
 }
 
-/// Runs the scenario against `url`.
-pub async fn run(url: &str, options: Options) -> anyhow::Result<Value> {
+/// The servers' processes, measured by resident memory: those given with `--server-pid`, else the one listening on
+/// each URL's port (each found once, however many URLs lead to it).
+struct Servers {
+    pids: Vec<u32>,
+}
+
+impl Servers {
+    fn find(urls: &[String], given: &[u32]) -> anyhow::Result<Servers> {
+        if !given.is_empty() {
+            return Ok(Servers {
+                pids: given.to_vec(),
+            });
+        }
+        let mut pids = Vec::new();
+        for url in urls {
+            let parsed = reqwest::Url::parse(url).with_context(|| format!("bad --url {url}"))?;
+            let pid = parsed
+                .port_or_known_default()
+                .and_then(server_proc::find_by_port);
+            if let Some(pid) = pid
+                && !pids.contains(&pid)
+            {
+                pids.push(pid);
+            }
+        }
+        Ok(Servers { pids })
+    }
+
+    /// Their resident memory added up, in KiB; none when there is no process or one cannot be read.
+    fn rss(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids
+            .iter()
+            .map(|&pid| server_proc::rss_kib(pid).ok())
+            .sum()
+    }
+}
+
+/// A gauge added up over every server; none when one does not show it.
+async fn metric_sum(http: &reqwest::Client, urls: &[String], name: &str) -> Option<f64> {
+    let mut total = 0.0;
+    for url in urls {
+        total += client::metric(http, url, name).await?;
+    }
+    Some(total)
+}
+
+/// The parent's side: measures the servers around the workers' steps (`ready` once the users exist, `opened` once
+/// every connection is open or failed, `probed`, and `report` once all are closed) and merges what they counted.
+pub async fn drive(
+    urls: &[String],
+    options: &Options,
+    workers: &mut Workers,
+) -> anyhow::Result<Value> {
     let http = reqwest::Client::new();
-    let connector = Connector::new(url, options.source_addresses).await?;
-    let pid = options
-        .server_pid
-        .or_else(|| server_proc::find_by_port(connector.port()));
-    let rss = || pid.and_then(|pid| server_proc::rss_kib(pid).ok());
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let servers = Servers::find(urls, &options.server_pid)?;
+    let ready = workers.gather("ready").await?;
+    let open_before = metric_sum(&http, urls, "palaver_connections_open").await;
+    let rss_before = servers.rss();
+
+    let started = Instant::now();
+    workers.tell("start", json!({}))?;
+    let opened_parts = workers.gather("opened").await?;
+    let handshake_secs = started.elapsed().as_secs_f64();
+    let mut handshakes = Histogram::<u64>::new(3)?;
+    let mut errors: Vec<String> = Vec::new();
+    for part in &opened_parts {
+        spread::merge_histograms(&mut handshakes, part["handshakes"].as_str())?;
+        for err in part["errors"].as_array().into_iter().flatten() {
+            if let Some(err) = err.as_str()
+                && errors.len() < 5
+                && !errors.iter().any(|known| known == err)
+            {
+                errors.push(err.to_owned());
+            }
+        }
+    }
+    let failed = workers::sum(&opened_parts, "failed") as usize;
+    let opened = handshakes.len() as usize;
+    // Let the servers finish what follows each handshake before measuring them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_open = servers.rss();
+    let open_server = metric_sum(&http, urls, "palaver_connections_open").await;
+    tokio::time::sleep(Duration::from_secs(options.hold)).await;
+    let rss_held = servers.rss();
+
+    workers.tell("probe", json!({}))?;
+    let probed_parts = workers.gather("probed").await?;
+    let (probed, alive) = (
+        workers::sum(&probed_parts, "probed"),
+        workers::sum(&probed_parts, "alive"),
+    );
+    let closing = Instant::now();
+    workers.tell("close", json!({}))?;
+    let reports = workers.gather("report").await?;
+    let close_secs = closing.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_closed = servers.rss();
+
+    let per_conn = match (rss_before, rss_held) {
+        (Some(before), Some(held)) if opened > 0 => {
+            Some(((held as f64 - before as f64) * 1024.0 / opened as f64).round())
+        }
+        _ => None,
+    };
+    let ms = |q: f64| handshakes.value_at_quantile(q) as f64 / 1000.0;
+    Ok(json!({
+        "scenario": "connections",
+        "connections": options.connections,
+        "opened": opened,
+        "failed": failed,
+        "errors": errors,
+        "users": workers::sum(&ready, "users"),
+        "source_addresses": options.source_addresses,
+        "concurrency": options.concurrency,
+        "handshake_seconds": round2(handshake_secs),
+        "handshakes_per_sec": (opened as f64 / handshake_secs).round(),
+        "handshake_p50_ms": ms(0.5),
+        "handshake_p99_ms": ms(0.99),
+        "server_open_before": open_before,
+        "server_open_after": open_server,
+        "server_pid": (servers.pids.len() == 1).then(|| servers.pids[0]),
+        "server_rss_before_kib": rss_before,
+        "server_rss_open_kib": rss_open,
+        "server_rss_held_kib": rss_held,
+        "server_rss_closed_kib": rss_closed,
+        "server_rss_per_conn_bytes": per_conn,
+        "dropped_while_held": workers::sum(&reports, "dropped"),
+        "probed": probed,
+        "alive": alive,
+        "close_seconds": round2(close_secs),
+        "urls": urls,
+        "processes": workers.len(),
+        "servers_measured": servers.pids.len(),
+        "server_pids": servers.pids,
+    }))
+}
+
+/// A worker's side: registers users for its block of the connections, says `ready`; on `start` opens them (dealt
+/// round-robin over the URLs by their number) and says `opened` with the handshake times; on `probe` asks its
+/// sample for `list_rooms` and says `probed`; on `close` closes them all and says `report`.
+pub async fn work(plan: Plan, options: Options, mut link: Link) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let mut connectors = Vec::with_capacity(plan.urls.len());
+    for url in &plan.urls {
+        connectors.push(Connector::new(url, options.source_addresses).await?);
+    }
+    let share = spread::block(options.connections, plan.workers, plan.index);
     let per_user = options.per_user.max(1);
-    let tokens = client::users(&http, url, tag, options.connections.div_ceil(per_user)).await?;
-    let open_before = client::metric(&http, url, "palaver_connections_open").await;
-    let rss_before = rss();
+    let tokens = client::users(
+        &http,
+        &plan.urls[0],
+        &plan.user_tag(),
+        share.len().div_ceil(per_user),
+    )
+    .await?;
+    link.say("ready", json!({"users": tokens.len()}))?;
+    link.hear("start").await?;
 
     let (phase_tx, phase) = watch::channel(Phase::Hold);
     let (opened_tx, mut opened_rx) = mpsc::channel(1024);
@@ -67,10 +224,12 @@ pub async fn run(url: &str, options: Options) -> anyhow::Result<Value> {
     let dropped = Arc::new(AtomicUsize::new(0));
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let probe_every = options.connections.div_ceil(options.probes.max(1)).max(1);
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(options.connections);
-    for i in 0..options.connections {
-        let (connector, token) = (connector.clone(), tokens[i / per_user].clone());
+    let mut tasks = Vec::with_capacity(share.len());
+    for (j, i) in share.enumerate() {
+        let (connector, token) = (
+            spread::pick(&connectors, i).clone(),
+            tokens[j / per_user].clone(),
+        );
         let (permits, opened, probed) = (permits.clone(), opened_tx.clone(), probed_tx.clone());
         let (phase, dropped) = (phase.clone(), dropped.clone());
         let probe = options.probes > 0 && i % probe_every == 0;
@@ -109,63 +268,34 @@ pub async fn run(url: &str, options: Options) -> anyhow::Result<Value> {
             }
         }
     }
-    let handshake_secs = started.elapsed().as_secs_f64();
-    let opened = handshakes.len() as usize;
-    // Let the server finish what follows each handshake before measuring it.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_open = rss();
-    let open_server = client::metric(&http, url, "palaver_connections_open").await;
-    tokio::time::sleep(Duration::from_secs(options.hold)).await;
-    let rss_held = rss();
+    link.say(
+        "opened",
+        json!({
+            "failed": failed,
+            "errors": errors,
+            "handshakes": spread::encode_histogram(&handshakes)?,
+        }),
+    )?;
 
+    link.hear("probe").await?;
     let _ = phase_tx.send(Phase::Probe);
     let (mut probed, mut alive) = (0usize, 0usize);
     while let Some(ok) = probed_rx.recv().await {
         probed += 1;
         alive += usize::from(ok);
     }
+    link.say("probed", json!({"probed": probed, "alive": alive}))?;
+
+    link.hear("close").await?;
     let _ = phase_tx.send(Phase::Close);
-    let closing = Instant::now();
     for task in tasks {
         let _ = task.await;
     }
-    let close_secs = closing.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_closed = rss();
-
-    let per_conn = match (rss_before, rss_held) {
-        (Some(before), Some(held)) if opened > 0 => {
-            Some(((held as f64 - before as f64) * 1024.0 / opened as f64).round())
-        }
-        _ => None,
-    };
-    let ms = |q: f64| handshakes.value_at_quantile(q) as f64 / 1000.0;
-    Ok(json!({
-        "scenario": "connections",
-        "connections": options.connections,
-        "opened": opened,
-        "failed": failed,
-        "errors": errors,
-        "users": tokens.len(),
-        "source_addresses": options.source_addresses,
-        "concurrency": options.concurrency,
-        "handshake_seconds": round2(handshake_secs),
-        "handshakes_per_sec": (opened as f64 / handshake_secs).round(),
-        "handshake_p50_ms": ms(0.5),
-        "handshake_p99_ms": ms(0.99),
-        "server_open_before": open_before,
-        "server_open_after": open_server,
-        "server_pid": pid,
-        "server_rss_before_kib": rss_before,
-        "server_rss_open_kib": rss_open,
-        "server_rss_held_kib": rss_held,
-        "server_rss_closed_kib": rss_closed,
-        "server_rss_per_conn_bytes": per_conn,
-        "dropped_while_held": dropped.load(Ordering::Relaxed),
-        "probed": probed,
-        "alive": alive,
-        "close_seconds": round2(close_secs),
-    }))
+    link.say(
+        "report",
+        json!({"dropped": dropped.load(Ordering::Relaxed)}),
+    )?;
+    Ok(())
 }
 
 fn round2(value: f64) -> f64 {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::client;
 
 /// Options of the `login-timing` scenario.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Options {
     /// Wrong-password logins per account kind (known and unknown), interleaved.
     #[arg(long, default_value_t = 30)]
