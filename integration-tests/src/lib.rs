@@ -25,6 +25,12 @@ pub trait Reachable {
     }
 }
 
+impl<T: Reachable> Reachable for &T {
+    fn addr(&self) -> std::net::SocketAddr {
+        (**self).addr()
+    }
+}
+
 impl Reachable for TestServer {
     fn addr(&self) -> std::net::SocketAddr {
         TestServer::addr(self)
