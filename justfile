@@ -31,7 +31,8 @@ bench url="http://127.0.0.1:8080":
     cargo run --release -p palaver-bench -- --url {{url}} fanout --rooms 10 --members 100 --rate 250 --seconds 5
 
 # Starts nats-server when none answers on 127.0.0.1:4222, creates the database when it is missing, builds once, and
-# gives every node the one dev JWT secret generated into ./data/cluster-jwt-secret. Logs: ./data/node-N.log.
+# gives every node the one dev JWT secret generated into ./data/cluster-jwt-secret. Logs: ./data/node-N.log. Other
+# PALAVER_* variables pass through: set PALAVER_CLUSTER_NAME when another cluster with these node ids uses this NATS.
 # Three nodes of one cluster in the background on 127.0.0.1:8081–8083 (stop them with `just cluster-stop`).
 cluster url="postgres://postgres@127.0.0.1:5432/palaver_cluster":
     #!/usr/bin/env bash
