@@ -2,51 +2,54 @@
 //! never panics: a message another version or a stranger sent that does not decode is counted and dropped, and the
 //! database repairs whatever it should have carried.
 
+use std::borrow::Cow;
+
 use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::model::StoredMessage;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A room event on the wire between nodes.
+/// A room event on the wire between nodes. Its text borrows from the broadcast when encoding (a message's content is
+/// not copied to be sent) and is owned when decoded.
 #[derive(Debug, Serialize, Deserialize)]
-struct Wire {
+struct Wire<'a> {
     /// The node that published it.
-    node: String,
+    node: Cow<'a, str>,
     room_id: Uuid,
-    room: String,
+    room: Cow<'a, str>,
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     skip_user: Option<Uuid>,
-    event: Event,
+    event: Event<'a>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Event {
+enum Event<'a> {
     Message {
         id: Uuid,
         seq: i64,
         user_id: Uuid,
-        username: String,
-        content: String,
+        username: Cow<'a, str>,
+        content: Cow<'a, str>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_msg_id: Option<String>,
+        client_msg_id: Option<Cow<'a, str>>,
         #[serde(with = "time::serde::rfc3339")]
         created_at: OffsetDateTime,
     },
     Joined {
-        username: String,
+        username: Cow<'a, str>,
     },
     Left {
-        username: String,
+        username: Cow<'a, str>,
     },
     Typing {
-        username: String,
+        username: Cow<'a, str>,
     },
     Deleted {
-        by: String,
+        by: Cow<'a, str>,
     },
 }
 
@@ -57,26 +60,28 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
             id: message.id,
             seq: message.seq,
             user_id: message.user_id,
-            username: message.username.clone(),
-            content: message.content.clone(),
-            client_msg_id: message.client_msg_id.clone(),
+            username: Cow::Borrowed(&message.username),
+            content: Cow::Borrowed(&message.content),
+            client_msg_id: message.client_msg_id.as_deref().map(Cow::Borrowed),
             created_at: message.created_at,
         },
         RoomEvent::Joined { username } => Event::Joined {
-            username: username.clone(),
+            username: Cow::Borrowed(username),
         },
         RoomEvent::Left { username } => Event::Left {
-            username: username.clone(),
+            username: Cow::Borrowed(username),
         },
         RoomEvent::Typing { username } => Event::Typing {
-            username: username.clone(),
+            username: Cow::Borrowed(username),
         },
-        RoomEvent::Deleted { by } => Event::Deleted { by: by.clone() },
+        RoomEvent::Deleted { by } => Event::Deleted {
+            by: Cow::Borrowed(by),
+        },
     };
     let wire = Wire {
-        node: node.to_owned(),
+        node: Cow::Borrowed(node),
         room_id: broadcast.room_id,
-        room: broadcast.room.clone(),
+        room: Cow::Borrowed(&broadcast.room),
         at: broadcast.at,
         skip_user: broadcast.skip_user,
         event,
@@ -109,24 +114,32 @@ pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
             room_id: wire.room_id,
             seq,
             user_id,
-            username,
-            content,
-            client_msg_id,
+            username: username.into_owned(),
+            content: content.into_owned(),
+            client_msg_id: client_msg_id.map(Cow::into_owned),
             created_at,
         }),
-        Event::Joined { username } => RoomEvent::Joined { username },
-        Event::Left { username } => RoomEvent::Left { username },
-        Event::Typing { username } => RoomEvent::Typing { username },
-        Event::Deleted { by } => RoomEvent::Deleted { by },
+        Event::Joined { username } => RoomEvent::Joined {
+            username: username.into_owned(),
+        },
+        Event::Left { username } => RoomEvent::Left {
+            username: username.into_owned(),
+        },
+        Event::Typing { username } => RoomEvent::Typing {
+            username: username.into_owned(),
+        },
+        Event::Deleted { by } => RoomEvent::Deleted {
+            by: by.into_owned(),
+        },
     };
     let broadcast = Broadcast {
         room_id: wire.room_id,
-        room: wire.room,
+        room: wire.room.into_owned(),
         at: wire.at,
         event,
         skip_user: wire.skip_user,
     };
-    Some((wire.node, broadcast))
+    Some((wire.node.into_owned(), broadcast))
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 //! its sockets with 1012 so that their clients reconnect to a node that is in the cluster, and refuses new ones
 //! until it hears itself again.
 
+pub mod holdings;
 pub mod roster;
 pub mod wire;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,7 +20,8 @@ use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::{Hub, Presence};
 use uuid::Uuid;
 
-use self::roster::{Gone, Heard, Present, Roster};
+use self::holdings::Holdings;
+use self::roster::{Gone, Heard, Roster};
 use self::wire::{Announcement, Assembly, Change, Heartbeat, Request, Snapshot, SnapshotPart};
 use super::Cluster;
 use super::outbox::Outbox;
@@ -39,23 +40,14 @@ pub struct Liveness {
     pub silence: Duration,
 }
 
-impl Default for Liveness {
-    fn default() -> Self {
-        Liveness {
-            heartbeat: Duration::from_secs(1),
-            silence: Duration::from_secs(3),
-        }
-    }
-}
 /// How long a snapshot may take to arrive, all its parts.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What this node has announced: who of its connections is in which room, and how many sockets each user holds.
+/// What this node has announced: its holdings, and the number of the last change.
 #[derive(Default)]
 struct Local {
     seq: u64,
-    rooms: HashMap<Uuid, HashMap<Uuid, String>>,
-    connections: HashMap<Uuid, u32>,
+    held: Holdings,
 }
 
 /// The presence of a clustered node.
@@ -122,14 +114,16 @@ impl NatsPresence {
     /// A room was deleted: nobody is in it on any node any more.
     pub fn forget_room(&self, room_id: Uuid) {
         lock(&self.roster).forget_room(room_id);
-        let mut local = lock(&self.local);
-        if local.rooms.remove(&room_id).is_some() {
-            self.announce(&mut local, Change::Forgot { room_id });
-        }
+        self.change_here(Change::Forgot { room_id });
     }
 
-    /// Numbers `change` and sends it to the other nodes (under the lock, so they go out in number order).
-    fn announce(&self, local: &mut Local, change: Change) {
+    /// Applies `change` to this node's holdings and, when it changed something, numbers it and sends it to the
+    /// other nodes, under the lock so that changes go out in number order.
+    fn change_here(&self, change: Change) {
+        let mut local = lock(&self.local);
+        if !local.held.apply(change.clone()) {
+            return;
+        }
         local.seq += 1;
         let announcement = Announcement {
             node: self.node_id.clone(),
@@ -148,22 +142,8 @@ impl NatsPresence {
         Snapshot {
             incarnation: self.incarnation,
             seq: local.seq,
-            present: local
-                .rooms
-                .iter()
-                .flat_map(|(room_id, users)| {
-                    users.iter().map(|(user_id, username)| Present {
-                        room_id: *room_id,
-                        user_id: *user_id,
-                        username: username.clone(),
-                    })
-                })
-                .collect(),
-            connections: local
-                .connections
-                .iter()
-                .map(|(user, count)| (*user, *count))
-                .collect(),
+            present: local.held.present(),
+            connections: local.held.connections(),
         }
     }
 
@@ -296,10 +276,7 @@ impl NatsPresence {
     /// sockets there are told.
     fn left(&self, gone: Gone) {
         for present in gone.present {
-            let still_here = lock(&self.local)
-                .rooms
-                .get(&present.room_id)
-                .is_some_and(|users| users.contains_key(&present.user_id));
+            let still_here = lock(&self.local).held.has(present.room_id, present.user_id);
             if still_here || lock(&self.roster).has(present.room_id, present.user_id) {
                 continue;
             }
@@ -375,36 +352,17 @@ impl NatsPresence {
 
 impl Presence for NatsPresence {
     fn arrived(&self, room_id: Uuid, user_id: Uuid, username: &str) -> bool {
-        {
-            let mut local = lock(&self.local);
-            local
-                .rooms
-                .entry(room_id)
-                .or_default()
-                .insert(user_id, username.to_owned());
-            self.announce(
-                &mut local,
-                Change::Arrived {
-                    room_id,
-                    user_id,
-                    username: username.to_owned(),
-                },
-            );
-        }
+        let arrived = Change::Arrived {
+            room_id,
+            user_id,
+            username: username.to_owned(),
+        };
+        self.change_here(arrived);
         !self.present_elsewhere(room_id, user_id)
     }
 
     fn departed(&self, room_id: Uuid, user_id: Uuid) -> bool {
-        {
-            let mut local = lock(&self.local);
-            if let Some(users) = local.rooms.get_mut(&room_id) {
-                users.remove(&user_id);
-                if users.is_empty() {
-                    local.rooms.remove(&room_id);
-                }
-            }
-            self.announce(&mut local, Change::Departed { room_id, user_id });
-        }
+        self.change_here(Change::Departed { room_id, user_id });
         !self.present_elsewhere(room_id, user_id)
     }
 
@@ -423,12 +381,6 @@ impl Elsewhere for NatsPresence {
     }
 
     fn connections_here(&self, user_id: Uuid, count: u32) {
-        let mut local = lock(&self.local);
-        if count == 0 {
-            local.connections.remove(&user_id);
-        } else {
-            local.connections.insert(user_id, count);
-        }
-        self.announce(&mut local, Change::Connections { user_id, count });
+        self.change_here(Change::Connections { user_id, count });
     }
 }

@@ -8,10 +8,12 @@
 //! This is pure bookkeeping; [`super::NatsPresence`] feeds it from NATS and acts on what it returns.
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::holdings::Holdings;
 use super::wire::{Change, Snapshot};
 
 /// How many changes are kept while a node's snapshot is awaited; past it the oldest are dropped (a later gap asks
@@ -58,10 +60,8 @@ struct Peer {
     requested: Option<Instant>,
     /// Changes that arrived while a snapshot was awaited, by number.
     pending: BTreeMap<u64, Change>,
-    /// room id → user id → username.
-    rooms: HashMap<Uuid, HashMap<Uuid, String>>,
-    /// user id → open sockets on that node.
-    connections: HashMap<Uuid, u32>,
+    /// What the node holds, as far as it has been heard.
+    held: Holdings,
 }
 
 impl Peer {
@@ -73,25 +73,8 @@ impl Peer {
             synced: false,
             requested: None,
             pending: BTreeMap::new(),
-            rooms: HashMap::new(),
-            connections: HashMap::new(),
+            held: Holdings::default(),
         }
-    }
-
-    fn present(&self) -> Vec<Present> {
-        let mut present: Vec<Present> = self
-            .rooms
-            .iter()
-            .flat_map(|(room_id, users)| {
-                users.iter().map(|(user_id, username)| Present {
-                    room_id: *room_id,
-                    user_id: *user_id,
-                    username: username.clone(),
-                })
-            })
-            .collect();
-        present.sort_by_key(|p| (p.room_id, p.user_id));
-        present
     }
 
     /// Whether a snapshot should be asked for now (none awaited, or the last request is overdue).
@@ -105,39 +88,6 @@ impl Peer {
         due
     }
 
-    fn apply(&mut self, change: Change) {
-        match change {
-            Change::Arrived {
-                room_id,
-                user_id,
-                username,
-            } => {
-                self.rooms
-                    .entry(room_id)
-                    .or_default()
-                    .insert(user_id, username);
-            }
-            Change::Departed { room_id, user_id } => {
-                if let Some(users) = self.rooms.get_mut(&room_id) {
-                    users.remove(&user_id);
-                    if users.is_empty() {
-                        self.rooms.remove(&room_id);
-                    }
-                }
-            }
-            Change::Forgot { room_id } => {
-                self.rooms.remove(&room_id);
-            }
-            Change::Connections { user_id, count } => {
-                if count == 0 {
-                    self.connections.remove(&user_id);
-                } else {
-                    self.connections.insert(user_id, count);
-                }
-            }
-        }
-    }
-
     /// Applies the pending changes that follow on from `seq`, in order; drops the older ones.
     fn drain_pending(&mut self) {
         while let Some((&seq, _)) = self.pending.first_key_value() {
@@ -145,7 +95,7 @@ impl Peer {
                 self.pending.pop_first();
             } else if seq == self.seq + 1 {
                 if let Some((_, change)) = self.pending.pop_first() {
-                    self.apply(change);
+                    self.held.apply(change);
                     self.seq = seq;
                 }
             } else {
@@ -189,7 +139,7 @@ impl Roster {
             return heard;
         }
         if peer.synced && seq == peer.seq + 1 {
-            peer.apply(change);
+            peer.held.apply(change);
             peer.seq = seq;
             peer.drain_pending();
             return heard;
@@ -212,19 +162,9 @@ impl Roster {
             // Of an incarnation that is over, or older than what was applied since.
             return;
         }
-        peer.rooms.clear();
-        peer.connections.clear();
-        for present in snapshot.present {
-            peer.apply(Change::Arrived {
-                room_id: present.room_id,
-                user_id: present.user_id,
-                username: present.username,
-            });
-        }
-        for (user_id, count) in snapshot.connections {
-            peer.apply(Change::Connections { user_id, count });
-        }
-        peer.seq = snapshot.seq;
+        let seq = snapshot.seq;
+        peer.held = Holdings::of(snapshot);
+        peer.seq = seq;
         peer.synced = true;
         peer.requested = None;
         peer.last_heard = now;
@@ -244,7 +184,7 @@ impl Roster {
             .filter_map(|node| {
                 let peer = self.peers.remove(&node)?;
                 Some(Gone {
-                    present: peer.present(),
+                    present: peer.held.present(),
                     node,
                 })
             })
@@ -256,32 +196,29 @@ impl Roster {
     /// Forgets every node's presence in a deleted room.
     pub fn forget_room(&mut self, room_id: Uuid) {
         for peer in self.peers.values_mut() {
-            peer.rooms.remove(&room_id);
+            peer.held.apply(Change::Forgot { room_id });
         }
     }
 
     /// Whether the user is in the room on another node.
     pub fn has(&self, room_id: Uuid, user_id: Uuid) -> bool {
-        self.peers.values().any(|peer| {
-            peer.rooms
-                .get(&room_id)
-                .is_some_and(|users| users.contains_key(&user_id))
-        })
+        self.peers
+            .values()
+            .any(|peer| peer.held.has(room_id, user_id))
     }
 
     /// The users in the room on other nodes (a user on several appears once per node).
     pub fn online(&self, room_id: Uuid) -> impl Iterator<Item = Uuid> + '_ {
         self.peers
             .values()
-            .filter_map(move |peer| peer.rooms.get(&room_id))
-            .flat_map(|users| users.keys().copied())
+            .flat_map(move |peer| peer.held.users_in(room_id))
     }
 
     /// How many sockets the user holds on other nodes.
     pub fn connections(&self, user_id: Uuid) -> u32 {
         self.peers
             .values()
-            .filter_map(|peer| peer.connections.get(&user_id))
+            .map(|peer| peer.held.connections_of(user_id))
             .sum()
     }
 
@@ -299,7 +236,7 @@ impl Roster {
                 let old = std::mem::replace(peer, Peer::new(incarnation, now));
                 heard.replaced = Some(Gone {
                     node: node.to_owned(),
-                    present: old.present(),
+                    present: old.held.present(),
                 });
             }
             None => {
