@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 use palaver_integration_tests::TestServer;
+use palaver_integration_tests::cluster::{
+    backing, cluster_name, eventually, formed, metric, node_settings,
+};
 use palaver_integration_tests::member::{Member, account};
 use palaver_integration_tests::nats;
 use palaver_integration_tests::pg::{self, PgDatabase};
@@ -13,20 +16,6 @@ use palaver_integration_tests::proxy::{Proxy, through};
 use palaver_integration_tests::ws::{Connect, FRAME_TIMEOUT};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Quick repairs, so that tests of them are quick too, and no per-user command limit for the bursts.
-const TIMING: [(&str, &str); 3] = [
-    ("PALAVER_CLUSTER_GAP_HOLD_MS", "100"),
-    ("PALAVER_CLUSTER_POSITION_CHECK_MS", "200"),
-    ("PALAVER_WS_MESSAGE_LIMIT", "100000"),
-];
-
-/// A database and a NATS server for a cluster, or `None` when either is missing outside CI.
-async fn backing() -> Option<(PgDatabase, String)> {
-    let nats = nats::server_url().await?;
-    let database = pg::fresh_database_url().await?;
-    Some((database, nats))
-}
 
 /// A node of the cluster on `database` and `nats`, named `node`.
 async fn node(database: &PgDatabase, nats: &str, node: &str) -> TestServer {
@@ -41,57 +30,8 @@ async fn node_with(
     extra: &[(&str, &str)],
 ) -> TestServer {
     let name = cluster_name(database);
-    let mut settings = vec![
-        ("PALAVER_NATS_URL", nats),
-        ("PALAVER_NODE_ID", node),
-        ("PALAVER_CLUSTER_NAME", name.as_str()),
-    ];
-    settings.extend(TIMING);
-    settings.extend_from_slice(extra);
+    let settings = node_settings(&name, nats, node, extra);
     TestServer::start_on_postgres(database.url(), &settings).await
-}
-
-/// The cluster name of the nodes on `database`: every test's cluster has subjects of its own on the one NATS server
-/// the tests share (and node ids that only need to be unique within it).
-fn cluster_name(database: &PgDatabase) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    database.url().hash(&mut hasher);
-    format!("test-{:016x}", hasher.finish())
-}
-
-/// Polls `probe` every 50 ms until it is true; panics saying `what` after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !probe().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until every node of `nodes` counts them all alive (each has heard every other's heartbeat).
-async fn formed(nodes: &[&TestServer]) {
-    let expected = format!("palaver_cluster_nodes_alive {}", nodes.len());
-    for node in nodes {
-        eventually(Duration::from_secs(5), &expected, || async {
-            let scrape = reqwest::get(node.url("/metrics")).await;
-            match scrape {
-                Ok(scrape) => scrape
-                    .text()
-                    .await
-                    .is_ok_and(|text| text.contains(&expected)),
-                Err(_) => false,
-            }
-        })
-        .await;
-    }
 }
 
 /// How many users `server` says are online in `room` (`members_online` in `GET /api/rooms`).
@@ -193,23 +133,12 @@ async fn what_a_node_cut_off_from_nats_missed_is_read_from_the_database() {
 
     proxy.heal();
     // Once NATS is back (the gauge says so), messages flow over it again.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = reqwest::get(b.url("/metrics"))
-            .await
-            .expect("a scrape")
-            .text()
-            .await
-            .expect("a scrape body");
-        if metrics.contains("palaver_nats_connected 1") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node B did not reconnect to NATS"
-        );
-        tokio::task::yield_now().await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "node B reconnected to NATS",
+        || async { metric(&b, "palaver_nats_connected").await == 1.0 },
+    )
+    .await;
     on_a.post("general", "after the heal").await;
     on_b.through(6, 6).await;
     on_b.ws.expect_nothing_before_sentinel().await;

@@ -6,35 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use palaver_integration_tests::TestServer;
+use palaver_integration_tests::cluster::{backing, cluster_name, formed, metric, node_settings};
 use palaver_integration_tests::member::{Member, account};
 use palaver_integration_tests::pg::{self, PgDatabase};
 use palaver_integration_tests::process::ServerProcess;
-use palaver_integration_tests::{Reachable, TestServer, nats};
-
-/// Quick repairs, and no per-user command limit for the bursts.
-const TIMING: [(&str, &str); 3] = [
-    ("PALAVER_CLUSTER_GAP_HOLD_MS", "100"),
-    ("PALAVER_CLUSTER_POSITION_CHECK_MS", "200"),
-    ("PALAVER_WS_MESSAGE_LIMIT", "100000"),
-];
-
-/// A database and a NATS server for a cluster, or `None` when either is missing outside CI.
-async fn backing() -> Option<(PgDatabase, String)> {
-    let nats = nats::server_url().await?;
-    let database = pg::fresh_database_url().await?;
-    Some((database, nats))
-}
-
-/// The cluster name of the nodes on `database`: a test's cluster has subjects of its own on the shared NATS.
-fn cluster_name(database: &PgDatabase) -> String {
-    let schema: String = database
-        .schema()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(50)
-        .collect();
-    format!("procs-{schema}")
-}
 
 /// Three node processes, `node-1` to `node-3`.
 async fn three_nodes(database: &PgDatabase, nats: &str) -> Vec<ServerProcess> {
@@ -42,38 +18,11 @@ async fn three_nodes(database: &PgDatabase, nats: &str) -> Vec<ServerProcess> {
     let mut nodes = Vec::new();
     for n in 1..=3 {
         let id = format!("node-{n}");
-        let mut settings = vec![
-            ("PALAVER_NATS_URL", nats),
-            ("PALAVER_NODE_ID", id.as_str()),
-            ("PALAVER_CLUSTER_NAME", name.as_str()),
-        ];
-        settings.extend(TIMING);
+        let settings = node_settings(&name, nats, &id, &[]);
         nodes.push(ServerProcess::on_postgres(database.url(), &settings).await);
     }
     formed(&nodes).await;
     nodes
-}
-
-/// Waits until every node counts all of `nodes` alive.
-async fn formed(nodes: &[impl Reachable]) {
-    let expected = format!("palaver_cluster_nodes_alive {}", nodes.len());
-    for node in nodes {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let scrape = match reqwest::get(node.url("/metrics")).await {
-                Ok(scrape) => scrape.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            if scrape.contains(&expected) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster did not form: {expected}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,21 +217,6 @@ impl OwnNats {
     }
 }
 
-/// `palaver_cluster_received_total` of `server`.
-async fn received(server: &TestServer) -> u64 {
-    let scrape = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("a scrape")
-        .text()
-        .await
-        .expect("a scrape body");
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix("palaver_cluster_received_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_never_stop_while_nats_restarts_and_delivery_over_it_resumes() {
     let Some(database) = pg::fresh_database_url().await else {
@@ -294,15 +228,10 @@ async fn acks_never_stop_while_nats_restarts_and_delivery_over_it_resumes() {
     let url = nats.url();
     // Longer than the restart takes: this test is about the database carrying acks while NATS is away, not about
     // nodes counting themselves dead (tested in cluster.rs).
-    let mut settings = vec![
-        ("PALAVER_NATS_URL", url.as_str()),
-        ("PALAVER_CLUSTER_DEAD_AFTER_MS", "30000"),
-    ];
-    settings.extend(TIMING);
-    let mut a_settings = settings.clone();
-    a_settings.push(("PALAVER_NODE_ID", "node-a"));
-    let mut b_settings = settings;
-    b_settings.push(("PALAVER_NODE_ID", "node-b"));
+    let name = cluster_name(&database);
+    let patient = [("PALAVER_CLUSTER_DEAD_AFTER_MS", "30000")];
+    let a_settings = node_settings(&name, &url, "node-a", &patient);
+    let b_settings = node_settings(&name, &url, "node-b", &patient);
     let a = TestServer::start_on_postgres(database.url(), &a_settings).await;
     let b = TestServer::start_on_postgres(database.url(), &b_settings).await;
     formed(&[&a, &b]).await;
@@ -331,10 +260,10 @@ async fn acks_never_stop_while_nats_restarts_and_delivery_over_it_resumes() {
     reader.until_seq(20).await;
     // And once both are back on NATS, messages cross over it again (not only by the position check).
     formed(&[&a, &b]).await;
-    let before = received(&b).await;
+    let before = metric(&b, "palaver_cluster_received_total").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut n = 0;
-    while received(&b).await == before {
+    while metric(&b, "palaver_cluster_received_total").await == before {
         assert!(
             Instant::now() < deadline,
             "no room event crossed NATS after the restart"
