@@ -28,6 +28,8 @@ export class Chat {
     this.onSessionLost = onSessionLost;
     this.me = user.username;
     this.userId = user.id;
+    /** The room whose deletion the owner is being asked to confirm, if any. */
+    this.confirmingDelete = null;
     /** name → RoomState for the rooms joined. */
     this.rooms = new Map();
     this.roomList = [];
@@ -489,7 +491,15 @@ export class Chat {
       ...(room?.private ? [el('span', { class: 'badge', text: 'private' })] : []),
     );
     byTestId('leave-room').hidden = !room;
-    byTestId('delete-room').hidden = !(listed && listed.created_by === this.userId);
+    const deletable = Boolean(listed && listed.created_by === this.userId);
+    byTestId('delete-room').hidden = !deletable;
+    // A room list or member update re-renders the head while the owner is confirming: the question stays open
+    // unless it no longer applies (another room is shown, or this one cannot be deleted by them).
+    if (!deletable || this.confirmingDelete !== room?.name) this.closeDeleteConfirm();
+  }
+
+  closeDeleteConfirm() {
+    this.confirmingDelete = null;
     byTestId('delete-confirm').hidden = true;
   }
 
@@ -556,14 +566,13 @@ export class Chat {
     byTestId('refresh-rooms').addEventListener('click', () => this.refreshRooms());
     byTestId('leave-room').addEventListener('click', () => this.leave());
     byTestId('delete-room').addEventListener('click', () => {
+      this.confirmingDelete = this.activeRoom()?.name ?? null;
       byTestId('delete-confirm').hidden = false;
       byTestId('delete-confirm-no').focus();
     });
-    byTestId('delete-confirm-no').addEventListener('click', () => {
-      byTestId('delete-confirm').hidden = true;
-    });
+    byTestId('delete-confirm-no').addEventListener('click', () => this.closeDeleteConfirm());
     byTestId('delete-confirm-yes').addEventListener('click', () => {
-      byTestId('delete-confirm').hidden = true;
+      this.closeDeleteConfirm();
       this.deleteActive();
     });
     for (const tab of document.querySelectorAll('[data-panel-target]')) {
