@@ -195,6 +195,16 @@ pub trait Store: Send + Sync {
     /// Forgets revocations of tokens that expired before `now`; returns how many.
     async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
+    /// Records that the WebSocket ticket `ticket_id` (valid until `expires_at`) is used: true the first time, false
+    /// when it had been used already, by any node.
+    async fn use_ticket(
+        &self,
+        ticket_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the use of tickets that expired before `now` (they are refused for their expiry); returns how many.
+    async fn purge_used_tickets(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
     /// Stores a room and makes its owner a member, in one transaction.
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError>;
     /// The room with this name (case-insensitive).

@@ -60,6 +60,17 @@ pub struct Principal {
     pub expires_at: OffsetDateTime,
 }
 
+/// A WebSocket ticket whose signature and expiry were checked: what remains is whether it was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTicket {
+    /// The ticket's own id, recorded when it is used.
+    pub id: String,
+    /// When the ticket stops being valid; its record of use may be forgotten after that.
+    pub expires_at: OffsetDateTime,
+    /// Who it was issued to: the token it stands for.
+    pub principal: Principal,
+}
+
 /// The claims Palaver reads from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {

@@ -406,6 +406,52 @@ async fn a_logout_on_one_node_closes_the_tokens_sockets_on_every_node() {
 }
 
 #[tokio::test]
+async fn a_ticket_from_one_node_opens_one_socket_on_another_and_then_none_anywhere() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    let c = node(&database, &nats, "node-c").await;
+    let token = account(&a, "jane_doe").await;
+    let issued: Value = reqwest::Client::new()
+        .post(a.url("/api/ws-ticket"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("ticket asked")
+        .json()
+        .await
+        .expect("a JSON ticket");
+    let ticket = issued["ticket"].as_str().expect("a ticket").to_owned();
+
+    let mut on_c = Connect::anonymous().ticket(&ticket).json().open(&c).await;
+    on_c.send_cmd("create_room", json!({"name": "tickets"}), Some("c1"))
+        .await;
+    on_c.expect_json("room_created").await;
+    on_c.expect_json("welcome").await;
+    on_c.send_cmd("list_members", json!({"name": "tickets"}), Some("l1"))
+        .await;
+    let members = on_c.expect_json("members").await;
+    assert_eq!(
+        members["members"][0]["username"], "jane_doe",
+        "the ticket's socket is jane's: {members}"
+    );
+
+    for server in [&a, &b, &c] {
+        Connect::anonymous()
+            .ticket(&ticket)
+            .assert_refused(
+                server,
+                StatusCode::UNAUTHORIZED,
+                "invalid_ticket",
+                "the ticket is invalid, used or expired",
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
 async fn a_node_cut_off_from_nats_closes_its_sockets_and_takes_them_back_after_the_heal() {
     let Some((database, nats)) = backing().await else {
         return;

@@ -107,6 +107,8 @@ conformance_suite!(
     create_user_with_taken_email_conflicts_case_insensitively,
     revoke_token_then_is_revoked,
     purge_revoked_tokens_removes_only_expired,
+    use_ticket_is_true_once_per_ticket,
+    purge_used_tickets_removes_only_expired,
     create_room_makes_owner_a_member,
     create_room_with_taken_name_conflicts_case_insensitively,
     create_room_with_unknown_owner_fails_and_stores_nothing,
@@ -528,6 +530,46 @@ mod cases {
                 .await
                 .expect("is_token_revoked")
         );
+    }
+
+    pub async fn use_ticket_is_true_once_per_ticket(store: &dyn Store) {
+        assert!(store.use_ticket("ticket-1", secs(30)).await.expect("use"));
+        assert!(!store.use_ticket("ticket-1", secs(30)).await.expect("again"));
+        assert!(
+            !store.use_ticket("ticket-1", secs(60)).await.expect("again"),
+            "another expiry does not make it new"
+        );
+        assert!(
+            store
+                .use_ticket("ticket-2", secs(30))
+                .await
+                .expect("another")
+        );
+    }
+
+    pub async fn purge_used_tickets_removes_only_expired(store: &dyn Store) {
+        for (ticket, expires_at) in [
+            ("expired-long-ago", secs(-3600)),
+            ("expired-just-now", at(-1)),
+            ("expires-soon", at(1)),
+            ("expires-later", secs(3600)),
+        ] {
+            assert!(store.use_ticket(ticket, expires_at).await.expect("use"));
+        }
+        assert_eq!(store.purge_used_tickets(T0).await.expect("purge"), 2);
+        assert_eq!(store.purge_used_tickets(T0).await.expect("again"), 0);
+        for (ticket, forgotten) in [
+            ("expired-long-ago", true),
+            ("expired-just-now", true),
+            ("expires-soon", false),
+            ("expires-later", false),
+        ] {
+            assert_eq!(
+                store.use_ticket(ticket, secs(3600)).await.expect("use"),
+                forgotten,
+                "{ticket}"
+            );
+        }
     }
 
     pub async fn purge_revoked_tokens_removes_only_expired(store: &dyn Store) {

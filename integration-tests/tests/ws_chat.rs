@@ -1371,14 +1371,35 @@ async fn a_ticket_opens_one_connection(engine: Engine) {
         "the ticket's connection is john's"
     );
 
-    // A ticket is single use.
-    Connect::anonymous()
-        .ticket(&ticket)
-        .assert_refused(server, UNAUTHORIZED, "invalid_ticket", INVALID_TICKET)
+    // A ticket is single use; one never issued, or altered by one character (forged), opens nothing.
+    let (_, body) = chat
+        .client
+        .post_as(&chat.john, "/api/ws-ticket", json!({}))
         .await;
+    let fresh = body["ticket"].as_str().expect("a ticket").to_owned();
+    let (payload, signature) = fresh.split_once('.').expect("payload.signature");
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    let forged = format!("{payload}.{flipped}{}", &signature[1..]);
+    for refused in [ticket.as_str(), "no-such-ticket", &forged] {
+        Connect::anonymous()
+            .ticket(refused)
+            .assert_refused(server, UNAUTHORIZED, "invalid_ticket", INVALID_TICKET)
+            .await;
+    }
+    // The unused ticket of a token logged out since is refused as the token would be.
+    let (status, _) = chat
+        .client
+        .post_as(&chat.john, "/api/logout", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     Connect::anonymous()
-        .ticket("no-such-ticket")
-        .assert_refused(server, UNAUTHORIZED, "invalid_ticket", INVALID_TICKET)
+        .ticket(&fresh)
+        .assert_refused(
+            server,
+            UNAUTHORIZED,
+            "token_revoked",
+            "the token has been revoked",
+        )
         .await;
 }
 

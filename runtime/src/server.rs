@@ -83,7 +83,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let local_addr = listener
         .local_addr()
         .context("listener has no local address")?;
-    tokio::spawn(crate::store::maintenance::purge_expired_revocations(
+    tokio::spawn(crate::store::maintenance::purge_expired(
         ctx.store.clone(),
         crate::store::maintenance::PURGE_EVERY,
         shutdown.clone(),
@@ -124,6 +124,10 @@ pub(crate) async fn build_context(
     .await
     .context("cannot open the database")?;
     let csrf = crate::auth::csrf::CsrfKey::derive(&secret);
+    let tickets = crate::auth::tickets::Tickets::new(
+        &secret,
+        Duration::from_secs(settings.ws_ticket_ttl_secs),
+    );
     let tokens = TokenSettings {
         secret,
         issuer: settings.jwt_issuer.clone(),
@@ -183,9 +187,7 @@ pub(crate) async fn build_context(
         messages,
         limits,
         csrf,
-        tickets: crate::auth::tickets::Tickets::new(Duration::from_secs(
-            settings.ws_ticket_ttl_secs,
-        )),
+        tickets,
         http_limits: crate::ratelimit::HttpLimits::new(
             settings.http_requests_per_minute,
             settings.registrations_per_hour,

@@ -24,6 +24,7 @@ pub mod register;
 // What every authenticated request and every WebSocket goes through.
 pub mod authenticate;
 pub mod disconnect;
+pub mod redeem_ticket;
 
 mod room_access;
 

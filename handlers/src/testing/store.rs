@@ -23,6 +23,7 @@ struct MemoryState {
     members: Vec<(Uuid, Uuid, OffsetDateTime)>,
     messages: Vec<StoredMessage>,
     revoked: HashMap<String, OffsetDateTime>,
+    used_tickets: HashMap<String, OffsetDateTime>,
     audit: Vec<AuditEvent>,
 }
 
@@ -173,6 +174,28 @@ impl Store for MemoryStore {
         Ok((before - state.revoked.len()) as u64)
     }
 
+    async fn use_ticket(
+        &self,
+        ticket_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        if state.used_tickets.contains_key(ticket_id) {
+            return Ok(false);
+        }
+        state.used_tickets.insert(ticket_id.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn purge_used_tickets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.state()?;
+        let before = state.used_tickets.len();
+        state
+            .used_tickets
+            .retain(|_, expires_at| *expires_at >= now);
+        Ok((before - state.used_tickets.len()) as u64)
+    }
+
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
         let mut state = self.state()?;
         if state
@@ -319,6 +342,7 @@ impl Store for MemoryStore {
             members: guard.members.clone(),
             messages: guard.messages.clone(),
             revoked: HashMap::new(),
+            used_tickets: HashMap::new(),
             audit: Vec::new(),
         };
         let mut outcomes = Vec::with_capacity(batch.len());

@@ -8,8 +8,10 @@ pub mod csrf;
 pub mod tickets;
 
 use http::HeaderMap;
+use palaver_handlers::Clock;
 use palaver_handlers::Error;
 use palaver_handlers::actions::authenticate::authenticate;
+use palaver_handlers::actions::redeem_ticket::redeem_ticket;
 use palaver_handlers::model::{Principal, SecurityEvent};
 
 use crate::audit::Actor;
@@ -105,7 +107,7 @@ pub async fn socket_opener(
         return principal(ctx, Some(&token)).await;
     }
     if let Some(ticket) = tickets::in_query(query) {
-        return ctx.tickets.redeem(ticket).ok_or(Error::InvalidTicket);
+        return redeem(ctx, ticket).await;
     }
     let cookie_token = cookie(headers, SESSION_COOKIE).filter(|token| !token.is_empty());
     match cookie_token {
@@ -114,6 +116,21 @@ pub async fn socket_opener(
         }
         _ => Err(Error::MissingCredentials),
     }
+}
+
+/// The principal of a ticket this server signed, used up now; a ticket whose token was revoked is audited as that
+/// token would be.
+async fn redeem(ctx: &AppContext, ticket: &str) -> Result<Principal, Error> {
+    let signed = ctx
+        .tickets
+        .verify(ticket, ctx.clock.now())
+        .ok_or(Error::InvalidTicket)?;
+    redeem_ticket(ctx, signed).await.inspect_err(|err| {
+        if let Error::InvalidToken(reason) = err {
+            let event = SecurityEvent::TokenRejected { reason: *reason };
+            ctx.guard.audit(&Actor::default(), event);
+        }
+    })
 }
 
 /// The audit actor of a principal acting from `ip`.

@@ -501,6 +501,16 @@ mod tests {
         async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
             self.inner.purge_revoked_tokens(now).await
         }
+        async fn use_ticket(
+            &self,
+            ticket_id: &str,
+            expires_at: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
+            self.inner.use_ticket(ticket_id, expires_at).await
+        }
+        async fn purge_used_tickets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+            self.inner.purge_used_tickets(now).await
+        }
         async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
             self.inner.create_room(room).await
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
+use palaver_handlers::Clock as _;
 use palaver_handlers::Credentials as _;
 use palaver_handlers::Error;
 use palaver_handlers::actions::{login, logout, me, register};
@@ -207,18 +208,15 @@ async fn account(ctx: &AppContext, presented: &Presented) -> Result<Response, Er
     Ok(warp::reply::json(&user).into_response())
 }
 
-/// `POST /api/ws-ticket` → `{ticket, expires_in}`: a single-use pass for `/ws?ticket=…`, for browsers.
+/// `POST /api/ws-ticket` → `{ticket, expires_in}`: a single-use pass for `/ws?ticket=…` on any node, for browsers.
 pub async fn ws_ticket(ctx: Arc<AppContext>, presented: Presented) -> Response {
     respond(ticket(&ctx, &presented).await)
 }
 
 async fn ticket(ctx: &AppContext, presented: &Presented) -> Result<Response, Error> {
     let principal = auth::changer(ctx, presented).await?;
-    let ticket = ctx
-        .tickets
-        .issue(principal)
-        .ok_or_else(|| Error::Unavailable("too many open WebSocket tickets".into()))?;
-    let body = serde_json::json!({"ticket": ticket, "expires_in": ctx.tickets.ttl().as_secs()});
+    let ticket = ctx.tickets.issue(&principal, ctx.clock.now());
+    let body = serde_json::json!({"ticket": ticket, "expires_in": ctx.tickets.ttl_secs()});
     Ok(warp::reply::json(&body).into_response())
 }
 

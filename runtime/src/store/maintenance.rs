@@ -1,5 +1,5 @@
-//! Housekeeping the stores need while the server runs: revocations of tokens that have expired are forgotten, so
-//! the table of revoked tokens holds only tokens that could still be presented.
+//! Housekeeping the stores need while the server runs: revocations of tokens that have expired and the uses of
+//! tickets that have expired are forgotten, so those tables hold only what could still be presented.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,26 +9,27 @@ use time::OffsetDateTime;
 
 use crate::shutdown::Shutdown;
 
-/// How often expired revocations are purged.
-pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often expired revocations and ticket uses are purged (a busy node records a ticket use per browser socket).
+pub const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Purges revocations of expired tokens every `every` until the server stops. A failed purge is logged and tried
-/// again next time: nothing depends on it but the table's size.
-pub async fn purge_expired_revocations(
-    store: Arc<dyn Store>,
-    every: Duration,
-    mut shutdown: Shutdown,
-) {
+/// Purges revocations of expired tokens and uses of expired tickets every `every` until the server stops. A failed
+/// purge is logged and tried again next time: nothing depends on it but the tables' size.
+pub async fn purge_expired(store: Arc<dyn Store>, every: Duration, mut shutdown: Shutdown) {
     let mut ticks = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown.stopped() => return,
         }
-        match store.purge_revoked_tokens(OffsetDateTime::now_utc()).await {
+        let now = OffsetDateTime::now_utc();
+        match store.purge_revoked_tokens(now).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "revocations of expired tokens purged"),
             Err(err) => tracing::warn!(error = %err, "revocations of expired tokens not purged"),
+        }
+        match store.purge_used_tickets(now).await {
+            Ok(purged) => tracing::debug!(purged, "uses of expired tickets purged"),
+            Err(err) => tracing::warn!(error = %err, "uses of expired tickets not purged"),
         }
     }
 }
@@ -41,7 +42,7 @@ mod tests {
     use uuid::Uuid;
 
     #[tokio::test(start_paused = true)]
-    async fn expired_revocations_are_purged_each_period_until_shutdown() {
+    async fn expired_revocations_and_ticket_uses_are_purged_each_period_until_shutdown() {
         let store = Arc::new(MemoryStore::new());
         let user = Uuid::now_v7();
         let now = OffsetDateTime::now_utc();
@@ -59,8 +60,10 @@ mod tests {
         let live = now + time::Duration::hours(1);
         store.revoke_token("expired", user, expired).await.unwrap();
         store.revoke_token("live", user, live).await.unwrap();
+        store.use_ticket("expired-ticket", expired).await.unwrap();
+        store.use_ticket("live-ticket", live).await.unwrap();
         let (stop, shutdown) = crate::shutdown::channel();
-        let purging = tokio::spawn(purge_expired_revocations(
+        let purging = tokio::spawn(purge_expired(
             store.clone(),
             Duration::from_secs(60),
             shutdown,
@@ -76,6 +79,14 @@ mod tests {
         assert!(
             store.is_token_revoked("live").await.unwrap(),
             "a live revocation stays"
+        );
+        assert!(
+            store.use_ticket("expired-ticket", live).await.unwrap(),
+            "an expired ticket's use is forgotten"
+        );
+        assert!(
+            !store.use_ticket("live-ticket", live).await.unwrap(),
+            "a live ticket's use stays"
         );
         stop.stop();
         tokio::time::timeout(Duration::from_secs(1), purging)

@@ -115,3 +115,28 @@ pub(super) async fn purge_revoked_tokens(
         .execute("DELETE FROM revoked_tokens WHERE expires_at < $1", &[&now])
         .await
 }
+
+/// Records a ticket's use: true when this is its first, false when a row says it was used already.
+pub(super) async fn use_ticket(
+    store: &PostgresStore,
+    ticket_id: &str,
+    expires_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let inserted = store
+        .execute(
+            "INSERT INTO used_ws_tickets (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&ticket_id, &to_micros(expires_at)],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Forgets the uses of tickets that expired before `now`; returns how many.
+pub(super) async fn purge_used_tickets(
+    store: &PostgresStore,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    store
+        .execute("DELETE FROM used_ws_tickets WHERE expires_at < $1", &[&now])
+        .await
+}

@@ -234,6 +234,18 @@ impl Store for PostgresStore {
         Ok(purged)
     }
 
+    async fn use_ticket(
+        &self,
+        ticket_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        accounts::use_ticket(self, ticket_id, expires_at).await
+    }
+
+    async fn purge_used_tickets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        accounts::purge_used_tickets(self, now).await
+    }
+
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
         rooms::create_room(self, room).await
     }

@@ -125,3 +125,28 @@ pub(super) fn purge_revoked_tokens(
         .execute([micros_ceil(now)])?;
     Ok(u64::try_from(purged).unwrap_or(u64::MAX))
 }
+
+/// Records a ticket's use: true when this is its first, false when a row says it was used already.
+pub(super) fn use_ticket(
+    connection: &Connection,
+    ticket_id: &str,
+    expires_at: OffsetDateTime,
+) -> Result<bool, Failure> {
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO used_ws_tickets (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![ticket_id, micros(expires_at)])?;
+    Ok(inserted == 1)
+}
+
+/// Forgets the uses of tickets that expired before `now`.
+pub(super) fn purge_used_tickets(
+    connection: &Connection,
+    now: OffsetDateTime,
+) -> Result<u64, Failure> {
+    let purged = connection
+        .prepare_cached("DELETE FROM used_ws_tickets WHERE expires_at < ?1")?
+        .execute([micros_ceil(now)])?;
+    Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+}

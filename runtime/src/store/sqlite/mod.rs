@@ -148,6 +148,23 @@ impl Store for SqliteStore {
         Ok(purged)
     }
 
+    async fn use_ticket(
+        &self,
+        ticket_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let id = ticket_id.to_owned();
+        self.writer
+            .run(move |connection| accounts::use_ticket(connection, &id, expires_at))
+            .await
+    }
+
+    async fn purge_used_tickets(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |connection| accounts::purge_used_tickets(connection, now))
+            .await
+    }
+
     async fn create_room(&self, room: NewRoom) -> Result<Room, StoreError> {
         self.writer
             .run(move |connection| rooms::create_room(connection, room))
