@@ -133,11 +133,18 @@ pub trait Hub: Send + Sync {
     fn publish(&self, broadcast: Broadcast);
 }
 
-/// Delivery of room events to every node's subscribers: on one node, straight to the local hub; in a cluster, also
-/// to the other nodes, whose hubs deliver to theirs. Quick and never waits, like the hub.
+/// Delivery of room events to every node's subscribers, and the end of a user's subscriptions to a room on every
+/// node: on one node, straight to the local hub; in a cluster, also to the other nodes, whose hubs deliver to (or
+/// unsubscribe) theirs. Quick and never waits, like the hub.
 pub trait Broker: Send + Sync {
     /// Delivers `broadcast` to the room's subscribed connections on every node (but those of its `skip_user`).
     fn publish(&self, broadcast: Broadcast);
+
+    /// The user's membership of the room (called `room`) has ended: ends the subscriptions to it of every connection
+    /// of `user_id` on every node, like [`Hub::unsubscribe_user`] does on this one. Returns this node's connections
+    /// that were unsubscribed (the other nodes' are theirs to account for). Every broker implements it: a default
+    /// that only unsubscribed this node's connections would leave the user's sockets elsewhere in the room.
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, room: &str) -> Vec<ConnectionId>;
 
     /// A connection of this node subscribed to the room named `room`, knowing its messages through `from_seq` (its
     /// replay brings those): from now on this node needs the room's events, and its messages after `from_seq` in

@@ -6,7 +6,7 @@
 //!
 //! ## Layout
 //! - [`context`] — the `Context` trait and its nine parts: `Store` (the durable record), `Credentials` (bcrypt and
-//!   tokens), `Clock`, `Hub` (this node's subscriptions and delivery), `Broker` (room events to every node), `Presence`
+//!   tokens), `Clock`, `Hub` (this node's subscriptions and delivery), `Broker` (room events, and a leave's unsubscriptions, to every node), `Presence`
 //!   (who is where, across nodes), `Limits`, `MessageLog` (posting: stored, then delivered in seq order) and `Guard`
 //!   (throttled attempts and the audit trail).
 //! - [`command`] — the `Command` enum every WebSocket frame decodes into: the single dispatch point.

@@ -506,3 +506,157 @@ async fn a_node_cut_off_from_nats_closes_its_sockets_and_takes_them_back_after_t
     john.until_seq(5).await;
     john.assert_delivered(1, 5, &acked);
 }
+
+/// Sends `leave_room` for `room` on `member`'s socket and asserts that it was left.
+async fn leave(member: &mut Member, room: &str) {
+    member
+        .ws
+        .send_cmd("leave_room", json!({"name": room}), Some("leave"))
+        .await;
+    let left = member.answer_to("leave").await;
+    assert_eq!(
+        (&left["type"], &left["room"]),
+        (&json!("left_room"), &json!(room)),
+        "{left}"
+    );
+}
+
+/// Asserts that a post to `room` on `member`'s socket is refused: the socket is not in the room.
+async fn assert_not_in_room(member: &mut Member, room: &str) {
+    member
+        .ws
+        .send_cmd(
+            "room_message",
+            json!({"room": room, "content": "still here?"}),
+            Some("not in room"),
+        )
+        .await;
+    let refused = member.answer_to("not in room").await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("forbidden"), &json!("you are not in that room")),
+        "{refused}"
+    );
+}
+
+/// The members of `room` as `member` lists them (`list_members`), as (username, online).
+async fn members(member: &mut Member, room: &str) -> Vec<(String, bool)> {
+    member
+        .ws
+        .send_cmd("list_members", json!({"name": room}), Some("members"))
+        .await;
+    let listed = member.answer_to("members").await;
+    assert_eq!(listed["type"], "members", "{listed}");
+    listed["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let name = m["username"].as_str().unwrap_or_default().to_owned();
+            (name, m["online"] == true)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn leaving_on_one_node_unsubscribes_the_users_sockets_on_every_node() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let john_token = account(&a, "john_doe").await;
+    let mary_token = account(&b, "mary_doe").await;
+    let jane_token = account(&a, "jane_doe").await;
+    let mut john = Member::open(&a, &john_token).await;
+    john.create("general").await;
+    let mut mary = Member::open(&b, &mary_token).await;
+    mary.join("general").await;
+    john.presence_of("joined", "mary_doe").await;
+    let mut jane_on_a = Member::open(&a, &jane_token).await;
+    jane_on_a.join("general").await;
+    john.presence_of("joined", "jane_doe").await;
+    mary.presence_of("joined", "jane_doe").await;
+    // Node B knows of her socket on A before she opens one there (so that one is no news).
+    eventually(
+        Duration::from_secs(3),
+        "node B sees jane online",
+        || async { online(&b, &mary_token, "general").await == 3 },
+    )
+    .await;
+    let mut jane_on_b = Member::open(&b, &jane_token).await;
+    jane_on_b.join("general").await;
+
+    leave(&mut jane_on_a, "general").await;
+    // Posted on A after the leave, this message travels behind it on the room's subject: node B has unsubscribed
+    // jane's socket there before it arrives. Mary, on B, getting it is the point where jane's socket would have too.
+    let first = john.post("general", "after jane left, from node a").await;
+    mary.until_seq(first).await;
+    jane_on_b.ws.expect_nothing_before_sentinel().await;
+    // Neither node counts her online: node B's presence no longer holds her socket there.
+    eventually(
+        Duration::from_secs(3),
+        "neither node counts jane online",
+        || async {
+            online(&a, &john_token, "general").await == 2
+                && online(&b, &mary_token, "general").await == 2
+        },
+    )
+    .await;
+    // A message posted on B itself does not reach her socket there either.
+    let second = mary.post("general", "after jane left, from node b").await;
+    john.through(first, second).await;
+    mary.through(first, second).await;
+    jane_on_b.ws.expect_nothing_before_sentinel().await;
+    assert!(jane_on_b.delivered.is_empty(), "{:?}", jane_on_b.delivered);
+    // Her socket on B is out of the room: it may not post there.
+    assert_not_in_room(&mut jane_on_b, "general").await;
+    // The member lists on both nodes: john and mary, online; jane is no member any more.
+    let expected = vec![("john_doe".to_owned(), true), ("mary_doe".to_owned(), true)];
+    assert_eq!(members(&mut john, "general").await, expected);
+    assert_eq!(members(&mut mary, "general").await, expected);
+    // "left" was said once, to each of the others.
+    john.presence_of("left", "jane_doe").await;
+    mary.presence_of("left", "jane_doe").await;
+    john.ws.expect_nothing_before_sentinel().await;
+    mary.ws.expect_nothing_before_sentinel().await;
+    assert!(john.presence.is_empty(), "{:?}", john.presence);
+    assert!(mary.presence.is_empty(), "{:?}", mary.presence);
+}
+
+#[tokio::test]
+async fn leaving_from_a_node_where_the_user_has_no_socket_in_the_room_unsubscribes_the_others() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let john_token = account(&a, "john_doe").await;
+    let jane_token = account(&a, "jane_doe").await;
+    let mut john = Member::open(&b, &john_token).await;
+    john.create("general").await;
+    let mut jane_on_b = Member::open(&b, &jane_token).await;
+    jane_on_b.join("general").await;
+    john.presence_of("joined", "jane_doe").await;
+    // Her socket on A is in no room; she leaves the room from there by name.
+    let mut jane_on_a = Member::open(&a, &jane_token).await;
+    leave(&mut jane_on_a, "general").await;
+    john.presence_of("left", "jane_doe").await;
+    let seq = john.post("general", "after jane left").await;
+    john.through(seq, seq).await;
+    jane_on_b.ws.expect_nothing_before_sentinel().await;
+    assert!(jane_on_b.delivered.is_empty(), "{:?}", jane_on_b.delivered);
+    assert_not_in_room(&mut jane_on_b, "general").await;
+    eventually(
+        Duration::from_secs(3),
+        "neither node counts jane online",
+        || async {
+            online(&a, &jane_token, "general").await == 1
+                && online(&b, &john_token, "general").await == 1
+        },
+    )
+    .await;
+}

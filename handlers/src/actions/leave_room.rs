@@ -1,4 +1,5 @@
-//! `leave_room`: end the user's membership of a room and unsubscribe all of the user's connections from it.
+//! `leave_room`: end the user's membership of a room and unsubscribe all of the user's connections from it, on every
+//! node.
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -17,8 +18,8 @@ pub struct LeaveRoomRequest {
     pub name: Option<String>,
 }
 
-/// Leaves the room: the membership ends, every connection of the user is unsubscribed from it, and the remaining
-/// subscribers are told. Reply: the leave confirmation.
+/// Leaves the room: the membership ends, every connection of the user is unsubscribed from it (on every node: the
+/// broker tells the others), and the remaining subscribers are told. Reply: the leave confirmation.
 pub async fn leave_room(
     ctx: &dyn Context,
     session: &Session,
@@ -30,7 +31,10 @@ pub async fn leave_room(
         .store()
         .remove_member(room_id, principal.user_id)
         .await?;
-    let unsubscribed = ctx.hub().unsubscribe_user(principal.user_id, room_id);
+    // This node's connections that were subscribed; the other nodes unsubscribe theirs (and update their presence).
+    let unsubscribed = ctx
+        .broker()
+        .unsubscribe_user(principal.user_id, room_id, &room);
     if !was_member && unsubscribed.is_empty() {
         return Err(Error::NotInRoom);
     }
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(ctx.hub.rooms_of(2).len(), 1, "only 'random' is left");
         assert!(events(&ctx, 2).is_empty());
         assert_eq!(ctx.hub.online_users(room.id), vec![john.principal.user_id]);
+        // Through the broker, so that the user's connections on the other nodes leave too.
+        assert_eq!(ctx.hub.memberships_ended(), vec![(jane.user_id, room.id)]);
     }
 
     #[tokio::test]
@@ -185,6 +191,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn leaving_again_tells_the_other_nodes_again() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        let room = public_room(&ctx, &john, "general").await;
+        enter(&ctx, &jane, "general").await;
+        leave_room(&ctx, &jane, named("general")).await.unwrap();
+        drain(&ctx, &[1, 2]);
+        // No longer a member, nothing subscribed here: refused, yet the other nodes are told again (a socket of hers
+        // that missed the first notice leaves now), and nobody here hears of it.
+        assert_eq!(
+            leave_room(&ctx, &jane, named("general")).await.unwrap_err(),
+            Error::NotInRoom
+        );
+        let jane_in_general = (jane.principal.user_id, room.id);
+        assert_eq!(
+            ctx.hub.memberships_ended(),
+            vec![jane_in_general, jane_in_general]
+        );
+        assert!(events(&ctx, 1).is_empty());
+    }
+
+    #[tokio::test]
     async fn a_member_without_a_subscribed_connection_can_leave() {
         let ctx = TestContext::new();
         let john = on(1, &user(&ctx, "john_doe").await);
@@ -205,6 +234,8 @@ mod tests {
         );
         assert!(!ctx.store.is_member(room.id, jane.user_id).await.unwrap());
         assert_eq!(events(&ctx, 1), vec![left("secret", "jane_doe")]);
+        // No connection of hers was subscribed here, but one on another node may be: the broker is told all the same.
+        assert_eq!(ctx.hub.memberships_ended(), vec![(jane.user_id, room.id)]);
         // Leaving a private room means its password is needed again.
         let err = crate::actions::join_room::join_room(
             &ctx,

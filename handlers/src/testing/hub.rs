@@ -24,6 +24,8 @@ struct HubState {
     /// Connections told to close as slow consumers (too much held while catching up).
     kicked: HashSet<ConnectionId>,
     published: Vec<Broadcast>,
+    /// (user, room) of every membership the broker was told had ended, oldest first.
+    memberships_ended: Vec<(Uuid, Uuid)>,
 }
 
 /// A [`Hub`] that records what each connection would have received.
@@ -41,6 +43,11 @@ impl MemoryHub {
     /// Every broadcast published so far, oldest first.
     pub fn published(&self) -> Vec<Broadcast> {
         lock(&self.state).published.clone()
+    }
+
+    /// Every (user, room) whose subscriptions the broker was asked to end on every node, oldest first.
+    pub fn memberships_ended(&self) -> Vec<(Uuid, Uuid)> {
+        lock(&self.state).memberships_ended.clone()
     }
 
     /// Whether `conn` was told to close as a slow consumer.
@@ -234,10 +241,16 @@ impl Hub for MemoryHub {
     }
 }
 
-/// On one node the hub is the broker: what is published reaches this node's subscribers.
+/// On one node the hub is the broker: what is published reaches this node's subscribers, and this node's
+/// connections are all there are to unsubscribe (it records that it was asked, for tests to see).
 impl Broker for MemoryHub {
     fn publish(&self, broadcast: Broadcast) {
         Hub::publish(self, broadcast);
+    }
+
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, _room: &str) -> Vec<ConnectionId> {
+        lock(&self.state).memberships_ended.push((user_id, room_id));
+        Hub::unsubscribe_user(self, user_id, room_id)
     }
 }
 

@@ -3,16 +3,17 @@
 //! Messages of every room this node serves, its own and the other nodes', pass through one ordering task (the
 //! [`Sequencer`]), which delivers them in seq order and reads gaps and lagging rooms from the database; each served
 //! room has one NATS subscription per node, taken when the room gets its first local connection and dropped after
-//! the last.
+//! the last. A user's membership that ends (they left the room) travels on the room's subject too: each node
+//! unsubscribes that user's connections there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use palaver_handlers::event::{Broadcast, RoomEvent};
+use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
 use palaver_handlers::model::{HistoryQuery, StoredMessage};
-use palaver_handlers::{Broker, Hub, Store};
+use palaver_handlers::{Broker, Hub, Presence, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -130,6 +131,24 @@ impl Broker for NatsBroker {
         }
     }
 
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, room: &str) -> Vec<ConnectionId> {
+        let unsubscribed = Hub::unsubscribe_user(self.hub.as_ref(), user_id, room_id);
+        // Sent even while this node is cut off, like messages: it is not a presence claim its closing sockets make
+        // but a stored fact, and a socket of the user elsewhere must not stay in a room they are no longer a member
+        // of. Sent when no connection here was subscribed too: one elsewhere may be.
+        let ended = wire::MembershipEnded {
+            room_id,
+            room: room.to_owned(),
+            at: time::OffsetDateTime::now_utc(),
+            user_id,
+        };
+        self.outbox.send(
+            self.subjects.room(room_id),
+            wire::encode_membership_ended(&self.node_id, &ended),
+        );
+        unsubscribed
+    }
+
     fn watch(&self, room_id: Uuid, room: &str, from_seq: i64) {
         let watch = Input::Watch {
             room_id,
@@ -241,13 +260,28 @@ impl Ordering {
                     // This node's own, heard back.
                     continue;
                 }
-                let Some((from, broadcast)) = wire::decode(&message.payload) else {
+                let Some((from, received)) = wire::decode(&message.payload) else {
                     tracing::debug!(%room_id, "a room event that does not decode was dropped");
                     continue;
                 };
-                if from == node_id || broadcast.room_id != room_id {
+                if from == node_id {
                     continue;
                 }
+                let broadcast = match received {
+                    wire::Received::Event(broadcast) if broadcast.room_id == room_id => broadcast,
+                    wire::Received::MembershipEnded(ended) if ended.room_id == room_id => {
+                        metrics.cluster_received.inc();
+                        // Left on another node (that node says `left`, so this one does not): the user's sockets
+                        // here leave too, at once, before this subject's later events; presence here follows.
+                        let unsubscribed =
+                            Hub::unsubscribe_user(hub.as_ref(), ended.user_id, room_id);
+                        if !unsubscribed.is_empty() {
+                            presence.departed(room_id, ended.user_id);
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
                 metrics.cluster_received.inc();
                 match broadcast.event {
                     RoomEvent::Message(_) => {

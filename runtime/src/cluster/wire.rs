@@ -1,6 +1,7 @@
-//! How a room event travels between nodes: one JSON object per NATS message, naming the node it comes from. Decoding
-//! never panics: a message another version or a stranger sent that does not decode is counted and dropped, and the
-//! database repairs whatever it should have carried.
+//! How a room event travels between nodes: one JSON object per NATS message, naming the node it comes from. Besides
+//! the events the room's sockets are shown, a room's subject carries one the nodes act on themselves: a user's
+//! membership ended ([`MembershipEnded`]). Decoding never panics: a message another version or a stranger sent that
+//! does not decode is counted and dropped, and the database repairs whatever it should have carried.
 
 use std::borrow::Cow;
 
@@ -9,6 +10,24 @@ use palaver_handlers::model::StoredMessage;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// What a room's subject carries from another node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// An event for the room's subscribed connections.
+    Event(Broadcast),
+    /// A user's membership of the room ended: every node unsubscribes the user's connections from it.
+    MembershipEnded(MembershipEnded),
+}
+
+/// A user left a room (their membership is over, in the database): their connections on every node leave it too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipEnded {
+    pub room_id: Uuid,
+    pub room: String,
+    pub at: OffsetDateTime,
+    pub user_id: Uuid,
+}
 
 /// A room event on the wire between nodes. Its text borrows from the broadcast when encoding (a message's content is
 /// not copied to be sent) and is owned when decoded.
@@ -51,6 +70,10 @@ enum Event<'a> {
     Deleted {
         by: Cow<'a, str>,
     },
+    /// Not shown to anyone: the nodes unsubscribe the user's connections.
+    MembershipEnded {
+        user_id: Uuid,
+    },
 }
 
 /// The bytes that carry `broadcast` from node `node`.
@@ -89,6 +112,21 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
     serde_json::to_vec(&wire).unwrap_or_default()
 }
 
+/// The bytes that carry `ended` from node `node`.
+pub fn encode_membership_ended(node: &str, ended: &MembershipEnded) -> Vec<u8> {
+    let wire = Wire {
+        node: Cow::Borrowed(node),
+        room_id: ended.room_id,
+        room: Cow::Borrowed(&ended.room),
+        at: ended.at,
+        skip_user: None,
+        event: Event::MembershipEnded {
+            user_id: ended.user_id,
+        },
+    };
+    serde_json::to_vec(&wire).unwrap_or_default()
+}
+
 /// Whether `payload` was published by node `node`, without decoding it: the encoding names the node first, and a
 /// node hears its own events back from NATS, which it skips.
 pub fn is_from(payload: &[u8], node: &str) -> bool {
@@ -97,9 +135,10 @@ pub fn is_from(payload: &[u8], node: &str) -> bool {
         .is_some_and(|rest| rest.first() == Some(&b'"'))
 }
 
-/// The node and event that `payload` carries, or `None` when it is not a room event.
-pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
+/// The node and what `payload` carries, or `None` when it is not a room event.
+pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
     let wire: Wire = serde_json::from_slice(payload).ok()?;
+    let node = wire.node.into_owned();
     let event = match wire.event {
         Event::Message {
             id,
@@ -131,6 +170,15 @@ pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
         Event::Deleted { by } => RoomEvent::Deleted {
             by: by.into_owned(),
         },
+        Event::MembershipEnded { user_id } => {
+            let ended = MembershipEnded {
+                room_id: wire.room_id,
+                room: wire.room.into_owned(),
+                at: wire.at,
+                user_id,
+            };
+            return Some((node, Received::MembershipEnded(ended)));
+        }
     };
     let broadcast = Broadcast {
         room_id: wire.room_id,
@@ -139,7 +187,7 @@ pub fn decode(payload: &[u8]) -> Option<(String, Broadcast)> {
         event,
         skip_user: wire.skip_user,
     };
-    Some((wire.node.into_owned(), broadcast))
+    Some((node, Received::Event(broadcast)))
 }
 
 #[cfg(test)]
@@ -191,8 +239,43 @@ mod tests {
             }
             let (node, received) = decode(&encode("node-a", &sent)).expect("it decodes");
             assert_eq!(node, "node-a");
-            assert_eq!(received, sent);
+            assert_eq!(received, Received::Event(sent));
         }
+    }
+
+    #[test]
+    fn an_ended_membership_round_trips() {
+        let sent = MembershipEnded {
+            room_id: Uuid::now_v7(),
+            room: "general chat".into(),
+            at: datetime!(2026-11-25 15:30:45.123456 UTC),
+            user_id: Uuid::now_v7(),
+        };
+        let payload = encode_membership_ended("node-a", &sent);
+        assert!(
+            is_from(&payload, "node-a"),
+            "the sender leads, like every room event"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+        assert_eq!(
+            json["event"],
+            serde_json::json!({"type": "membership_ended", "user_id": sent.user_id})
+        );
+        assert!(json.get("skip_user").is_none(), "{json}");
+        let (node, received) = decode(&payload).expect("it decodes");
+        assert_eq!(node, "node-a");
+        assert_eq!(received, Received::MembershipEnded(sent));
+        // As PROTOCOL §10 writes it.
+        let written = br#"{"node":"node-b","room_id":"0190a3c5-6b6e-7000-8000-000000000001","room":"r","at":"2026-11-25T15:30:45Z","event":{"type":"membership_ended","user_id":"0190a3c5-6b6e-7000-8000-000000000002"}}"#;
+        let (node, received) = decode(written).expect("it decodes");
+        assert_eq!(node, "node-b");
+        let Received::MembershipEnded(ended) = received else {
+            panic!("{received:?}");
+        };
+        assert_eq!(
+            ended.user_id.to_string(),
+            "0190a3c5-6b6e-7000-8000-000000000002"
+        );
     }
 
     #[test]
@@ -218,6 +301,9 @@ mod tests {
             b"{}",
             b"not json",
             br#"{"node":"a","event":{"type":"nope"}}"#,
+            // An ended membership names its user.
+            br#"{"node":"a","room_id":"0190a3c5-6b6e-7000-8000-000000000001","room":"r","at":"2026-11-25T15:30:45Z","event":{"type":"membership_ended"}}"#,
+            br#"{"node":"a","room_id":"0190a3c5-6b6e-7000-8000-000000000001","room":"r","at":"2026-11-25T15:30:45Z","event":{"type":"membership_ended","user_id":"nobody"}}"#,
         ] {
             assert!(
                 decode(payload).is_none(),

@@ -1,16 +1,21 @@
 //! A single node needs no broker and no presence service: the hub is both. What it publishes reaches every
 //! subscriber there is, and the first (or last) connection of a user here is their first (or last) anywhere.
 
-use palaver_handlers::event::Broadcast;
+use palaver_handlers::event::{Broadcast, ConnectionId};
 use palaver_handlers::{Broker, Hub, Presence};
 use uuid::Uuid;
 
 use super::LocalHub;
 
-/// On one node the hub is the broker: what is published reaches this node's subscribers, and no other node exists.
+/// On one node the hub is the broker: what is published reaches this node's subscribers, and no other node exists,
+/// so this node's connections are all the user's connections.
 impl Broker for LocalHub {
     fn publish(&self, broadcast: Broadcast) {
         Hub::publish(self, broadcast);
+    }
+
+    fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, _room: &str) -> Vec<ConnectionId> {
+        Hub::unsubscribe_user(self, user_id, room_id)
     }
 }
 
