@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
 use palaver_handlers::model::{HistoryQuery, StoredMessage};
-use palaver_handlers::{Broker, Hub, Presence, Store};
+use palaver_handlers::{Broker, Clock, Hub, Presence, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -22,6 +22,7 @@ use super::outbox::Outbox;
 use super::presence::NatsPresence;
 use super::sequencer::{Missing, Sequencer};
 use super::{Cluster, Connection, wire};
+use crate::context::SystemClock;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -139,7 +140,7 @@ impl Broker for NatsBroker {
         let ended = wire::MembershipEnded {
             room_id,
             room: room.to_owned(),
-            at: time::OffsetDateTime::now_utc(),
+            at: SystemClock.now(),
             user_id,
         };
         self.outbox.send(

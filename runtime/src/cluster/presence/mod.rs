@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::{Hub, Presence};
+use palaver_handlers::{Clock, Hub, Presence};
 use uuid::Uuid;
 
 use self::holdings::Holdings;
@@ -26,6 +26,7 @@ use self::wire::{Announcement, Assembly, Change, Heartbeat, Request, Snapshot, S
 use super::Cluster;
 use super::outbox::Outbox;
 use crate::close::Close;
+use crate::context::SystemClock;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -289,7 +290,7 @@ impl NatsPresence {
                 Broadcast {
                     room_id: present.room_id,
                     room,
-                    at: time::OffsetDateTime::now_utc(),
+                    at: SystemClock.now(),
                     event: RoomEvent::Left {
                         username: present.username,
                     },
