@@ -323,6 +323,17 @@ impl ServerProcess {
         child.kill().await.expect("SIGKILL is delivered");
     }
 
+    /// Sends the signal `name` (`STOP`, `CONT`, …) to the running server.
+    pub async fn signal(&self, name: &str) {
+        let pid = self.pid().expect("a running server to signal");
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{name} could not be sent to {pid}");
+    }
+
     /// Sends SIGTERM, as an orchestrator stopping the server does, and waits at most `within` for it to exit; its
     /// exit status. Panics, with the log, if it is still running then.
     pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {

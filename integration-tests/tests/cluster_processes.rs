@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use palaver_integration_tests::TestServer;
-use palaver_integration_tests::cluster::{backing, cluster_name, formed, metric, node_settings};
+use palaver_integration_tests::cluster::{
+    backing, cluster_name, eventually, formed, metric, node_settings,
+};
 use palaver_integration_tests::member::{Member, account};
 use palaver_integration_tests::pg::{self, PgDatabase};
 use palaver_integration_tests::process::ServerProcess;
@@ -138,6 +140,61 @@ async fn a_killed_nodes_clients_resume_on_another_node_and_its_users_leave_withi
     // The survivors saw it come back, once.
     on_b.presence_of("joined", "victim").await;
     on_c.presence_of("joined", "victim").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stalled_past_the_silence_keeps_its_sockets_and_rejoins_everyones_presence() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let nodes = three_nodes(&database, &nats).await;
+    let sleeper_token = account(&nodes[0], "sleeper").await;
+    let watcher_token = account(&nodes[1], "watcher").await;
+    let mut sleeper = Member::open(&nodes[0], &sleeper_token).await;
+    sleeper.create("general").await;
+    let mut watcher = Member::open(&nodes[1], &watcher_token).await;
+    watcher.join("general").await;
+    sleeper.presence_of("joined", "watcher").await;
+
+    // The whole process is stopped for longer than the silence after which the others count it dead (3 s): as a
+    // node whose CPU is taken away, not one cut from NATS.
+    nodes[0].signal("STOP").await;
+    watcher.presence_of("left", "sleeper").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nodes[0].signal("CONT").await;
+
+    // It did not count itself cut off: its socket is open and posts, and everyone gets the message.
+    let seq = sleeper.post("general", "awake again").await;
+    watcher.until_seq(seq).await;
+    sleeper.until_seq(seq).await;
+    assert!(
+        !nodes[0].log().contains("closing its sockets (1012)"),
+        "the stalled node closed its sockets:\n{}",
+        nodes[0].log()
+    );
+    // The others hear it again and count it, and its user, back in.
+    formed(&nodes).await;
+    eventually(
+        Duration::from_secs(5),
+        "the sleeper counted online again",
+        || async {
+            let members: serde_json::Value = reqwest::Client::new()
+                .get(nodes[1].url("/api/rooms/general/members"))
+                .bearer_auth(&watcher_token)
+                .send()
+                .await
+                .expect("members asked")
+                .json()
+                .await
+                .unwrap_or_default();
+            members
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|member| member["username"] == "sleeper" && member["online"] == true)
+        },
+    )
+    .await;
 }
 
 /// Sends the next load message from each of the two survivors, pipelined (their acks are read at the end).

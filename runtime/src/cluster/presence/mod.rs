@@ -2,11 +2,14 @@
 //! local hub knows them) and announces every change, numbered under its incarnation, on `<cluster>.presence`; every
 //! second it sends a heartbeat naming the number it has reached. The other nodes keep a [`roster::Roster`] of what
 //! each has announced, ask a node for a snapshot when they find they missed something, and count a node silent for
-//! [`Liveness::silence`] (3 s) as dead: its users leave the rooms they have no socket left in, and each survivor tells its own
-//! sockets there. A node that does not hear its *own* heartbeat for as long knows the others count it dead: it closes
-//! its sockets with 1012 so that their clients reconnect to a node that is in the cluster, and refuses new ones
-//! until it hears itself again.
+//! [`Liveness::silence`] (3 s) as dead: its users leave the rooms they have no socket left in, and each survivor
+//! tells its own sockets there. A node that sent its heartbeats but does not hear its *own* for as long knows the
+//! others count it dead: it closes its sockets with 1012 so that their clients reconnect to a node that is in the
+//! cluster, and refuses new ones until it hears itself again. Silence is measured against this node's own echo
+//! ([`echo::Echo`]), so a node that is merely slow (its CPU saturated) neither counts the others dead nor cuts
+//! itself off.
 
+pub mod echo;
 pub mod holdings;
 pub mod roster;
 pub mod wire;
@@ -20,6 +23,7 @@ use palaver_handlers::event::{Broadcast, RoomEvent};
 use palaver_handlers::{Clock, Hub, Presence};
 use uuid::Uuid;
 
+use self::echo::Echo;
 use self::holdings::Holdings;
 use self::roster::{Gone, Heard, Roster};
 use self::wire::{Announcement, Assembly, Change, Heartbeat, Request, Snapshot, SnapshotPart};
@@ -61,8 +65,8 @@ pub struct NatsPresence {
     metrics: Arc<Metrics>,
     local: Mutex<Local>,
     roster: Mutex<Roster>,
-    /// When this node last heard its own heartbeat come back from NATS.
-    heard_self: Mutex<Instant>,
+    /// This node's own heartbeat, as it comes back from NATS.
+    echo: Mutex<Echo>,
     /// True while this node counts itself cut off from the cluster.
     cut: AtomicBool,
     liveness: Liveness,
@@ -94,7 +98,7 @@ impl NatsPresence {
             metrics,
             local: Mutex::default(),
             roster: Mutex::default(),
-            heard_self: Mutex::new(Instant::now()),
+            echo: Mutex::new(Echo::new(Instant::now())),
             cut: AtomicBool::new(false),
             liveness,
         });
@@ -167,9 +171,13 @@ impl NatsPresence {
                 return;
             }
         };
+        // A heartbeat late for a stalled task goes out once, not in a burst: the beats counted as sent are the ones
+        // that could have been heard.
         let mut beat = tokio::time::interval(self.liveness.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Silence is checked four times per heartbeat.
         let mut check = tokio::time::interval(self.liveness.heartbeat / 4);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 Some(message) = changes.next() => {
@@ -196,6 +204,7 @@ impl NatsPresence {
                         seq: lock(&self.local).seq,
                     };
                     self.outbox.send(self.cluster.subjects.heartbeat(), wire::encode(&heartbeat));
+                    lock(&self.echo).sent();
                 }
                 _ = check.tick() => self.check(Instant::now()),
                 _ = shutdown.stopped() => return,
@@ -221,7 +230,7 @@ impl NatsPresence {
         let now = Instant::now();
         if heartbeat.node == self.node_id {
             if heartbeat.incarnation == self.incarnation {
-                *lock(&self.heard_self) = now;
+                lock(&self.echo).heard(now);
             } else {
                 tracing::error!(node = %self.node_id, "another node runs with this node's id");
             }
@@ -248,21 +257,24 @@ impl NatsPresence {
 
     /// Checks this node's own heartbeat and the others' silence.
     fn check(&self, now: Instant) {
-        let silent_for = now.saturating_duration_since(*lock(&self.heard_self));
-        if silent_for > self.liveness.silence {
+        let echo = *lock(&self.echo);
+        if echo.cut_off(now, &self.liveness) {
             if !self.cut.swap(true, Ordering::SeqCst) {
                 tracing::error!(
-                    "this node has not heard itself on NATS for {} ms: the others count it dead; closing its \
-                     sockets (1012) until it is back",
-                    silent_for.as_millis()
+                    "this node has sent its heartbeats but not heard itself on NATS for over {} ms: the others \
+                     count it dead; closing its sockets (1012) until it is back",
+                    self.liveness.silence.as_millis()
                 );
             }
             // Sockets that were opening meanwhile go too.
             self.hub.close_all(Close::ClusterLost);
-        } else if self.cut.swap(false, Ordering::SeqCst) {
+        } else if now.saturating_duration_since(echo.heard_at()) <= self.liveness.silence
+            && self.cut.swap(false, Ordering::SeqCst)
+        {
             tracing::info!("this node hears itself on NATS again: taking clients");
         }
-        let dead = lock(&self.roster).expire(now, self.liveness.silence);
+        let hearing_until = echo.hearing_until(now, &self.liveness);
+        let dead = lock(&self.roster).expire(hearing_until, self.liveness.silence);
         for gone in dead {
             tracing::warn!(node = %gone.node, "a node fell silent: counted dead");
             self.metrics.cluster_dead_nodes.inc();
