@@ -48,11 +48,14 @@ pub struct Liveness {
 /// How long a snapshot may take to arrive, all its parts.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What this node has announced: its holdings, and the number of the last change.
+/// This node's presence: its holdings, the number of the last change, the changes numbered but not sent yet, and
+/// the number of the last change sent (what heartbeats name).
 #[derive(Default)]
 struct Local {
     seq: u64,
     held: Holdings,
+    unsent: Vec<Change>,
+    sent_seq: u64,
 }
 
 /// The presence of a clustered node.
@@ -67,6 +70,8 @@ pub struct NatsPresence {
     roster: Mutex<Roster>,
     /// This node's own heartbeat, as it comes back from NATS.
     echo: Mutex<Echo>,
+    /// Woken when a change is queued for announcement.
+    queued: tokio::sync::Notify,
     /// True while this node counts itself cut off from the cluster.
     cut: AtomicBool,
     liveness: Liveness,
@@ -99,9 +104,11 @@ impl NatsPresence {
             local: Mutex::default(),
             roster: Mutex::default(),
             echo: Mutex::new(Echo::new(Instant::now())),
+            queued: tokio::sync::Notify::new(),
             cut: AtomicBool::new(false),
             liveness,
         });
+        tokio::spawn(presence.clone().announcing(shutdown.clone()));
         tokio::spawn(presence.clone().run(shutdown));
         presence
     }
@@ -122,24 +129,51 @@ impl NatsPresence {
         self.change_here(Change::Forgot { room_id });
     }
 
-    /// Applies `change` to this node's holdings and, when it changed something, numbers it and sends it to the
-    /// other nodes, under the lock so that changes go out in number order.
+    /// Applies `change` to this node's holdings and, when it changed something, numbers it and queues it for the
+    /// next announcement.
     fn change_here(&self, change: Change) {
         let mut local = lock(&self.local);
         if !local.held.apply(change.clone()) {
             return;
         }
         local.seq += 1;
-        let announcement = Announcement {
-            node: self.node_id.clone(),
-            incarnation: self.incarnation,
-            seq: local.seq,
-            change,
-        };
-        self.outbox.send(
-            self.cluster.subjects.presence(),
-            wire::encode(&announcement),
-        );
+        local.unsent.push(change);
+        if local.unsent.len() == 1 {
+            self.queued.notify_one();
+        }
+    }
+
+    /// Sends the queued changes, in number order, in announcements of at most [`wire::ANNOUNCED_CHANGES`].
+    fn announce(&self) {
+        let mut local = lock(&self.local);
+        while !local.unsent.is_empty() {
+            let take = local.unsent.len().min(wire::ANNOUNCED_CHANGES);
+            let changes: Vec<Change> = local.unsent.drain(..take).collect();
+            let announcement = Announcement {
+                node: self.node_id.clone(),
+                incarnation: self.incarnation,
+                seq: local.sent_seq + 1,
+                changes,
+            };
+            local.sent_seq += take as u64;
+            self.outbox.send(
+                self.cluster.subjects.presence(),
+                wire::encode(&announcement),
+            );
+        }
+    }
+
+    /// Sends what is queued whenever it is woken, until `shutdown`. A lone change goes out at once; in a burst, the
+    /// changes queued while this task waited for its turn on a busy runtime go out together (the busier the node,
+    /// the larger the batch), never held back by a timer.
+    async fn announcing(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = self.queued.notified() => {}
+                _ = shutdown.stopped() => return,
+            }
+            self.announce();
+        }
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -201,7 +235,7 @@ impl NatsPresence {
                     let heartbeat = Heartbeat {
                         node: self.node_id.clone(),
                         incarnation: self.incarnation,
-                        seq: lock(&self.local).seq,
+                        seq: lock(&self.local).sent_seq,
                     };
                     self.outbox.send(self.cluster.subjects.heartbeat(), wire::encode(&heartbeat));
                     lock(&self.echo).sent();
@@ -216,14 +250,17 @@ impl NatsPresence {
         if announcement.node == self.node_id {
             return;
         }
-        let heard = lock(&self.roster).change(
-            &announcement.node,
-            announcement.incarnation,
-            announcement.seq,
-            announcement.change,
-            Instant::now(),
-        );
-        self.act_on(&announcement.node, heard);
+        let now = Instant::now();
+        for (number, change) in (announcement.seq..).zip(announcement.changes) {
+            let heard = lock(&self.roster).change(
+                &announcement.node,
+                announcement.incarnation,
+                number,
+                change,
+                now,
+            );
+            self.act_on(&announcement.node, heard);
+        }
     }
 
     fn heartbeat(self: &Arc<Self>, heartbeat: Heartbeat) {

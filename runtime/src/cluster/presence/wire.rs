@@ -25,14 +25,19 @@ pub enum Change {
     Connections { user_id: Uuid, count: u32 },
 }
 
-/// A change, numbered in the node's sequence.
+/// Changes numbered in the node's sequence: the first is number `seq`, the next `seq + 1`, and so on. A node sends the
+/// changes of a few milliseconds in one announcement, so that a burst (thousands of sockets closing at once) is a few
+/// NATS messages rather than thousands queued ahead of the heartbeats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announcement {
     pub node: String,
     pub incarnation: Uuid,
     pub seq: u64,
-    pub change: Change,
+    pub changes: Vec<Change>,
 }
+
+/// The most changes in one announcement: well under NATS's 1 MiB default.
+pub const ANNOUNCED_CHANGES: usize = 2_000;
 
 /// A node is alive, and has announced changes through `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,11 +227,17 @@ mod tests {
             node: "node-a".into(),
             incarnation: Uuid::now_v7(),
             seq: 7,
-            change: Change::Arrived {
-                room_id: Uuid::now_v7(),
-                user_id: Uuid::now_v7(),
-                username: "jane".into(),
-            },
+            changes: vec![
+                Change::Arrived {
+                    room_id: Uuid::now_v7(),
+                    user_id: Uuid::now_v7(),
+                    username: "jane".into(),
+                },
+                Change::Connections {
+                    user_id: Uuid::now_v7(),
+                    count: 2,
+                },
+            ],
         };
         assert_eq!(decode::<Announcement>(&encode(&sent)), Some(sent));
         assert_eq!(decode::<Announcement>(b"{\"node\":\"a\"}"), None);
