@@ -8,8 +8,8 @@ use serde::de::value::MapDeserializer;
 use serde_json::value::RawValue;
 
 use crate::actions::{
-    create_room, delete_room, get_messages, join_room, leave_room, list_members, list_rooms,
-    room_message, typing,
+    create_room, delete_message, delete_room, edit_message, get_messages, join_room, leave_room,
+    list_members, list_rooms, react, room_message, typing, unreact,
 };
 use crate::context::Context;
 use crate::error::Error;
@@ -30,6 +30,10 @@ pub enum Command {
     GetMessages(get_messages::GetMessagesRequest),
     ListMembers(list_members::ListMembersRequest),
     Typing(typing::TypingRequest),
+    EditMessage(edit_message::EditMessageRequest),
+    DeleteMessage(delete_message::DeleteMessageRequest),
+    React(react::ReactionRequest),
+    Unreact(react::ReactionRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -110,6 +114,10 @@ impl Command {
             Command::GetMessages(_) => "get_messages",
             Command::ListMembers(_) => "list_members",
             Command::Typing(_) => "typing",
+            Command::EditMessage(_) => "edit_message",
+            Command::DeleteMessage(_) => "delete_message",
+            Command::React(_) => "react",
+            Command::Unreact(_) => "unreact",
         }
     }
 
@@ -131,6 +139,14 @@ impl Command {
                 list_members::list_members(ctx, session, req).await?.into()
             }
             Command::Typing(req) => typing::typing(ctx, session, req).await?.into(),
+            Command::EditMessage(req) => {
+                edit_message::edit_message(ctx, session, req).await?.into()
+            }
+            Command::DeleteMessage(req) => {
+                delete_message::delete_message(ctx, session, req).await?.into()
+            }
+            Command::React(req) => react::react(ctx, session, req).await?.into(),
+            Command::Unreact(req) => unreact::unreact(ctx, session, req).await?.into(),
         })
     }
 }
@@ -210,6 +226,26 @@ mod tests {
                 "list_members",
             ),
             (r#"{"type":"typing","data":{"room":"general"}}"#, "typing"),
+            (
+                r#"{"type":"edit_message","data":{"room":"general","seq":3,"content":"fixed"}}"#,
+                "edit_message",
+            ),
+            (
+                r#"{"type":"delete_message","data":{"room":"general","seq":3}}"#,
+                "delete_message",
+            ),
+            (
+                r#"{"type":"react","data":{"room":"general","seq":3,"emoji":"👍"}}"#,
+                "react",
+            ),
+            (
+                r#"{"type":"unreact","data":{"room":"general","seq":3,"emoji":":ok:"}}"#,
+                "unreact",
+            ),
+            (
+                r#"{"type":"room_message","data":{"content":"re","reply_to":3}}"#,
+                "room_message",
+            ),
             // An escaped type is the same type.
             (r#"{"type":"list\u005frooms"}"#, "list_rooms"),
         ];

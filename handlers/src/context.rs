@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::error::{CredentialError, StoreError, TokenRejection};
 use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewMessage, NewRoom,
-    NewUser, Principal, Room, SecurityEvent, StoredMessage, TokenClaims, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewEntry, NewRoom,
+    NewUser, Principal, Room, SecurityEvent, LogEntry, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
@@ -63,10 +63,10 @@ pub trait MessageLog: Send + Sync {
     /// Takes `message` for the room named `room` in line: posts submitted one after another are stored (and get
     /// seqs) in that order. Returns once it is in line; the returned future resolves once it is stored and delivered,
     /// so a sender can have several posts in flight.
-    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError>;
+    async fn submit(&self, room: &str, message: NewEntry) -> Result<Posted, StoreError>;
 
     /// Submits `message` and waits until it is stored and delivered.
-    async fn post(&self, room: &str, message: NewMessage) -> Result<Appended, StoreError> {
+    async fn post(&self, room: &str, message: NewEntry) -> Result<Appended, StoreError> {
         self.submit(room, message).await?.await
     }
 }
@@ -83,6 +83,10 @@ pub struct Limits {
     pub rooms_per_user: u64,
     /// The most messages one `join_room` with `after_seq` replays.
     pub max_replay: u32,
+    /// How long after posting a message its author may edit it, in seconds; 0 is no limit.
+    pub edit_window_secs: u64,
+    /// The most distinct emojis one message may carry as reactions.
+    pub max_reactions_per_message: usize,
 }
 
 impl Default for Limits {
@@ -91,6 +95,8 @@ impl Default for Limits {
             max_message_bytes: 65_536,
             rooms_per_user: 50,
             max_replay: 10_000,
+            edit_window_secs: 0,
+            max_reactions_per_message: 20,
         }
     }
 }
@@ -242,11 +248,13 @@ pub trait Store: Send + Sync {
     /// The ids of the rooms `user_id` is a member of, in no particular order.
     async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
 
-    /// Stores a batch of messages in one transaction, giving each the next seq of its room (gapless, in batch
-    /// order). A message repeating an earlier (user, client_msg_id) is not stored again: its outcome is the original.
-    /// If any message fails, none is stored and no seq is used. Outcomes are in input order.
-    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
-    /// The stored messages among `ids`, posted to the rooms `room_ids`, ordered by room and seq. After a commit whose
+    /// Puts a batch of entries in their rooms' logs in one transaction, giving each the next seq of its room
+    /// (gapless, in batch order) and applying what it does to the message it targets, by the rules of
+    /// [`crate::room_log::plan`]. An entry repeating an earlier (user, client_msg_id) is not stored again: its
+    /// outcome is the original; a change the rules refuse is not stored and takes no seq. If the batch fails, none
+    /// of it is stored and no seq is used. Outcomes are in input order.
+    async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError>;
+    /// The stored entries among `ids`, of the rooms `room_ids`, ordered by room and seq. After a commit whose
     /// answer was lost, this tells which of its messages were stored after all, so it answers only once no write to
     /// those rooms can still commit: an answer given while the lost commit is still landing would leave a stored
     /// message undelivered.
@@ -254,10 +262,20 @@ pub trait Store: Send + Sync {
         &self,
         room_ids: &[Uuid],
         ids: &[Uuid],
-    ) -> Result<Vec<StoredMessage>, StoreError>;
-    /// A page of a room's history, newest first.
+    ) -> Result<Vec<LogEntry>, StoreError>;
+    /// A page of a room's messages in their current state, newest first: edited content, deletions as tombstones,
+    /// reactions counted per emoji (`me` for `query.viewer`) and replies counted.
     async fn history(&self, room_id: Uuid, query: &HistoryQuery)
     -> Result<HistoryPage, StoreError>;
+    /// The room's log after `after_seq`, oldest first, at most `limit` entries of every kind: what a client that
+    /// knows the room through `after_seq` is missing. Messages are in their current state (an edit replayed after
+    /// its message repeats what the message shows).
+    async fn log_after(
+        &self,
+        room_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError>;
 
     /// Appends audit events.
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;

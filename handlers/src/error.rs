@@ -46,6 +46,7 @@ pub enum Field {
     RoomName,
     RoomPassword,
     Content,
+    Emoji,
 }
 
 impl Field {
@@ -59,6 +60,7 @@ impl Field {
             Field::RoomName => "name",
             Field::RoomPassword => "password",
             Field::Content => "content",
+            Field::Emoji => "emoji",
         }
     }
 }
@@ -142,6 +144,27 @@ pub enum Error {
     /// The user owns as many rooms as allowed.
     #[error("you already own {0} rooms, the most allowed")]
     RoomQuota(u64),
+    /// No message with this seq in the room (edits, deletions and reactions are entries, not messages).
+    #[error("there is no message {seq} in this room")]
+    MessageNotFound { seq: i64 },
+    /// The message was deleted: it cannot be edited, reacted to or replied to.
+    #[error("message {seq} was deleted")]
+    MessageDeleted { seq: i64 },
+    /// Only a message's author may edit it.
+    #[error("only its author can edit a message")]
+    NotAuthor,
+    /// Only a message's author or the room's owner may delete it.
+    #[error("only its author or the room owner can delete a message")]
+    NotAuthorOrOwner,
+    /// The message is older than the configured edit window.
+    #[error("messages can only be edited within {secs} seconds of posting")]
+    EditWindowClosed { secs: u64 },
+    /// The message carries the most distinct reactions allowed.
+    #[error("a message can carry at most {max} different reactions")]
+    TooManyReactions { max: usize },
+    /// An unreact of a reaction the user has not made.
+    #[error("you have not reacted to that message with that emoji")]
+    ReactionNotFound,
     /// A frame that is not a command: bad JSON, unknown type, missing or mistyped field.
     #[error("invalid message format")]
     InvalidMessage,
@@ -252,6 +275,7 @@ impl Error {
                 Field::RoomName => "invalid_room_name",
                 Field::RoomPassword => "invalid_room_password",
                 Field::Content => "invalid_message",
+                Field::Emoji => "invalid_emoji",
             },
             Error::Malformed(_) | Error::BadRequest => "invalid_request",
             Error::TooManyRequests { .. } | Error::TooManyConnections(_) => "rate_limited",
@@ -272,6 +296,13 @@ impl Error {
             Error::RoomExists => "conflict",
             Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => "forbidden",
             Error::RoomRequired | Error::InvalidMessage => "invalid_message",
+            Error::MessageNotFound { .. } | Error::MessageDeleted { .. } | Error::ReactionNotFound => {
+                "not_found"
+            }
+            Error::NotAuthor
+            | Error::NotAuthorOrOwner
+            | Error::EditWindowClosed { .. }
+            | Error::TooManyReactions { .. } => "forbidden",
             Error::MessageTooLarge { .. } => "message_too_large",
             Error::RateLimited => "rate_limited",
             Error::UsernameTaken | Error::EmailTaken => "conflict",
@@ -309,6 +340,13 @@ impl Error {
                 ErrorKind::Forbidden
             }
             Error::RoomRequired | Error::InvalidMessage => ErrorKind::Invalid,
+            Error::MessageNotFound { .. } | Error::MessageDeleted { .. } | Error::ReactionNotFound => {
+                ErrorKind::NotFound
+            }
+            Error::NotAuthor
+            | Error::NotAuthorOrOwner
+            | Error::EditWindowClosed { .. }
+            | Error::TooManyReactions { .. } => ErrorKind::Forbidden,
             Error::MessageTooLarge { .. } => ErrorKind::TooLarge,
             Error::RateLimited => ErrorKind::RateLimited,
             Error::InvalidCredentials | Error::MissingCredentials | Error::InvalidToken(_) => {
@@ -378,6 +416,24 @@ impl From<StoreError> for Error {
             }
             StoreError::Unavailable(detail) => Error::Unavailable(detail),
             StoreError::Backend(detail) => Error::Internal(detail),
+        }
+    }
+}
+
+impl Error {
+    /// The error a client sees for the log's refusal of a change; `edit_window_secs` is the configured window.
+    pub fn refused(refusal: crate::model::Refusal, edit_window_secs: u64) -> Self {
+        use crate::model::Refusal;
+        match refusal {
+            Refusal::NoSuchMessage { seq } => Error::MessageNotFound { seq },
+            Refusal::Deleted { seq } => Error::MessageDeleted { seq },
+            Refusal::NotAuthor => Error::NotAuthor,
+            Refusal::NotAuthorOrOwner => Error::NotAuthorOrOwner,
+            Refusal::EditWindowClosed => Error::EditWindowClosed {
+                secs: edit_window_secs,
+            },
+            Refusal::TooManyReactions { max } => Error::TooManyReactions { max },
+            Refusal::NoSuchReaction => Error::ReactionNotFound,
         }
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::model::{HistoryPage, Principal, Room, StoredMessage};
+use crate::model::{HistoryPage, Principal, Room, LogEntry};
 
 /// Identifies one WebSocket connection on this node.
 pub type ConnectionId = u64;
@@ -68,11 +68,8 @@ pub enum Reply {
         last_seq: i64,
         at: OffsetDateTime,
     },
-    /// A stored message replayed to this connection (resume with `after_seq`).
-    Message {
-        room: String,
-        message: StoredMessage,
-    },
+    /// An entry of the room's log replayed to this connection (resume with `after_seq`).
+    Entry { room: String, entry: LogEntry },
     /// Left a room: `You have left the room "…"` + `ROOM_LEAVE_SUCCESS:…` / `left_room`.
     LeftRoom { room: String },
     /// A room was created: `ROOM_CREATE_SUCCESS:{…}` / `room_created`.
@@ -86,7 +83,8 @@ pub enum Reply {
         room: String,
         members: Vec<MemberView>,
     },
-    /// A posted message is durably stored with `seq` (JSON protocol only; the text protocol shows the message).
+    /// A posted message, or an edit, deletion or reaction, is durably stored with `seq` (JSON protocol only; the
+    /// text protocol shows the entry).
     Ack { room: String, seq: i64 },
     /// The command failed.
     Error(Error),
@@ -135,8 +133,8 @@ pub enum RoomEvent {
     Joined { username: String },
     /// `… has left the room` / `left`.
     Left { username: String },
-    /// A stored chat message.
-    Message(StoredMessage),
+    /// A new entry of the room's log: a message, an edit, a deletion or a reaction.
+    Entry(LogEntry),
     /// `Room '…' has been deleted by …` / `room_deleted`.
     Deleted { by: String },
     /// `TYPING:…` / `typing`.

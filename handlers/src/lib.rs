@@ -24,6 +24,7 @@ pub mod context;
 pub mod error;
 pub mod event;
 pub mod model;
+pub mod room_log;
 pub mod validate;
 
 #[cfg(feature = "testing")]

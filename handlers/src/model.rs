@@ -121,46 +121,281 @@ pub struct Member {
     pub username: String,
 }
 
-/// A chat message to be stored; the store assigns its room sequence number.
+/// An entry to be put in a room's log; the store assigns its seq (the next of the room).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
+pub struct NewEntry {
     pub id: Uuid,
     pub room_id: Uuid,
+    /// Who makes the change: the poster, editor, deleter or reactor.
     pub user_id: Uuid,
-    pub content: String,
-    /// The sender's idempotency key: the same (user, key) is stored once.
+    pub change: Change,
+    /// The sender's idempotency key (posts only): the same (user, key) is stored once.
     pub client_msg_id: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
-/// A stored chat message.
+/// What a new entry does. The rules of each (who may, on what) are checked by the store in the transaction that
+/// stores it, against the state the log has reached, with [`crate::room_log::plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
+pub enum Change {
+    /// Posts a message, optionally replying to an earlier one of the room.
+    Post {
+        content: String,
+        reply_to: Option<i64>,
+    },
+    /// Replaces the content of the author's own message. `not_before` is the edit window: a message created before
+    /// it may no longer be edited.
+    Edit {
+        target_seq: i64,
+        content: String,
+        not_before: Option<OffsetDateTime>,
+    },
+    /// Deletes a message, erasing its content; `any_author` lets the room's owner delete others' messages.
+    Delete { target_seq: i64, any_author: bool },
+    /// Adds the user's reaction `emoji` to a message, which may carry at most `max_emojis` distinct ones.
+    React {
+        target_seq: i64,
+        emoji: String,
+        max_emojis: usize,
+    },
+    /// Removes the user's reaction `emoji` from a message.
+    Unreact { target_seq: i64, emoji: String },
+}
+
+/// An entry of a room's log, as stored: every change to a room's messages takes the room's next seq, so replaying
+/// the log in seq order rebuilds exactly the state it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
     pub id: Uuid,
     pub room_id: Uuid,
     /// Position in the room: 1, 2, 3, … with no gaps.
     pub seq: i64,
+    /// Who made it.
     pub user_id: Uuid,
     pub username: String,
-    pub content: String,
     pub client_msg_id: Option<String>,
     pub created_at: OffsetDateTime,
+    pub body: Body,
 }
 
-/// The outcome of storing one message of a batch.
+/// What a log entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A posted message. Read back from the store it is in its current state: edited content with `edited_at`, or
+    /// deleted (its content erased, `""`).
+    Message(MessageBody),
+    /// The message `target_seq` was edited to `content` (erased, `""`, once the message is deleted).
+    Edit { target_seq: i64, content: String },
+    /// The message `target_seq` was deleted.
+    Delete { target_seq: i64 },
+    /// The entry's user added (or removed) the reaction `emoji` to the message `target_seq`.
+    Reaction {
+        target_seq: i64,
+        emoji: String,
+        added: bool,
+    },
+}
+
+/// A posted message's text and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody {
+    pub content: String,
+    /// The message of the room this one replies to.
+    pub reply_to: Option<i64>,
+    /// When it was last edited.
+    pub edited_at: Option<OffsetDateTime>,
+    /// Deleted: the content is erased.
+    pub deleted: bool,
+}
+
+impl MessageBody {
+    /// A message as posted: not edited, not deleted.
+    pub fn posted(content: impl Into<String>, reply_to: Option<i64>) -> Self {
+        MessageBody {
+            content: content.into(),
+            reply_to,
+            edited_at: None,
+            deleted: false,
+        }
+    }
+}
+
+impl LogEntry {
+    /// The message this entry is, if it is one.
+    pub fn message(&self) -> Option<&MessageBody> {
+        match &self.body {
+            Body::Message(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The text the entry carries: a message's content or an edit's new content.
+    pub fn content(&self) -> Option<&str> {
+        match &self.body {
+            Body::Message(message) => Some(&message.content),
+            Body::Edit { content, .. } => Some(content),
+            Body::Delete { .. } | Body::Reaction { .. } => None,
+        }
+    }
+
+    /// The message an edit, deletion or reaction is about.
+    pub fn target_seq(&self) -> Option<i64> {
+        match &self.body {
+            Body::Message(_) => None,
+            Body::Edit { target_seq, .. }
+            | Body::Delete { target_seq }
+            | Body::Reaction { target_seq, .. } => Some(*target_seq),
+        }
+    }
+
+    /// The entry's kind as the database column `kind` holds it.
+    pub fn kind(&self) -> EntryKind {
+        match &self.body {
+            Body::Message(_) => EntryKind::Message,
+            Body::Edit { .. } => EntryKind::Edit,
+            Body::Delete { .. } => EntryKind::Delete,
+            Body::Reaction { added: true, .. } => EntryKind::React,
+            Body::Reaction { added: false, .. } => EntryKind::Unreact,
+        }
+    }
+}
+
+/// The kinds of log entry, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Message,
+    Edit,
+    Delete,
+    React,
+    Unreact,
+}
+
+impl EntryKind {
+    /// The value of the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Message => "message",
+            EntryKind::Edit => "edit",
+            EntryKind::Delete => "delete",
+            EntryKind::React => "react",
+            EntryKind::Unreact => "unreact",
+        }
+    }
+
+    /// The kind a `kind` column holds.
+    pub fn parse(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "message" => EntryKind::Message,
+            "edit" => EntryKind::Edit,
+            "delete" => EntryKind::Delete,
+            "react" => EntryKind::React,
+            "unreact" => EntryKind::Unreact,
+            _ => return None,
+        })
+    }
+
+    /// The body of an entry of this kind from its stored columns; `None` when a column it needs is missing.
+    pub fn body(
+        self,
+        content: String,
+        target_seq: Option<i64>,
+        reply_to: Option<i64>,
+        emoji: Option<String>,
+        edited_at: Option<OffsetDateTime>,
+        deleted: bool,
+    ) -> Option<Body> {
+        Some(match self {
+            EntryKind::Message => Body::Message(MessageBody {
+                content,
+                reply_to,
+                edited_at,
+                deleted,
+            }),
+            EntryKind::Edit => Body::Edit {
+                target_seq: target_seq?,
+                content,
+            },
+            EntryKind::Delete => Body::Delete {
+                target_seq: target_seq?,
+            },
+            EntryKind::React | EntryKind::Unreact => Body::Reaction {
+                target_seq: target_seq?,
+                emoji: emoji?,
+                added: self == EntryKind::React,
+            },
+        })
+    }
+}
+
+/// The outcome of putting one entry of a batch in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     /// Newly stored with the next seq of its room.
-    Stored(StoredMessage),
+    Stored(LogEntry),
     /// A repeat of an earlier (user, client_msg_id): nothing was stored; this is the original.
-    Duplicate(StoredMessage),
+    Duplicate(LogEntry),
+    /// A reaction the user had made already (by the entry `seq`): nothing was stored.
+    Unchanged { room_id: Uuid, seq: i64 },
+    /// The change breaks a rule of the log: nothing was stored and no seq was used.
+    Refused(Refusal),
 }
 
 impl Appended {
-    /// The stored message, new or original.
-    pub fn message(&self) -> &StoredMessage {
+    /// The stored entry, new or original.
+    pub fn entry(&self) -> Option<&LogEntry> {
         match self {
-            Appended::Stored(message) | Appended::Duplicate(message) => message,
+            Appended::Stored(entry) | Appended::Duplicate(entry) => Some(entry),
+            Appended::Unchanged { .. } | Appended::Refused(_) => None,
+        }
+    }
+}
+
+/// Why the log refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No message has this seq in the room (an edit, deletion or reaction is not a message).
+    NoSuchMessage { seq: i64 },
+    /// The message was deleted.
+    Deleted { seq: i64 },
+    /// Only the author may edit a message.
+    NotAuthor,
+    /// Only the author or the room's owner may delete a message.
+    NotAuthorOrOwner,
+    /// The message is older than the edit window.
+    EditWindowClosed,
+    /// The message carries the most distinct emojis allowed.
+    TooManyReactions { max: usize },
+    /// The user has no such reaction on the message.
+    NoSuchReaction,
+}
+
+/// Several users' reactions with one emoji to a message, as history shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: u32,
+    /// Whether the user reading the history is one of them.
+    pub me: bool,
+}
+
+/// A message of a history page in its current state, with what others did to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryMessage {
+    /// The message (its body is [`Body::Message`]).
+    pub entry: LogEntry,
+    /// Its reactions, by emoji, in the order each emoji was first used.
+    pub reactions: Vec<ReactionCount>,
+    /// How many messages (not deleted) reply to it.
+    pub replies: u32,
+}
+
+impl HistoryMessage {
+    /// A message with no reactions or replies.
+    pub fn plain(entry: LogEntry) -> Self {
+        HistoryMessage {
+            entry,
+            reactions: Vec::new(),
+            replies: 0,
         }
     }
 }
@@ -182,6 +417,10 @@ pub struct HistoryQuery {
     pub since: Option<OffsetDateTime>,
     /// Only messages created at or before this time.
     pub until: Option<OffsetDateTime>,
+    /// Only the thread of this message: the message itself and its replies.
+    pub thread: Option<i64>,
+    /// The user reading, whose own reactions are marked `me`.
+    pub viewer: Option<Uuid>,
 }
 
 impl HistoryQuery {
@@ -195,6 +434,8 @@ impl HistoryQuery {
             contains: None,
             since: None,
             until: None,
+            thread: None,
+            viewer: None,
         }
     }
 }
@@ -202,7 +443,7 @@ impl HistoryQuery {
 /// One page of history, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPage {
-    pub messages: Vec<StoredMessage>,
+    pub messages: Vec<HistoryMessage>,
     /// The cursor for the next older page: the smallest seq on this page.
     pub next_before: Option<i64>,
     /// Whether older messages matching the query exist.

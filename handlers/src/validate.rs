@@ -166,6 +166,39 @@ pub fn message_content(value: &str, max_bytes: usize) -> Result<&str, Error> {
     Ok(value)
 }
 
+/// The longest `:short_name:` a reaction may be, between its colons.
+pub const MAX_SHORT_NAME_CHARS: usize = 32;
+
+/// A reaction: one emoji (an extended grapheme cluster Unicode lists as an emoji, with or without its presentation
+/// selector) or a `:short_name:` of 1–32 characters from `a-z`, `0-9`, `_`, `+` and `-`.
+pub fn emoji(value: &str) -> Result<&str, Error> {
+    if let Some(name) = value
+        .strip_prefix(':')
+        .and_then(|rest| rest.strip_suffix(':'))
+    {
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_+-".contains(c);
+        if (1..=MAX_SHORT_NAME_CHARS).contains(&name.len()) && name.chars().all(allowed) {
+            return Ok(value);
+        }
+        return Err(Error::invalid(
+            Field::Emoji,
+            "a short name is 1 to 32 of a-z, 0-9, _, + and - between colons, like :thumbs_up:",
+        ));
+    }
+    let bare = value.trim_end_matches('\u{fe0f}');
+    let known = emojis::get(value).is_some()
+        || emojis::get(bare).is_some()
+        || emojis::get(&format!("{bare}\u{fe0f}")).is_some();
+    if known {
+        Ok(value)
+    } else {
+        Err(Error::invalid(
+            Field::Emoji,
+            "emoji must be one emoji, like 👍, or a :short_name:",
+        ))
+    }
+}
+
 /// A message's idempotency key: 1–64 characters, none of them a control character.
 pub fn client_msg_id(value: &str) -> Result<&str, Error> {
     let chars = value.chars().count();
@@ -181,6 +214,46 @@ pub fn client_msg_id(value: &str) -> Result<&str, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_is_one_emoji_or_a_short_name() {
+        for good in [
+            "👍",
+            "👍🏽",
+            "❤️",
+            "❤",
+            "🇫🇷",
+            "👩‍👩‍👧",
+            "1️⃣",
+            ":thumbs_up:",
+            ":+1:",
+            ":a:",
+            ":party-parrot:",
+        ] {
+            assert_eq!(emoji(good), Ok(good), "{good}");
+        }
+        let long = format!(":{}:", "a".repeat(33));
+        for bad in [
+            "",
+            "a",
+            "👍👍",
+            "👍 ",
+            "ok",
+            "::",
+            ":Thumbs:",
+            ":thumbs up:",
+            ":thumbs_up",
+            long.as_str(),
+            "\u{fe0f}",
+            "<b>",
+        ] {
+            assert_eq!(
+                emoji(bad).map_err(|err| err.code()),
+                Err("invalid_emoji"),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn field_of(result: Result<&str, Error>) -> Option<&'static str> {
         result.err().and_then(|err| err.field())

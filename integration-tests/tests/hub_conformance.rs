@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
-use palaver_handlers::model::StoredMessage;
+use palaver_handlers::model::LogEntry;
 use palaver_handlers::testing::MemoryHub;
 use palaver_handlers::{Hub, MAX_HELD_EVENTS};
 use palaver_runtime::close::Close;
@@ -144,7 +144,7 @@ impl Subject for Memory {
             .map(|broadcast| {
                 let room = broadcast.room;
                 match broadcast.event {
-                    RoomEvent::Message(message) => Seen::Message {
+                    RoomEvent::Entry(message) => Seen::Message {
                         room,
                         seq: message.seq,
                     },
@@ -169,7 +169,7 @@ fn message(room_id: Uuid, room: &str, seq: i64) -> Broadcast {
         room_id,
         room: room.into(),
         at: AT,
-        event: RoomEvent::Message(StoredMessage {
+        event: RoomEvent::Entry(LogEntry {
             id: Uuid::now_v7(),
             room_id,
             seq,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use palaver_handlers::model::{
-    Appended, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room, StoredMessage,
+    Appended, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room, LogEntry,
     User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
@@ -105,8 +105,8 @@ async fn room(store: &PostgresStore, name: &str, owner: &User) -> anyhow::Result
         .await?)
 }
 
-fn message(room: &Room, user: &User, content: &str, key: Option<&str>) -> NewMessage {
-    NewMessage {
+fn message(room: &Room, user: &User, content: &str, key: Option<&str>) -> NewEntry {
+    NewEntry {
         id: Uuid::new_v4(),
         room_id: room.id,
         user_id: user.id,
@@ -285,7 +285,7 @@ async fn a_key_raced_into_several_rooms_is_stored_once() -> anyhow::Result<()> {
     for task in tasks {
         outcomes.extend(task.await??);
     }
-    let stored: Vec<&StoredMessage> = outcomes
+    let stored: Vec<&LogEntry> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
             Appended::Stored(message) => Some(message),
@@ -312,7 +312,7 @@ async fn a_history_page_walks_the_room_seq_index_instead_of_scanning_messages() 
     let busy = room(store, "busy", &alice).await?;
     let quiet = room(store, "quiet", &alice).await?;
     for chunk in 0..20 {
-        let batch: Vec<NewMessage> = (0..1000)
+        let batch: Vec<NewEntry> = (0..1000)
             .map(|n| {
                 let target = if n % 10 == 0 { &quiet } else { &busy };
                 let mut new = message(target, &alice, &format!("message {chunk}-{n}"), None);

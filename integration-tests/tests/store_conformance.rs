@@ -11,8 +11,8 @@
 use std::time::Duration as StdDuration;
 
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
-    StoredMessage, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
+    LogEntry, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::PgDatabase;
@@ -200,8 +200,8 @@ fn message(
     content: &str,
     key: Option<&str>,
     created_at: OffsetDateTime,
-) -> NewMessage {
-    NewMessage {
+) -> NewEntry {
+    NewEntry {
         id: Uuid::now_v7(),
         room_id: room.id,
         user_id: sender.id,
@@ -212,8 +212,8 @@ fn message(
 }
 
 /// What the store must answer for `new`, stored with `seq` by `sender`.
-fn stored_as(new: &NewMessage, seq: i64, sender: &User) -> StoredMessage {
-    StoredMessage {
+fn stored_as(new: &NewEntry, seq: i64, sender: &User) -> LogEntry {
+    LogEntry {
         id: new.id,
         room_id: new.room_id,
         seq,
@@ -225,7 +225,7 @@ fn stored_as(new: &NewMessage, seq: i64, sender: &User) -> StoredMessage {
     }
 }
 
-async fn append(store: &dyn Store, batch: &[NewMessage]) -> Vec<Appended> {
+async fn append(store: &dyn Store, batch: &[NewEntry]) -> Vec<Appended> {
     store
         .append_messages(batch)
         .await
@@ -286,7 +286,7 @@ fn sent_at(seq: i64) -> OffsetDateTime {
 
 /// A room holding [`HISTORY`]: seq `n` is `HISTORY[n - 1]`, sent at `sent_at(n)` by alice (odd) or Bob_B (even).
 /// Also a second room with one message, which must never show up in the first room's history.
-async fn seeded_history(store: &dyn Store) -> (Room, Vec<StoredMessage>) {
+async fn seeded_history(store: &dyn Store) -> (Room, Vec<LogEntry>) {
     let alice = user(store, "alice").await;
     let bob = user(store, "Bob_B").await;
     let chat = room(store, "History", &alice).await;
@@ -320,7 +320,7 @@ async fn seeded_history(store: &dyn Store) -> (Room, Vec<StoredMessage>) {
 }
 
 /// The expected messages with these seqs, in the order given.
-fn expect_seqs(all: &[StoredMessage], seqs: &[i64]) -> Vec<StoredMessage> {
+fn expect_seqs(all: &[LogEntry], seqs: &[i64]) -> Vec<LogEntry> {
     seqs.iter()
         .map(|seq| all[*seq as usize - 1].clone())
         .collect()
@@ -854,7 +854,7 @@ mod cases {
             room(store, "Quiet", &owner).await,
             room(store, "Busy", &owner).await,
         );
-        let batch: Vec<NewMessage> = (1..=3)
+        let batch: Vec<NewEntry> = (1..=3)
             .map(|n| message(&busy, &owner, &format!("m{n}"), None, secs(n)))
             .collect();
         append(store, &batch).await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use divan::{AllocProfiler, Bencher};
 use palaver_handlers::Hub;
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::model::StoredMessage;
+use palaver_handlers::model::LogEntry;
 use palaver_runtime::hub::{ConnectionHandle, Kick, LocalHub};
 use palaver_runtime::render::Codec;
 use time::OffsetDateTime;
@@ -57,7 +57,7 @@ fn message(room_id: Uuid, seq: i64) -> Broadcast {
         room_id,
         room: "general".into(),
         at: now,
-        event: RoomEvent::Message(StoredMessage {
+        event: RoomEvent::Entry(LogEntry {
             id: Uuid::now_v7(),
             room_id,
             seq,

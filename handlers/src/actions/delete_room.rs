@@ -65,7 +65,7 @@ pub async fn delete_room_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::NewMessage;
+    use crate::model::NewEntry;
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Hub, Store};
@@ -89,11 +89,14 @@ mod tests {
         enter(&ctx, &on(2, &jane), "general").await;
         enter(&ctx, &on(3, &jane), "general").await;
         ctx.store
-            .append_messages(&[NewMessage {
+            .append_messages(&[NewEntry {
                 id: Uuid::now_v7(),
                 room_id: room.id,
                 user_id: jane.user_id,
-                content: "hi".into(),
+                change: crate::model::Change::Post {
+                    content: "hi".into(),
+                    reply_to: None,
+                },
                 client_msg_id: None,
                 created_at: ctx.clock.now(),
             }])

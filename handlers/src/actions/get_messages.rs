@@ -30,6 +30,7 @@ pub struct GetMessagesRequest {
     pub contains: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    pub thread: Option<i64>,
 }
 
 /// The query of a history request as clients send it (the REST route's query string); [`HistoryParams::query`]
@@ -51,6 +52,8 @@ pub struct HistoryParams {
     pub since: Option<String>,
     /// Only messages created at or before this RFC 3339 time.
     pub until: Option<String>,
+    /// Only the thread of this message: the message and its replies.
+    pub thread: Option<i64>,
 }
 
 impl HistoryParams {
@@ -67,6 +70,8 @@ impl HistoryParams {
             contains: non_empty(&self.contains),
             since: time_field("since", &self.since)?,
             until: time_field("until", &self.until)?,
+            thread: self.thread,
+            viewer: None,
         })
     }
 }
@@ -82,6 +87,7 @@ impl GetMessagesRequest {
             contains: self.contains.clone(),
             since: self.since.clone(),
             until: self.until.clone(),
+            thread: self.thread,
         }
     }
 }
@@ -133,7 +139,8 @@ pub async fn get_messages_for(
     params: &HistoryParams,
     password: Option<&str>,
 ) -> Result<(Room, HistoryPage), Error> {
-    let query = params.query()?;
+    let mut query = params.query()?;
+    query.viewer = Some(principal.user_id);
     let room = find_room(ctx, room_name).await?;
     // A non-member naming no password is simply not in the room; a wrong password is said to be wrong.
     may_enter(ctx, principal, &room, password, Error::NotInRoom).await?;
@@ -144,6 +151,7 @@ pub async fn get_messages_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::HistoryMessage;
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
     use crate::{ErrorKind, Store};
@@ -165,7 +173,7 @@ mod tests {
     }
 
     fn seqs(page: &HistoryPage) -> Vec<i64> {
-        page.messages.iter().map(|m| m.seq).collect()
+        page.messages.iter().map(|m| m.entry.seq).collect()
     }
 
     #[tokio::test]
@@ -180,7 +188,7 @@ mod tests {
             vec![Reply::History {
                 room: "general".into(),
                 page: HistoryPage {
-                    messages: stored.into_iter().rev().collect(),
+                    messages: stored.into_iter().rev().map(HistoryMessage::plain).collect(),
                     next_before: Some(1),
                     has_more: false,
                 },
@@ -344,6 +352,7 @@ mod tests {
             contains: Some(String::new()),
             since: Some("2026-11-25T15:30:45Z".into()),
             until: None,
+            thread: Some(4),
         };
         assert_eq!(
             params.query().unwrap(),
@@ -355,6 +364,8 @@ mod tests {
                 contains: None,
                 since: Some(datetime!(2026-11-25 15:30:45 UTC)),
                 until: None,
+                thread: Some(4),
+                viewer: None,
             }
         );
         assert_eq!(

@@ -8,7 +8,7 @@ use crate::actions::room_access::{find_room, may_enter};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
-use crate::model::{HistoryQuery, Room, StoredMessage};
+use crate::model::{LogEntry, Room};
 
 /// How many messages one store read of a replay fetches.
 const REPLAY_PAGE: u32 = 200;
@@ -20,7 +20,7 @@ pub struct JoinRoomRequest {
     pub name: String,
     /// A private room's password; members rejoin without it.
     pub password: Option<String>,
-    /// The last seq the client saw: every stored message after it is replayed.
+    /// The last seq the client saw: every entry of the room's log after it is replayed.
     pub after_seq: Option<i64>,
 }
 
@@ -95,9 +95,9 @@ pub async fn join_room(
         known
     };
     let mut replies = vec![welcome(ctx, &room, announced)];
-    replies.extend(missed.into_iter().map(|message| Reply::Message {
+    replies.extend(missed.into_iter().map(|entry| Reply::Entry {
         room: room.name.clone(),
-        message,
+        entry,
     }));
     replies.push(Reply::CaughtUp {
         room_id: room.id,
@@ -114,26 +114,18 @@ fn welcome(ctx: &dyn Context, room: &Room, last_seq: i64) -> Reply {
     }
 }
 
-/// Every stored message of the room with a seq above `after_seq`, oldest first. Seqs have no gaps, so the window
-/// `(from, from + page]` is exactly the next page; reading stops at the first empty window.
-async fn replay(
-    ctx: &dyn Context,
-    room: &Room,
-    after_seq: i64,
-) -> Result<Vec<StoredMessage>, Error> {
-    let mut missed: Vec<StoredMessage> = Vec::new();
+/// Every entry of the room's log with a seq above `after_seq`, oldest first, read a page at a time.
+async fn replay(ctx: &dyn Context, room: &Room, after_seq: i64) -> Result<Vec<LogEntry>, Error> {
+    let mut missed: Vec<LogEntry> = Vec::new();
     let mut from = after_seq.max(0);
-    // Bounded even if messages keep arriving while it reads: at most twice the replay limit.
+    // Bounded even if entries keep arriving while it reads: at most twice the replay limit.
     let most = 2 * usize::try_from(ctx.limits().max_replay).unwrap_or(usize::MAX);
     while missed.len() < most {
-        let mut query = HistoryQuery::latest(REPLAY_PAGE);
-        query.after_seq = Some(from);
-        query.before_seq = Some(from + i64::from(REPLAY_PAGE) + 1);
-        let page = ctx.store().history(room.id, &query).await?;
-        let Some(newest) = page.messages.first().map(|message| message.seq) else {
+        let page = ctx.store().log_after(room.id, from, REPLAY_PAGE).await?;
+        let Some(newest) = page.last().map(|entry| entry.seq) else {
             break;
         };
-        missed.extend(page.messages.into_iter().rev());
+        missed.extend(page);
         from = newest;
     }
     Ok(missed)
@@ -430,12 +422,12 @@ mod tests {
                 through_seq: 450
             })
         );
-        let replayed: Vec<StoredMessage> = replies[1..replies.len() - 1]
+        let replayed: Vec<LogEntry> = replies[1..replies.len() - 1]
             .iter()
             .map(|reply| match reply {
-                Reply::Message { room, message } => {
+                Reply::Entry { room, entry } => {
                     assert_eq!(room, "general");
-                    message.clone()
+                    entry.clone()
                 }
                 other => panic!("unexpected reply {other:?}"),
             })
@@ -443,7 +435,7 @@ mod tests {
         assert_eq!(replayed, stored[17..].to_vec());
         assert_eq!(replayed.first().map(|m| m.seq), Some(18));
         assert_eq!(
-            replayed.last().map(|m| m.content.as_str()),
+            replayed.last().and_then(LogEntry::content),
             Some("message 450")
         );
     }
@@ -519,7 +511,7 @@ mod tests {
             room_id: room.id,
             room: "general".into(),
             at: five[4].created_at,
-            event: RoomEvent::Message(five[4].clone()),
+            event: RoomEvent::Entry(five[4].clone()),
             skip_user: None,
         });
         let sixth = crate::actions::room_message::room_message(
@@ -529,6 +521,7 @@ mod tests {
                 room: Some("general".into()),
                 content: "six".into(),
                 client_msg_id: None,
+                reply_to: None,
             },
         )
         .await
@@ -556,7 +549,7 @@ mod tests {
             .into_iter()
             .filter_map(|delivery| match delivery {
                 Broadcast {
-                    event: RoomEvent::Message(message),
+                    event: RoomEvent::Entry(message),
                     ..
                 } => Some(message.seq),
                 _ => None,

@@ -6,14 +6,18 @@
 // The WebSocket commands (PROTOCOL §3), each named after its wire `type`; those with a REST route too have a
 // `<command>_for` entry taking the principal instead of a connection.
 pub mod create_room;
+pub mod delete_message;
 pub mod delete_room;
+pub mod edit_message;
 pub mod get_messages;
 pub mod join_room;
 pub mod leave_room;
 pub mod list_members;
 pub mod list_rooms;
+pub mod react;
 pub mod room_message;
 pub mod typing;
+pub mod unreact;
 
 // The account routes (PROTOCOL §1), named after their path.
 pub mod login;
@@ -27,6 +31,7 @@ pub mod disconnect;
 pub mod redeem_ticket;
 
 mod room_access;
+mod submit;
 
 use uuid::Uuid;
 

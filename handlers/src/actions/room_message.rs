@@ -2,13 +2,13 @@
 //! connection including the sender's, only once it is stored; the sender gets an ack with its seq.
 
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::actions::room_access::joined_room;
+use crate::actions::submit::submit;
 use crate::context::Context;
 use crate::error::Error;
-use crate::event::{PendingReplies, Reply, Session};
-use crate::model::{Appended, NewMessage};
+use crate::event::{PendingReplies, Session};
+use crate::model::Change;
 use crate::validate;
 
 /// The `data` of a `room_message` command.
@@ -20,12 +20,15 @@ pub struct RoomMessageRequest {
     pub content: String,
     /// Makes posting idempotent: the same (user, client_msg_id) is stored and delivered once.
     pub client_msg_id: Option<String>,
+    /// The seq of the room's message this one replies to.
+    pub reply_to: Option<i64>,
 }
 
 /// Validates the message and puts it in line to be stored, returning at once with the future ack, so one connection
 /// can have several messages in flight: the message log stores them in the order submitted and, once each is
 /// committed, delivers it to the room in seq order (to the sender's connections too), then the ack resolves. A repeat
-/// of an earlier `client_msg_id` publishes nothing and is acknowledged with the original's seq.
+/// of an earlier `client_msg_id` publishes nothing and is acknowledged with the original's seq. A reply names a
+/// message of the room that exists and is not deleted, or is refused with `not_found` once the log sees it.
 pub async fn room_message(
     ctx: &dyn Context,
     session: &Session,
@@ -38,40 +41,21 @@ pub async fn room_message(
         .as_deref()
         .map(validate::client_msg_id)
         .transpose()?;
-    let new = NewMessage {
-        id: Uuid::now_v7(),
-        room_id,
-        user_id: session.principal.user_id,
+    let change = Change::Post {
         content: content.to_owned(),
-        client_msg_id: client_msg_id.map(str::to_owned),
-        created_at: ctx.clock().now(),
+        reply_to: req.reply_to,
     };
-    let posted = ctx.messages().submit(&room, new).await?;
-    Ok(Box::pin(async move { ack(room_id, room, posted.await?) }))
-}
-
-fn ack(room_id: Uuid, room: String, outcome: Appended) -> Result<Vec<Reply>, Error> {
-    match outcome {
-        Appended::Stored(message) => Ok(vec![Reply::Ack {
-            room,
-            seq: message.seq,
-        }]),
-        Appended::Duplicate(original) if original.room_id == room_id => Ok(vec![Reply::Ack {
-            room,
-            seq: original.seq,
-        }]),
-        // The key was spent on another room: acknowledging a seq of that room here would mislead the client.
-        Appended::Duplicate(_) => Err(Error::Malformed(
-            "client_msg_id was already used for a message to another room".into(),
-        )),
-    }
+    let client_msg_id = client_msg_id.map(str::to_owned);
+    submit(ctx, session, room_id, room, change, client_msg_id).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RoomEvent;
-    use crate::model::{HistoryQuery, StoredMessage};
+    use crate::event::{Reply, RoomEvent};
+    use crate::model::{Body, MessageBody};
+    use uuid::Uuid;
+    use crate::model::{HistoryQuery, LogEntry};
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Store};
@@ -90,6 +74,7 @@ mod tests {
             room: room.map(Into::into),
             content: content.into(),
             client_msg_id: client_msg_id.map(Into::into),
+            reply_to: None,
         }
     }
 
@@ -100,14 +85,14 @@ mod tests {
         }]
     }
 
-    async fn stored(ctx: &TestContext, room: Uuid) -> Vec<StoredMessage> {
+    async fn stored(ctx: &TestContext, room: Uuid) -> Vec<LogEntry> {
         let mut page = ctx
             .store
             .history(room, &HistoryQuery::latest(200))
             .await
             .unwrap();
         page.messages.reverse();
-        page.messages
+        page.messages.into_iter().map(|m| m.entry).collect()
     }
 
     #[tokio::test]
@@ -130,22 +115,22 @@ mod tests {
         assert_eq!(replies, ack("general", 1));
         let messages = stored(&ctx, room.id).await;
         assert_eq!(messages.len(), 1);
-        let expected = StoredMessage {
+        let expected = LogEntry {
             id: messages[0].id,
             room_id: room.id,
             seq: 1,
             user_id: john.user_id,
             username: "john_doe".into(),
-            content: "hello there".into(),
             client_msg_id: Some("k1".into()),
             created_at: ctx.clock.now(),
+            body: Body::Message(MessageBody::posted("hello there", None)),
         };
         assert_eq!(messages[0], expected);
         // The sender's own connections see it too, the sending one included.
         for conn in [1, 2, 3] {
             assert_eq!(
                 events(&ctx, conn),
-                vec![("general".into(), RoomEvent::Message(expected.clone()))],
+                vec![("general".into(), RoomEvent::Entry(expected.clone()))],
                 "conn {conn}"
             );
         }

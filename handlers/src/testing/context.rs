@@ -8,7 +8,7 @@ use crate::context::{
 };
 use crate::error::StoreError;
 use crate::event::{Broadcast, RoomEvent};
-use crate::model::{Appended, NewMessage};
+use crate::model::{Appended, NewEntry};
 
 /// The in-memory context: public fields so tests can look inside.
 pub struct TestContext {
@@ -116,7 +116,7 @@ impl Context for TestContext {
 /// seq order).
 #[async_trait]
 impl MessageLog for TestContext {
-    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError> {
+    async fn submit(&self, room: &str, message: NewEntry) -> Result<Posted, StoreError> {
         let outcome = self
             .store
             .append_messages(std::slice::from_ref(&message))
@@ -130,7 +130,7 @@ impl MessageLog for TestContext {
                     room_id: stored.room_id,
                     room: room.to_owned(),
                     at: stored.created_at,
-                    event: RoomEvent::Message(stored.clone()),
+                    event: RoomEvent::Entry(stored.clone()),
                     skip_user: None,
                 },
             );

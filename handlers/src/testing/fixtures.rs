@@ -4,7 +4,7 @@ use crate::actions::authenticate::authenticate;
 use crate::actions::create_room::{CreateRoomRequest, create_room};
 use crate::actions::join_room::{JoinRoomRequest, join_room};
 use crate::event::{ConnectionId, Reply, RoomEvent, Session};
-use crate::model::{NewMessage, Principal, Room, StoredMessage};
+use crate::model::{Change, LogEntry, NewEntry, Principal, Room};
 use crate::testing::TestContext;
 use crate::{Clock, Hub as _, Store as _};
 use time::Duration;
@@ -103,23 +103,26 @@ pub async fn post(
     room: &Room,
     principal: &Principal,
     contents: &[&str],
-) -> Vec<StoredMessage> {
+) -> Vec<LogEntry> {
     let mut stored = Vec::new();
     for content in contents {
         ctx.clock.advance(Duration::seconds(1));
         let appended = ctx
             .store
-            .append_messages(&[NewMessage {
+            .append_messages(&[NewEntry {
                 id: Uuid::now_v7(),
                 room_id: room.id,
                 user_id: principal.user_id,
-                content: (*content).into(),
+                change: Change::Post {
+                    content: (*content).into(),
+                    reply_to: None,
+                },
                 client_msg_id: None,
                 created_at: ctx.clock.now(),
             }])
             .await
             .expect("test messages store");
-        stored.extend(appended.iter().map(|a| a.message().clone()));
+        stored.extend(appended.iter().filter_map(|a| a.entry().cloned()));
     }
     stored
 }
@@ -130,7 +133,7 @@ pub async fn post_numbered(
     room: &Room,
     principal: &Principal,
     count: usize,
-) -> Vec<StoredMessage> {
+) -> Vec<LogEntry> {
     let contents: Vec<String> = (1..=count).map(|n| format!("message {n}")).collect();
     let contents: Vec<&str> = contents.iter().map(String::as_str).collect();
     post(ctx, room, principal, &contents).await

@@ -58,7 +58,7 @@ impl MemoryHub {
 
 /// Whether `broadcast` is a message the connection already has (its seq is at or below the replay's floor).
 fn below_floor(broadcast: &Broadcast, floor: Option<&i64>) -> bool {
-    matches!((&broadcast.event, floor), (RoomEvent::Message(m), Some(floor)) if m.seq <= *floor)
+    matches!((&broadcast.event, floor), (RoomEvent::Entry(m), Some(floor)) if m.seq <= *floor)
 }
 
 impl HubState {

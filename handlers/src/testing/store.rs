@@ -12,16 +12,19 @@ use super::lock;
 use crate::context::Store;
 use crate::error::{StoreError, Unique};
 use crate::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
-    StoredMessage, User,
+    Appended, AuditEvent, Body, HistoryMessage, HistoryPage, HistoryQuery, LogEntry, Member,
+    NewEntry, NewRoom, NewUser, ReactionCount, Room, User,
 };
+use crate::room_log::{self, Lookup, Plan, ReactionKey, Target};
 
 #[derive(Default)]
 struct MemoryState {
     users: Vec<User>,
     rooms: Vec<Room>,
     members: Vec<(Uuid, Uuid, OffsetDateTime)>,
-    messages: Vec<StoredMessage>,
+    messages: Vec<LogEntry>,
+    /// Every reaction present, with the seq of the entry that added it.
+    reactions: HashMap<ReactionKey, i64>,
     revoked: HashMap<String, OffsetDateTime>,
     used_tickets: HashMap<String, OffsetDateTime>,
     audit: Vec<AuditEvent>,
@@ -49,7 +52,7 @@ impl MemoryStore {
         lock(&self.state).users.len()
     }
 
-    /// How many messages are stored.
+    /// How many entries the logs hold, of every kind.
     pub fn message_count(&self) -> usize {
         lock(&self.state).messages.len()
     }
@@ -82,21 +85,174 @@ fn username_of(state: &MemoryState, user_id: Uuid) -> Result<String, StoreError>
         .ok_or_else(|| StoreError::Backend(format!("no user {user_id}")))
 }
 
-fn matches_query(message: &StoredMessage, query: &HistoryQuery) -> bool {
-    query.before_seq.is_none_or(|before| message.seq < before)
-        && query.after_seq.is_none_or(|after| message.seq > after)
+fn matches_query(entry: &LogEntry, query: &HistoryQuery) -> bool {
+    let Some(message) = entry.message() else {
+        return false;
+    };
+    let filtered = query.sender.is_some() || query.contains.is_some();
+    !(filtered && message.deleted)
+        && query.before_seq.is_none_or(|before| entry.seq < before)
+        && query.after_seq.is_none_or(|after| entry.seq > after)
         && query
             .sender
             .as_ref()
-            .is_none_or(|sender| message.username.eq_ignore_ascii_case(sender))
+            .is_none_or(|sender| entry.username.eq_ignore_ascii_case(sender))
         && query.contains.as_ref().is_none_or(|needle| {
             message
                 .content
                 .to_lowercase()
                 .contains(&needle.to_lowercase())
         })
-        && query.since.is_none_or(|since| message.created_at >= since)
-        && query.until.is_none_or(|until| message.created_at <= until)
+        && query.since.is_none_or(|since| entry.created_at >= since)
+        && query.until.is_none_or(|until| entry.created_at <= until)
+        && query
+            .thread
+            .is_none_or(|root| entry.seq == root || message.reply_to == Some(root))
+}
+
+impl MemoryState {
+    /// What [`room_log::plan`] needs to know of the log for `batch`.
+    fn lookup(&self, batch: &[NewEntry]) -> Lookup {
+        let wanted = room_log::wanted(batch);
+        let mut lookup = Lookup {
+            last_seqs: self
+                .rooms
+                .iter()
+                .filter(|room| batch.iter().any(|new| new.room_id == room.id))
+                .map(|room| (room.id, room.last_seq))
+                .collect(),
+            usernames: self
+                .users
+                .iter()
+                .filter(|user| batch.iter().any(|new| new.user_id == user.id))
+                .map(|user| (user.id, user.username.clone()))
+                .collect(),
+            originals: self
+                .messages
+                .iter()
+                .filter(|entry| {
+                    entry.client_msg_id.is_some()
+                        && batch.iter().any(|new| {
+                            new.user_id == entry.user_id && new.client_msg_id == entry.client_msg_id
+                        })
+                })
+                .cloned()
+                .collect(),
+            ..Lookup::default()
+        };
+        for (room_id, seq) in wanted.targets {
+            let found = self.messages.iter().find(|entry| {
+                entry.room_id == room_id && entry.seq == seq && entry.message().is_some()
+            });
+            if let Some(entry) = found {
+                let target = Target {
+                    user_id: entry.user_id,
+                    created_at: entry.created_at,
+                    deleted: entry.message().is_some_and(|message| message.deleted),
+                    emojis: self
+                        .reactions
+                        .keys()
+                        .filter(|key| key.room_id == room_id && key.target_seq == seq)
+                        .map(|key| key.emoji.clone())
+                        .collect(),
+                };
+                lookup.targets.insert((room_id, seq), target);
+            }
+        }
+        for key in wanted.reactions {
+            if let Some(seq) = self.reactions.get(&key) {
+                lookup.reactions.insert(key, *seq);
+            }
+        }
+        lookup
+    }
+
+    /// Writes what the log's rules decided.
+    fn write(&mut self, plan: Plan) {
+        for (room_id, last_seq) in plan.moved_rooms {
+            if let Some(room) = self.rooms.iter_mut().find(|room| room.id == room_id) {
+                room.last_seq = last_seq;
+            }
+        }
+        self.messages.extend(plan.inserts);
+        for edit in plan.edits {
+            if let Some(Body::Message(message)) = self
+                .messages
+                .iter_mut()
+                .find(|entry| entry.room_id == edit.room_id && entry.seq == edit.seq)
+                .map(|entry| &mut entry.body)
+            {
+                message.content = edit.content;
+                message.edited_at = Some(edit.edited_at);
+            }
+        }
+        for (room_id, seq, _) in plan.deletions {
+            for entry in self.messages.iter_mut().filter(|e| e.room_id == room_id) {
+                match &mut entry.body {
+                    Body::Message(message) if entry.seq == seq => {
+                        message.content.clear();
+                        message.edited_at = None;
+                        message.deleted = true;
+                    }
+                    Body::Edit {
+                        target_seq,
+                        content,
+                    } if *target_seq == seq => content.clear(),
+                    _ => {}
+                }
+            }
+            self.reactions
+                .retain(|key, _| !(key.room_id == room_id && key.target_seq == seq));
+        }
+        for key in plan.reactions_removed {
+            self.reactions.remove(&key);
+        }
+        self.reactions.extend(plan.reactions_added);
+    }
+
+    /// `entry` with its reactions counted for `viewer` and its replies counted.
+    fn history_message(&self, entry: &LogEntry, viewer: Option<Uuid>) -> HistoryMessage {
+        let mut reactions: Vec<(i64, ReactionCount)> = Vec::new();
+        let mut mine: Vec<(&ReactionKey, i64)> = self
+            .reactions
+            .iter()
+            .filter(|(key, _)| key.room_id == entry.room_id && key.target_seq == entry.seq)
+            .map(|(key, seq)| (key, *seq))
+            .collect();
+        mine.sort_by_key(|(_, seq)| *seq);
+        for (key, seq) in mine {
+            let me = viewer == Some(key.user_id);
+            match reactions.iter_mut().find(|(_, r)| r.emoji == key.emoji) {
+                Some((_, count)) => {
+                    count.count += 1;
+                    count.me |= me;
+                }
+                None => reactions.push((
+                    seq,
+                    ReactionCount {
+                        emoji: key.emoji.clone(),
+                        count: 1,
+                        me,
+                    },
+                )),
+            }
+        }
+        let replies = self
+            .messages
+            .iter()
+            .filter(|other| {
+                other.room_id == entry.room_id
+                    && other.message().is_some_and(|message| {
+                        message.reply_to == Some(entry.seq) && !message.deleted
+                    })
+            })
+            .count();
+        HistoryMessage {
+            entry: entry.clone(),
+            reactions: reactions.into_iter().map(|(_, count)| count).collect(),
+            replies: u32::try_from(replies).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[async_trait]
@@ -264,6 +420,7 @@ impl Store for MemoryStore {
         state.rooms.retain(|r| r.id != room_id);
         state.members.retain(|(room, _, _)| *room != room_id);
         state.messages.retain(|m| m.room_id != room_id);
+        state.reactions.retain(|key, _| key.room_id != room_id);
         Ok(state.rooms.len() < before)
     }
 
@@ -333,52 +490,12 @@ impl Store for MemoryStore {
         Ok(members)
     }
 
-    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
-        let mut guard = self.state()?;
-        // Work on a copy and swap it in at the end: a failure half-way leaves the store untouched.
-        let mut state = MemoryState {
-            users: guard.users.clone(),
-            rooms: guard.rooms.clone(),
-            members: guard.members.clone(),
-            messages: guard.messages.clone(),
-            revoked: HashMap::new(),
-            used_tickets: HashMap::new(),
-            audit: Vec::new(),
-        };
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for new in batch {
-            if let Some(key) = &new.client_msg_id {
-                let original = state
-                    .messages
-                    .iter()
-                    .find(|m| m.user_id == new.user_id && m.client_msg_id.as_ref() == Some(key));
-                if let Some(original) = original {
-                    outcomes.push(Appended::Duplicate(original.clone()));
-                    continue;
-                }
-            }
-            let username = username_of(&state, new.user_id)?;
-            let room = state
-                .rooms
-                .iter_mut()
-                .find(|r| r.id == new.room_id)
-                .ok_or_else(|| StoreError::Backend(format!("no room {}", new.room_id)))?;
-            room.last_seq += 1;
-            let stored = StoredMessage {
-                id: new.id,
-                room_id: new.room_id,
-                seq: room.last_seq,
-                user_id: new.user_id,
-                username,
-                content: new.content.clone(),
-                client_msg_id: new.client_msg_id.clone(),
-                created_at: new.created_at,
-            };
-            state.messages.push(stored.clone());
-            outcomes.push(Appended::Stored(stored));
-        }
-        guard.rooms = state.rooms;
-        guard.messages = state.messages;
+    async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        let mut state = self.state()?;
+        // The plan is made before anything is written: a batch it refuses leaves the store untouched.
+        let plan = room_log::plan(batch, state.lookup(batch))?;
+        let outcomes = plan.outcomes.clone();
+        state.write(plan);
         if self.lose_answer.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "the answer to the commit was lost".into(),
@@ -391,10 +508,10 @@ impl Store for MemoryStore {
         &self,
         _room_ids: &[Uuid],
         ids: &[Uuid],
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<LogEntry>, StoreError> {
         // Every write holds the state's lock to its end: none can still be landing.
         let state = self.state()?;
-        let mut found: Vec<StoredMessage> = state
+        let mut found: Vec<LogEntry> = state
             .messages
             .iter()
             .filter(|m| ids.contains(&m.id))
@@ -410,7 +527,7 @@ impl Store for MemoryStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, StoreError> {
         let state = self.state()?;
-        let mut matching: Vec<&StoredMessage> = state
+        let mut matching: Vec<&LogEntry> = state
             .messages
             .iter()
             .filter(|m| m.room_id == room_id && matches_query(m, query))
@@ -418,13 +535,35 @@ impl Store for MemoryStore {
         matching.sort_by_key(|m| std::cmp::Reverse(m.seq));
         let limit = query.limit as usize;
         let has_more = matching.len() > limit;
-        let messages: Vec<StoredMessage> = matching.into_iter().take(limit).cloned().collect();
-        let next_before = messages.last().map(|m| m.seq);
+        let messages: Vec<HistoryMessage> = matching
+            .into_iter()
+            .take(limit)
+            .map(|entry| state.history_message(entry, query.viewer))
+            .collect();
+        let next_before = messages.last().map(|m| m.entry.seq);
         Ok(HistoryPage {
             messages,
             next_before,
             has_more,
         })
+    }
+
+    async fn log_after(
+        &self,
+        room_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let state = self.state()?;
+        let mut entries: Vec<LogEntry> = state
+            .messages
+            .iter()
+            .filter(|entry| entry.room_id == room_id && entry.seq > after_seq)
+            .cloned()
+            .collect();
+        entries.sort_by_key(|entry| entry.seq);
+        entries.truncate(limit as usize);
+        Ok(entries)
     }
 
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

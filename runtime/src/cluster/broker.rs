@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
-use palaver_handlers::model::{HistoryQuery, StoredMessage};
+use palaver_handlers::model::{HistoryQuery, LogEntry};
 use palaver_handlers::{Broker, Clock, Hub, Presence, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -52,7 +52,7 @@ enum Input {
     /// A room event, from this node or another.
     Event(Broadcast),
     /// The database's answer to a read of missing seqs (`None`: the read failed).
-    Read(Missing, Option<Vec<StoredMessage>>),
+    Read(Missing, Option<Vec<LogEntry>>),
     /// The database's newest seqs of the served rooms.
     Positions(Vec<(Uuid, i64)>),
 }
@@ -109,7 +109,7 @@ impl NatsBroker {
 
 impl Broker for NatsBroker {
     fn publish(&self, broadcast: Broadcast) {
-        let is_message = matches!(broadcast.event, RoomEvent::Message(_));
+        let is_message = matches!(broadcast.event, RoomEvent::Entry(_));
         // A node cut off from the cluster is dead to the others, who have said its users left: what its closing
         // sockets say now would reach them late and wrong. Messages always go (they are deduplicated by seq).
         if is_message || !self.presence.is_cut() {
@@ -285,7 +285,7 @@ impl Ordering {
                 };
                 metrics.cluster_received.inc();
                 match broadcast.event {
-                    RoomEvent::Message(_) => {
+                    RoomEvent::Entry(_) => {
                         if inputs.send(Input::Event(broadcast)).await.is_err() {
                             return;
                         }
@@ -358,7 +358,7 @@ impl Ordering {
 async fn read_range(
     store: &dyn Store,
     missing: Missing,
-) -> Result<Vec<StoredMessage>, palaver_handlers::StoreError> {
+) -> Result<Vec<LogEntry>, palaver_handlers::StoreError> {
     let mut found = Vec::new();
     let mut after = missing.after;
     while after < missing.through {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::model::StoredMessage;
+use palaver_handlers::model::LogEntry;
 use uuid::Uuid;
 
 /// The most messages one room keeps waiting behind a gap; past it the gap is read from the database at once.
@@ -45,7 +45,7 @@ pub struct Sequencer {
 
 fn seq_of(broadcast: &Broadcast) -> Option<i64> {
     match &broadcast.event {
-        RoomEvent::Message(message) => Some(message.seq),
+        RoomEvent::Entry(message) => Some(message.seq),
         _ => None,
     }
 }
@@ -159,7 +159,7 @@ impl Sequencer {
     /// The answer to a read of `missing`: the stored messages found, oldest first. Returns what is now ready to
     /// deliver. Whatever of `missing` was not found is given up (it cannot be stored later: seqs are taken at commit,
     /// in order), so the room moves on.
-    pub fn read(&mut self, missing: Missing, found: Vec<StoredMessage>) -> Vec<Broadcast> {
+    pub fn read(&mut self, missing: Missing, found: Vec<LogEntry>) -> Vec<Broadcast> {
         let Some(room) = self.rooms.get_mut(&missing.room_id) else {
             return Vec::new();
         };
@@ -174,7 +174,7 @@ impl Sequencer {
                 room_id: missing.room_id,
                 room: room.name.clone(),
                 at: message.created_at,
-                event: RoomEvent::Message(message),
+                event: RoomEvent::Entry(message),
                 skip_user: None,
             });
         }
@@ -215,8 +215,8 @@ mod tests {
 
     const HOLD: Duration = Duration::from_millis(150);
 
-    fn stored(room_id: Uuid, seq: i64) -> StoredMessage {
-        StoredMessage {
+    fn stored(room_id: Uuid, seq: i64) -> LogEntry {
+        LogEntry {
             id: Uuid::now_v7(),
             room_id,
             seq,
@@ -233,7 +233,7 @@ mod tests {
             room_id,
             room: "general".into(),
             at: datetime!(2026-11-25 15:30:45 UTC),
-            event: RoomEvent::Message(stored(room_id, seq)),
+            event: RoomEvent::Entry(stored(room_id, seq)),
             skip_user: None,
         }
     }

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::model::StoredMessage;
+use palaver_handlers::model::LogEntry;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -79,7 +79,7 @@ enum Event<'a> {
 /// The bytes that carry `broadcast` from node `node`.
 pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
     let event = match &broadcast.event {
-        RoomEvent::Message(message) => Event::Message {
+        RoomEvent::Entry(message) => Event::Message {
             id: message.id,
             seq: message.seq,
             user_id: message.user_id,
@@ -148,7 +148,7 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
             content,
             client_msg_id,
             created_at,
-        } => RoomEvent::Message(StoredMessage {
+        } => RoomEvent::Entry(LogEntry {
             id,
             room_id: wire.room_id,
             seq,
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn every_event_round_trips() {
-        let message = StoredMessage {
+        let message = LogEntry {
             id: Uuid::now_v7(),
             room_id: Uuid::nil(),
             seq: 42,
@@ -218,7 +218,7 @@ mod tests {
             created_at: datetime!(2026-11-25 15:31:02.5 UTC),
         };
         let events = [
-            RoomEvent::Message(message),
+            RoomEvent::Entry(message),
             RoomEvent::Joined {
                 username: "jane_doe".into(),
             },
@@ -234,7 +234,7 @@ mod tests {
         ];
         for event in events {
             let mut sent = broadcast(event);
-            if let RoomEvent::Message(message) = &mut sent.event {
+            if let RoomEvent::Entry(message) = &mut sent.event {
                 message.room_id = sent.room_id;
             }
             let (node, received) = decode(&encode("node-a", &sent)).expect("it decodes");

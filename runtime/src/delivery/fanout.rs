@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use palaver_handlers::Broker;
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::model::StoredMessage;
+use palaver_handlers::model::LogEntry;
 
 use crate::metrics::Metrics;
 
@@ -23,13 +23,13 @@ impl Fanout {
 
     /// Delivers `message`, just stored in the room named `room`, to the room's subscribers (the sender's
     /// connections included). Called in commit order, so every room's messages go out in seq order.
-    pub fn stored(&self, room: &str, message: StoredMessage) {
+    pub fn stored(&self, room: &str, message: LogEntry) {
         self.metrics.messages_stored.inc();
         self.broker.publish(Broadcast {
             room_id: message.room_id,
             room: room.to_owned(),
             at: message.created_at,
-            event: RoomEvent::Message(message),
+            event: RoomEvent::Entry(message),
             skip_user: None,
         });
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use palaver_handlers::model::{Appended, NewMessage};
+use palaver_handlers::model::{Appended, NewEntry};
 use palaver_handlers::{MessageLog, Posted, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +34,7 @@ const RESOLVE_EVERY: Duration = Duration::from_millis(500);
 /// One post waiting to be stored.
 struct Post {
     room: String,
-    message: NewMessage,
+    message: NewEntry,
     done: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -91,7 +91,7 @@ fn writer_gone() -> StoreError {
 
 #[async_trait]
 impl MessageLog for GroupCommit {
-    async fn submit(&self, room: &str, message: NewMessage) -> Result<Posted, StoreError> {
+    async fn submit(&self, room: &str, message: NewEntry) -> Result<Posted, StoreError> {
         let (done, outcome) = oneshot::channel();
         let post = Post {
             room: room.to_owned(),
@@ -153,7 +153,7 @@ impl Writer {
     /// Stores a batch in one transaction and settles every post in it. If the batch fails for a reason other than
     /// the database being unreachable, one bad message must not sink the others: each is retried on its own.
     async fn commit(&mut self, batch: Vec<Post>) {
-        let (posts, messages): (Vec<Waiter>, Vec<NewMessage>) = batch
+        let (posts, messages): (Vec<Waiter>, Vec<NewEntry>) = batch
             .into_iter()
             .map(|post| ((post.room, post.done), post.message))
             .unzip();
@@ -204,7 +204,7 @@ impl Writer {
     }
 
     /// Stores messages, giving up (outcome unknown) after the commit timeout.
-    async fn append(&self, messages: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+    async fn append(&self, messages: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
         match tokio::time::timeout(self.commit_timeout, self.store.append_messages(messages)).await
         {
             Ok(stored) => stored,
@@ -215,7 +215,7 @@ impl Writer {
     }
 
     /// Remembers messages whose commit outcome is unknown.
-    fn doubt(&mut self, posts: &[Waiter], messages: &[NewMessage]) {
+    fn doubt(&mut self, posts: &[Waiter], messages: &[NewEntry]) {
         let doubtful = posts
             .iter()
             .zip(messages)
@@ -279,7 +279,7 @@ mod tests {
     use palaver_handlers::Hub;
     use palaver_handlers::event::{Broadcast, RoomEvent};
     use palaver_handlers::model::{
-        AuditEvent, HistoryPage, HistoryQuery, Member, NewRoom, NewUser, Room, StoredMessage, User,
+        AuditEvent, HistoryPage, HistoryQuery, Member, NewRoom, NewUser, Room, LogEntry, User,
     };
     use palaver_handlers::testing::{MemoryHub, MemoryStore};
     use std::sync::Mutex;
@@ -325,8 +325,8 @@ mod tests {
         (store, hub, user, room)
     }
 
-    fn message(room_id: Uuid, user_id: Uuid, content: &str) -> NewMessage {
-        NewMessage {
+    fn message(room_id: Uuid, user_id: Uuid, content: &str) -> NewEntry {
+        NewEntry {
             id: Uuid::now_v7(),
             room_id,
             user_id,
@@ -367,7 +367,7 @@ mod tests {
         hub.take(9)
             .into_iter()
             .filter_map(|d| match d.event {
-                RoomEvent::Message(m) => Some((m.seq, m.content)),
+                RoomEvent::Entry(m) => Some((m.seq, m.content)),
                 _ => None,
             })
             .collect()
@@ -451,7 +451,7 @@ mod tests {
 
     #[async_trait]
     impl Store for Probe {
-        async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
             let contents = batch.iter().map(|m| m.content.clone()).collect();
             self.appends.lock().unwrap().push(contents);
             self.appends_begun.send_modify(|begun| *begun += 1);
@@ -466,7 +466,7 @@ mod tests {
             &self,
             room_ids: &[Uuid],
             ids: &[Uuid],
-        ) -> Result<Vec<StoredMessage>, StoreError> {
+        ) -> Result<Vec<LogEntry>, StoreError> {
             self.lookups.lock().unwrap().push(ids.to_vec());
             self.lookups_made.send_modify(|made| *made += 1);
             if self.refuse_lookups.load(Ordering::SeqCst) {
@@ -590,7 +590,7 @@ mod tests {
             .into_iter()
             .filter_map(|d| match d {
                 Broadcast {
-                    event: RoomEvent::Message(m),
+                    event: RoomEvent::Entry(m),
                     ..
                 } => Some(m.seq),
                 _ => None,
@@ -899,7 +899,7 @@ mod tests {
             .into_iter()
             .filter_map(|d| match d {
                 Broadcast {
-                    event: RoomEvent::Message(m),
+                    event: RoomEvent::Entry(m),
                     ..
                 } => Some((m.seq, m.content)),
                 _ => None,

@@ -255,7 +255,7 @@ impl Hub for LocalHub {
         let renderer = connection.handle.renderer;
         let prefixed = connection.rooms.len() > 1;
         for broadcast in held {
-            if matches!(&broadcast.event, RoomEvent::Message(message) if message.seq <= through_seq)
+            if matches!(&broadcast.event, RoomEvent::Entry(message) if message.seq <= through_seq)
             {
                 continue;
             }
@@ -365,7 +365,7 @@ impl Hub for LocalHub {
                 continue;
             }
             let floor = connection.floors.get(&broadcast.room_id);
-            if matches!((&broadcast.event, floor), (RoomEvent::Message(m), Some(floor)) if m.seq <= *floor)
+            if matches!((&broadcast.event, floor), (RoomEvent::Entry(m), Some(floor)) if m.seq <= *floor)
             {
                 continue;
             }
@@ -589,7 +589,7 @@ mod tests {
             room_id,
             room: "general".into(),
             at: datetime!(2026-11-25 15:30:45 UTC),
-            event: RoomEvent::Message(palaver_handlers::model::StoredMessage {
+            event: RoomEvent::Entry(palaver_handlers::model::LogEntry {
                 id: Uuid::now_v7(),
                 room_id,
                 seq,

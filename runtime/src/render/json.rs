@@ -4,7 +4,7 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, Reply, RoomEvent};
-use palaver_handlers::model::{HistoryPage, StoredMessage};
+use palaver_handlers::model::{HistoryPage, LogEntry};
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,7 +24,7 @@ struct MessageFrame<'a> {
     client_msg_id: Option<&'a str>,
 }
 
-fn message(room: &str, message: &StoredMessage) -> String {
+fn message(room: &str, message: &LogEntry) -> String {
     let frame = MessageFrame {
         r#type: "message",
         room,
@@ -50,7 +50,7 @@ pub fn event(broadcast: &Broadcast) -> String {
         RoomEvent::Left { username } => {
             json!({"type": "left", "room": room, "username": username, "timestamp": at}).to_string()
         }
-        RoomEvent::Message(stored) => message(room, stored),
+        RoomEvent::Entry(stored) => message(room, stored),
         RoomEvent::Deleted { by } => {
             json!({"type": "room_deleted", "room": room, "by": by, "timestamp": at}).to_string()
         }
@@ -81,8 +81,8 @@ pub struct HistoryItem<'a> {
     client_msg_id: Option<&'a str>,
 }
 
-impl<'a> From<&'a StoredMessage> for HistoryItem<'a> {
-    fn from(message: &'a StoredMessage) -> Self {
+impl<'a> From<&'a LogEntry> for HistoryItem<'a> {
+    fn from(message: &'a LogEntry) -> Self {
         HistoryItem {
             seq: message.seq,
             id: message.id,

@@ -73,7 +73,7 @@ mod tests {
     use super::*;
     use palaver_handlers::Error;
     use palaver_handlers::event::{MemberView, RoomEvent, RoomView};
-    use palaver_handlers::model::{HistoryPage, StoredMessage};
+    use palaver_handlers::model::{HistoryPage, LogEntry};
     use serde_json::json;
     use time::macros::datetime;
     use uuid::Uuid;
@@ -90,8 +90,8 @@ mod tests {
         }
     }
 
-    fn message() -> StoredMessage {
-        StoredMessage {
+    fn message() -> LogEntry {
+        LogEntry {
             id: Uuid::nil(),
             room_id: Uuid::nil(),
             seq: 42,
@@ -130,7 +130,7 @@ mod tests {
             "[15:30:45] john_doe has left the room"
         );
         assert_eq!(
-            text(RoomEvent::Message(message()), false),
+            text(RoomEvent::Entry(message()), false),
             "[15:31:02] john_doe: hello there"
         );
         assert_eq!(
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn json_frames_carry_type_room_and_the_commands_id() {
         let frame: serde_json::Value = serde_json::from_str(
-            &Codec::Json.event_frame(&broadcast(RoomEvent::Message(message())), false),
+            &Codec::Json.event_frame(&broadcast(RoomEvent::Entry(message())), false),
         )
         .unwrap();
         assert_eq!(
@@ -325,7 +325,7 @@ mod tests {
     fn message_content_is_never_interpreted() {
         let mut evil = message();
         evil.content = "<script>alert(1)</script>\n\u{1b}[31m\"quoted\"".into();
-        let frame = Codec::Json.event_frame(&broadcast(RoomEvent::Message(evil.clone())), false);
+        let frame = Codec::Json.event_frame(&broadcast(RoomEvent::Entry(evil.clone())), false);
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(parsed["content"], evil.content.as_str());
     }

@@ -3,7 +3,7 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, MemberView, Reply, RoomEvent, RoomView};
-use palaver_handlers::model::{HistoryPage, StoredMessage};
+use palaver_handlers::model::{HistoryPage, LogEntry};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -31,7 +31,7 @@ fn prefix(room: &str, prefixed: bool) -> String {
     }
 }
 
-fn message_line(room: &str, message: &StoredMessage, prefixed: bool) -> String {
+fn message_line(room: &str, message: &LogEntry, prefixed: bool) -> String {
     format!(
         "{}[{}] {}: {}",
         prefix(room, prefixed),
@@ -53,7 +53,7 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
         RoomEvent::Left { username } => {
             format!("{prefix}[{}] {username} has left the room", clock(at))
         }
-        RoomEvent::Message(message) => message_line(room, message, prefixed),
+        RoomEvent::Entry(message) => message_line(room, message, prefixed),
         RoomEvent::Deleted { by } => {
             format!(
                 "{prefix}[{}] Room '{room}' has been deleted by {by}",

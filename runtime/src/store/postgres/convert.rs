@@ -4,7 +4,7 @@
 use std::error::Error as _;
 
 use deadpool_postgres::PoolError;
-use palaver_handlers::model::{AuditEvent, Member, Room, StoredMessage, User};
+use palaver_handlers::model::{AuditEvent, Member, Room, LogEntry, User};
 use palaver_handlers::{StoreError, Unique};
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
@@ -58,8 +58,8 @@ pub(super) fn member_from_row(row: &Row) -> Result<Member, tokio_postgres::Error
 }
 
 /// A message from a row with the columns of `messages` and its sender's `username`.
-pub(super) fn message_from_row(row: &Row) -> Result<StoredMessage, tokio_postgres::Error> {
-    Ok(StoredMessage {
+pub(super) fn message_from_row(row: &Row) -> Result<LogEntry, tokio_postgres::Error> {
+    Ok(LogEntry {
         id: row.try_get("id")?,
         room_id: row.try_get("room_id")?,
         seq: row.try_get("seq")?,

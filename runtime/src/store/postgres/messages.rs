@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use deadpool_postgres::{Client, Transaction};
 use futures_util::future::{try_join, try_join3};
 use palaver_handlers::StoreError;
-use palaver_handlers::model::{Appended, HistoryPage, HistoryQuery, NewMessage, StoredMessage};
+use palaver_handlers::model::{Appended, HistoryPage, HistoryQuery, NewEntry, LogEntry};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -19,7 +19,7 @@ use super::convert::{CLIENT_MSG_ID_KEY, message_from_row, pg_error, to_micros, v
 /// existing (user, client_msg_id), or of one earlier in the batch, is answered with the original.
 pub(super) async fn append_messages(
     store: &PostgresStore,
-    batch: &[NewMessage],
+    batch: &[NewEntry],
 ) -> Result<Vec<Appended>, StoreError> {
     let mut client = store.client().await?;
     match append_once(&mut client, batch).await {
@@ -39,7 +39,7 @@ pub(super) async fn by_id(
     store: &PostgresStore,
     room_ids: &[Uuid],
     ids: &[Uuid],
-) -> Result<Vec<StoredMessage>, StoreError> {
+) -> Result<Vec<LogEntry>, StoreError> {
     let mut client = store.client().await?;
     let transaction = client.transaction().await.map_err(pg_error)?;
     // A commit whose answer was lost may still be landing on its old connection. It holds its rooms' rows (locked by
@@ -200,7 +200,7 @@ struct BatchLookup {
     /// The username of each existing sender of the batch.
     usernames: HashMap<Uuid, String>,
     /// Stored messages carrying one of the batch's (user, client_msg_id).
-    originals: Vec<StoredMessage>,
+    originals: Vec<LogEntry>,
 }
 
 /// What a batch does: the outcome of each message, and the rooms whose last seq moves.
@@ -214,7 +214,7 @@ struct AppendPlan {
 /// Stores a batch in one transaction: lock and read, decide, write, commit.
 async fn append_once(
     client: &mut Client,
-    batch: &[NewMessage],
+    batch: &[NewEntry],
 ) -> Result<Vec<Appended>, AppendError> {
     let transaction = client.transaction().await?;
     let lookup = look_up_batch(&transaction, batch).await?;
@@ -229,7 +229,7 @@ async fn append_once(
 /// the locks are held and a batch of the same room that committed meanwhile is seen.
 async fn look_up_batch(
     transaction: &Transaction<'_>,
-    batch: &[NewMessage],
+    batch: &[NewEntry],
 ) -> Result<BatchLookup, AppendError> {
     let room_ids = distinct(batch.iter().map(|message| message.room_id));
     let user_ids = distinct(batch.iter().map(|message| message.user_id));
@@ -273,7 +273,7 @@ async fn look_up_batch(
 
 /// Decides the outcome of each message in batch order: a duplicate of a stored original or of an earlier message of
 /// the batch, or new with the next seq of its room. A new message naming an unknown room or user refuses the batch.
-fn plan_batch(batch: &[NewMessage], lookup: BatchLookup) -> Result<AppendPlan, StoreError> {
+fn plan_batch(batch: &[NewEntry], lookup: BatchLookup) -> Result<AppendPlan, StoreError> {
     let BatchLookup {
         mut last_seqs,
         usernames,
@@ -315,11 +315,11 @@ fn plan_batch(batch: &[NewMessage], lookup: BatchLookup) -> Result<AppendPlan, S
 
 /// The message `new` repeats, if its (user, client_msg_id) was stored before or came earlier in the batch.
 fn original_of(
-    new: &NewMessage,
-    originals: &[StoredMessage],
+    new: &NewEntry,
+    originals: &[LogEntry],
     first_with_key: &HashMap<(Uuid, &str), usize>,
     outcomes: &[Appended],
-) -> Option<StoredMessage> {
+) -> Option<LogEntry> {
     let key = new.client_msg_id.as_deref()?;
     originals
         .iter()
@@ -338,7 +338,7 @@ async fn write_batch(
     transaction: &Transaction<'_>,
     plan: &AppendPlan,
 ) -> Result<(), tokio_postgres::Error> {
-    let stored: Vec<&StoredMessage> = plan
+    let stored: Vec<&LogEntry> = plan
         .outcomes
         .iter()
         .filter_map(|outcome| match outcome {
@@ -396,8 +396,8 @@ fn distinct(values: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
 }
 
 /// `new` as stored with `seq`, its time cut to what the database keeps.
-fn stored_message(new: &NewMessage, seq: i64, username: String) -> StoredMessage {
-    StoredMessage {
+fn stored_message(new: &NewEntry, seq: i64, username: String) -> LogEntry {
+    LogEntry {
         id: new.id,
         room_id: new.room_id,
         seq,
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn a_batch_plan_numbers_new_messages_per_room_and_points_repeats_at_the_first() {
         let (general, random, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let new = |room_id, key: Option<&str>| NewMessage {
+        let new = |room_id, key: Option<&str>| NewEntry {
             id: Uuid::new_v4(),
             room_id,
             user_id: alice,

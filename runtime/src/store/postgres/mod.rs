@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
-    StoredMessage, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
+    LogEntry, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -295,7 +295,7 @@ impl Store for PostgresStore {
         rooms::members(self, room_id).await
     }
 
-    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+    async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -306,7 +306,7 @@ impl Store for PostgresStore {
         &self,
         room_ids: &[Uuid],
         ids: &[Uuid],
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<LogEntry>, StoreError> {
         messages::by_id(self, room_ids, ids).await
     }
 

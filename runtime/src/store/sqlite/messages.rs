@@ -1,6 +1,6 @@
 //! Chat messages: appending batches with gapless per-room seqs, and reading history pages.
 
-use palaver_handlers::model::{Appended, HistoryPage, HistoryQuery, NewMessage, StoredMessage};
+use palaver_handlers::model::{Appended, HistoryPage, HistoryQuery, NewEntry, LogEntry};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use super::convert::{Failure, as_stored, backend, id_text, micros, micros_ceil, 
 /// whole batch back, seqs included.
 pub(super) fn append_messages(
     connection: &mut Connection,
-    batch: &[NewMessage],
+    batch: &[NewEntry],
 ) -> Result<Vec<Appended>, Failure> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcomes = batch
@@ -24,7 +24,7 @@ pub(super) fn append_messages(
 
 /// Stores one message inside the batch's transaction, which also makes the batch's earlier messages visible to the
 /// duplicate check.
-fn append_one(tx: &Connection, new: &NewMessage) -> Result<Appended, Failure> {
+fn append_one(tx: &Connection, new: &NewEntry) -> Result<Appended, Failure> {
     if let Some(key) = &new.client_msg_id
         && let Some(original) = by_client_msg_id(tx, new.user_id, key)?
     {
@@ -46,7 +46,7 @@ fn append_one(tx: &Connection, new: &NewMessage) -> Result<Appended, Failure> {
         new.client_msg_id,
         micros(created_at),
     ])?;
-    Ok(Appended::Stored(StoredMessage {
+    Ok(Appended::Stored(LogEntry {
         id: new.id,
         room_id: new.room_id,
         seq,
@@ -63,7 +63,7 @@ fn by_client_msg_id(
     tx: &Connection,
     user_id: Uuid,
     key: &str,
-) -> rusqlite::Result<Option<StoredMessage>> {
+) -> rusqlite::Result<Option<LogEntry>> {
     tx.prepare_cached(
         "SELECT m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, m.created_at
          FROM messages AS m JOIN users AS u ON u.id = m.user_id
@@ -140,7 +140,7 @@ pub(super) fn history(
 }
 
 /// The stored messages among `ids`, by room and seq.
-pub(super) fn by_id(connection: &Connection, ids: &[Uuid]) -> Result<Vec<StoredMessage>, Failure> {
+pub(super) fn by_id(connection: &Connection, ids: &[Uuid]) -> Result<Vec<LogEntry>, Failure> {
     let mut statement = connection.prepare_cached(
         "SELECT m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, m.created_at
          FROM messages AS m JOIN users AS u ON u.id = m.user_id WHERE m.id = ?1",
@@ -158,8 +158,8 @@ pub(super) fn by_id(connection: &Connection, ids: &[Uuid]) -> Result<Vec<StoredM
     Ok(found)
 }
 
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry {
         id: uuid_at(row, 0)?,
         room_id: uuid_at(row, 1)?,
         seq: row.get(2)?,

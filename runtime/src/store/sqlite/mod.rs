@@ -23,8 +23,8 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewMessage, NewRoom, NewUser, Room,
-    StoredMessage, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
+    LogEntry, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -238,7 +238,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+    async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -252,7 +252,7 @@ impl Store for SqliteStore {
         &self,
         _room_ids: &[Uuid],
         ids: &[Uuid],
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<LogEntry>, StoreError> {
         let ids = ids.to_vec();
         // On the writer's thread, behind whatever write is still queued or running there (one that timed out is not
         // cancelled): the answer cannot precede a commit that lands late.

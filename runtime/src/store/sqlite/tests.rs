@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use palaver_handlers::model::{Appended, HistoryQuery, NewMessage, NewRoom, NewUser, Room, User};
+use palaver_handlers::model::{Appended, HistoryQuery, NewEntry, NewRoom, NewUser, Room, User};
 use palaver_handlers::{Store, StoreError, Unique};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -58,8 +58,8 @@ async fn room(store: &SqliteStore, name: &str, owner: &User) -> Room {
         .expect("a new room name is free")
 }
 
-fn message(room_id: Uuid, user_id: Uuid, content: &str, key: Option<&str>) -> NewMessage {
-    NewMessage {
+fn message(room_id: Uuid, user_id: Uuid, content: &str, key: Option<&str>) -> NewEntry {
+    NewEntry {
         id: Uuid::new_v4(),
         room_id,
         user_id,
