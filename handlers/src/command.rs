@@ -142,9 +142,9 @@ impl Command {
             Command::EditMessage(req) => {
                 edit_message::edit_message(ctx, session, req).await?.into()
             }
-            Command::DeleteMessage(req) => {
-                delete_message::delete_message(ctx, session, req).await?.into()
-            }
+            Command::DeleteMessage(req) => delete_message::delete_message(ctx, session, req)
+                .await?
+                .into(),
             Command::React(req) => react::react(ctx, session, req).await?.into(),
             Command::Unreact(req) => unreact::unreact(ctx, session, req).await?.into(),
         })

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::error::{CredentialError, StoreError, TokenRejection};
 use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, Member, NewEntry, NewRoom,
-    NewUser, Principal, Room, SecurityEvent, LogEntry, TokenClaims, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, LogEntry, Member, NewEntry,
+    NewRoom, NewUser, Principal, Room, SecurityEvent, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.

@@ -296,9 +296,9 @@ impl Error {
             Error::RoomExists => "conflict",
             Error::NotOwner | Error::NotInRoom | Error::RoomQuota(_) => "forbidden",
             Error::RoomRequired | Error::InvalidMessage => "invalid_message",
-            Error::MessageNotFound { .. } | Error::MessageDeleted { .. } | Error::ReactionNotFound => {
-                "not_found"
-            }
+            Error::MessageNotFound { .. }
+            | Error::MessageDeleted { .. }
+            | Error::ReactionNotFound => "not_found",
             Error::NotAuthor
             | Error::NotAuthorOrOwner
             | Error::EditWindowClosed { .. }
@@ -340,9 +340,9 @@ impl Error {
                 ErrorKind::Forbidden
             }
             Error::RoomRequired | Error::InvalidMessage => ErrorKind::Invalid,
-            Error::MessageNotFound { .. } | Error::MessageDeleted { .. } | Error::ReactionNotFound => {
-                ErrorKind::NotFound
-            }
+            Error::MessageNotFound { .. }
+            | Error::MessageDeleted { .. }
+            | Error::ReactionNotFound => ErrorKind::NotFound,
             Error::NotAuthor
             | Error::NotAuthorOrOwner
             | Error::EditWindowClosed { .. }

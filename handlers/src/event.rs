@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::model::{HistoryPage, Principal, Room, LogEntry};
+use crate::model::{HistoryPage, LogEntry, Principal, Room};
 
 /// Identifies one WebSocket connection on this node.
 pub type ConnectionId = u64;

@@ -101,7 +101,9 @@ pub fn wanted(batch: &[NewEntry]) -> Wanted {
     for entry in batch {
         let target = match &entry.change {
             Change::Post { reply_to, .. } => *reply_to,
-            Change::Edit { target_seq, .. } | Change::Delete { target_seq, .. } => Some(*target_seq),
+            Change::Edit { target_seq, .. } | Change::Delete { target_seq, .. } => {
+                Some(*target_seq)
+            }
             Change::React {
                 target_seq, emoji, ..
             }
@@ -270,11 +272,7 @@ impl State {
     }
 
     /// The body `new` is stored with, or why it is not stored.
-    fn decide(
-        &self,
-        new: &NewEntry,
-        stored: &HashMap<ReactionKey, i64>,
-    ) -> Result<Body, Refused> {
+    fn decide(&self, new: &NewEntry, stored: &HashMap<ReactionKey, i64>) -> Result<Body, Refused> {
         let room_id = new.room_id;
         let key = |target_seq: i64, emoji: &str| ReactionKey {
             room_id,
@@ -328,7 +326,9 @@ impl State {
                     return Err(Refused::Unchanged(seq));
                 }
                 if !target.emojis.contains(emoji) && target.emojis.len() >= *max_emojis {
-                    return Err(Refused::Rule(Refusal::TooManyReactions { max: *max_emojis }));
+                    return Err(Refused::Rule(Refusal::TooManyReactions {
+                        max: *max_emojis,
+                    }));
                 }
                 Body::Reaction {
                     target_seq: *target_seq,
@@ -377,13 +377,17 @@ impl State {
                     emojis: BTreeSet::new(),
                 };
                 let insert = Some(self.inserts.len());
-                self.targets.insert((room_id, seq), Known { target, insert });
+                self.targets
+                    .insert((room_id, seq), Known { target, insert });
             }
             Body::Edit {
                 target_seq,
                 content,
             } => {
-                let insert = self.targets.get(&(room_id, *target_seq)).and_then(|known| known.insert);
+                let insert = self
+                    .targets
+                    .get(&(room_id, *target_seq))
+                    .and_then(|known| known.insert);
                 match insert.and_then(|index| self.inserts.get_mut(index)) {
                     Some(LogEntry {
                         body: Body::Message(message),
@@ -481,8 +485,10 @@ fn original_of(
         .cloned()
 }
 
-/// `at` in whole microseconds, the precision both databases keep.
+/// `at` in UTC and whole microseconds, the precision both databases keep: what a write returns equals what a later
+/// read returns.
 pub fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(time::UtcOffset::UTC);
     let nanos = at.nanosecond();
     at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
 }
@@ -594,7 +600,10 @@ mod tests {
             b.entry(b.alice, edit(99, "nothing there")),
         ];
         let plan = plan(&batch, b.lookup(0, Vec::new())).unwrap();
-        assert_eq!(seqs(&plan), vec![Some(1), None, Some(2), Some(3), None, None]);
+        assert_eq!(
+            seqs(&plan),
+            vec![Some(1), None, Some(2), Some(3), None, None]
+        );
         assert_eq!(plan.outcomes[1], Appended::Refused(Refusal::NotAuthor));
         assert_eq!(plan.outcomes[4], Appended::Refused(Refusal::NoSuchReaction));
         assert_eq!(
@@ -603,10 +612,7 @@ mod tests {
         );
         assert_eq!(plan.moved_rooms, vec![(b.room, 3)]);
         // The post is delivered as posted, but stored as edited.
-        assert_eq!(
-            plan.outcomes[0].entry().unwrap().content(),
-            Some("hello")
-        );
+        assert_eq!(plan.outcomes[0].entry().unwrap().content(), Some("hello"));
         let stored = plan.inserts[0].message().unwrap();
         assert_eq!(
             (stored.content.as_str(), stored.edited_at),
@@ -662,10 +668,16 @@ mod tests {
         }
         assert_eq!(plan.deletions, vec![(b.room, 5, T0)]);
         assert!(plan.edits.is_empty(), "erased, not edited");
-        assert!(plan.reactions_added.is_empty(), "a deleted message keeps none");
+        assert!(
+            plan.reactions_added.is_empty(),
+            "a deleted message keeps none"
+        );
         // The edit entry is stored erased; its delivery carried the text.
         assert_eq!(plan.inserts[0].content(), Some(""));
-        assert_eq!(plan.outcomes[0].entry().unwrap().content(), Some("typo fixed"));
+        assert_eq!(
+            plan.outcomes[0].entry().unwrap().content(),
+            Some("typo fixed")
+        );
     }
 
     #[test]
@@ -752,12 +764,22 @@ mod tests {
             Appended::Refused(Refusal::EditWindowClosed)
         );
         assert_eq!(
-            plan.outcomes[1].entry().unwrap().message().unwrap().reply_to,
+            plan.outcomes[1]
+                .entry()
+                .unwrap()
+                .message()
+                .unwrap()
+                .reply_to,
             Some(1)
         );
         // Seq 2 is the reply just posted: a reply to a reply is a reply to a message.
         assert_eq!(
-            plan.outcomes[2].entry().unwrap().message().unwrap().reply_to,
+            plan.outcomes[2]
+                .entry()
+                .unwrap()
+                .message()
+                .unwrap()
+                .reply_to,
             Some(2)
         );
     }

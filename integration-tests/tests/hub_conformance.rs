@@ -175,7 +175,9 @@ fn message(room_id: Uuid, room: &str, seq: i64) -> Broadcast {
             seq,
             user_id: Uuid::nil(),
             username: "john_doe".into(),
-            content: format!("m{seq}"),
+            body: palaver_handlers::model::Body::Message(
+                palaver_handlers::model::MessageBody::posted(format!("m{seq}"), None),
+            ),
             client_msg_id: None,
             created_at: AT,
         }),

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use palaver_handlers::model::{
-    Appended, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room, LogEntry,
-    User,
+    Appended, Change, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
+    Room, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::{self, PgDatabase};
@@ -110,7 +110,10 @@ fn message(room: &Room, user: &User, content: &str, key: Option<&str>) -> NewEnt
         id: Uuid::new_v4(),
         room_id: room.id,
         user_id: user.id,
-        content: content.into(),
+        change: Change::Post {
+            content: content.into(),
+            reply_to: None,
+        },
         client_msg_id: key.map(str::to_owned),
         created_at: T0,
     }
@@ -119,7 +122,7 @@ fn message(room: &Room, user: &User, content: &str, key: Option<&str>) -> NewEnt
 fn seqs(outcomes: &[Appended]) -> Vec<i64> {
     outcomes
         .iter()
-        .map(|outcome| outcome.message().seq)
+        .map(|outcome| outcome.entry().unwrap().seq)
         .collect()
 }
 
@@ -169,9 +172,9 @@ async fn concurrent_batches_get_gapless_seqs_without_deadlock() -> anyhow::Resul
         for outcome in task.await?? {
             assert!(matches!(outcome, Appended::Stored(_)));
             by_room
-                .entry(outcome.message().room_id)
+                .entry(outcome.entry().unwrap().room_id)
                 .or_default()
-                .push(outcome.message().seq);
+                .push(outcome.entry().unwrap().seq);
         }
     }
     for room_id in [general.id, random.id] {
@@ -242,16 +245,22 @@ async fn repeated_client_msg_ids_answer_the_original() -> anyhow::Result<()> {
         message(&general, &alice, "three", None),
     ];
     let outcomes = store.append_messages(&batch).await?;
-    assert_eq!(outcomes[0], Appended::Duplicate(first[0].message().clone()));
-    assert!(matches!(&outcomes[1], Appended::Stored(m) if m.content == "two"));
+    assert_eq!(
+        outcomes[0],
+        Appended::Duplicate(first[0].entry().unwrap().clone())
+    );
+    assert!(matches!(&outcomes[1], Appended::Stored(m) if m.content() == Some("two")));
     assert_eq!(
         outcomes[2],
-        Appended::Duplicate(outcomes[1].message().clone())
+        Appended::Duplicate(outcomes[1].entry().unwrap().clone())
     );
     assert_eq!(seqs(&outcomes), vec![1, 2, 2, 3]);
     let page = store.history(general.id, &HistoryQuery::latest(10)).await?;
     assert_eq!(
-        page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        page.messages
+            .iter()
+            .map(|m| m.entry.seq)
+            .collect::<Vec<_>>(),
         vec![3, 2, 1]
     );
     db.drop_schema().await
@@ -289,14 +298,14 @@ async fn a_key_raced_into_several_rooms_is_stored_once() -> anyhow::Result<()> {
         .iter()
         .filter_map(|outcome| match outcome {
             Appended::Stored(message) => Some(message),
-            Appended::Duplicate(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(stored.len(), 1);
     assert!(
         outcomes
             .iter()
-            .all(|outcome| outcome.message() == stored[0])
+            .all(|outcome| outcome.entry() == Some(&stored[0]))
     );
     db.drop_schema().await
 }
@@ -365,7 +374,12 @@ async fn history_filters_and_pages_newest_first() -> anyhow::Result<()> {
         batch.push(new);
     }
     store.append_messages(&batch).await?;
-    let page_seqs = |page: &HistoryPage| page.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let page_seqs = |page: &HistoryPage| {
+        page.messages
+            .iter()
+            .map(|m| m.entry.seq)
+            .collect::<Vec<_>>()
+    };
 
     let first = store.history(general.id, &HistoryQuery::latest(4)).await?;
     assert_eq!(

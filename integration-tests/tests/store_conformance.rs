@@ -11,8 +11,8 @@
 use std::time::Duration as StdDuration;
 
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
-    LogEntry, User,
+    Appended, AuditEvent, Body, Change, HistoryPage, HistoryQuery, LogEntry, Member, MessageBody,
+    NewEntry, NewRoom, NewUser, ReactionCount, Refusal, Room, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::PgDatabase;
@@ -138,6 +138,18 @@ conformance_suite!(
     history_since_until_are_inclusive,
     history_filters_combined,
     record_audit_then_audit_since_oldest_first_with_limit,
+    log_edit_by_the_author_is_an_entry_and_history_shows_the_edit,
+    log_refusals_store_nothing_and_take_no_seq,
+    log_edit_window_is_checked_against_the_message_time,
+    log_delete_erases_the_message_its_edits_and_its_reactions,
+    log_delete_by_another_needs_any_author,
+    log_reactions_are_once_per_user_and_emoji_and_counted_with_me,
+    log_reactions_are_bounded_per_message,
+    log_replies_need_a_live_message_and_history_counts_them_and_filters_threads,
+    log_changes_within_one_batch_see_each_other,
+    log_after_returns_every_kind_in_seq_order_within_the_limit,
+    log_history_filters_leave_out_tombstones,
+    log_messages_by_id_finds_changes_too,
 );
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -205,23 +217,110 @@ fn message(
         id: Uuid::now_v7(),
         room_id: room.id,
         user_id: sender.id,
-        content: content.into(),
+        change: Change::Post {
+            content: content.into(),
+            reply_to: None,
+        },
         client_msg_id: key.map(str::to_owned),
         created_at,
     }
 }
 
-/// What the store must answer for `new`, stored with `seq` by `sender`.
+/// A change by `user` to `room`'s log at `created_at`.
+fn change(room: &Room, user: &User, change: Change, created_at: OffsetDateTime) -> NewEntry {
+    NewEntry {
+        id: Uuid::now_v7(),
+        room_id: room.id,
+        user_id: user.id,
+        change,
+        client_msg_id: None,
+        created_at,
+    }
+}
+
+fn edit(target_seq: i64, content: &str) -> Change {
+    Change::Edit {
+        target_seq,
+        content: content.into(),
+        not_before: None,
+    }
+}
+
+fn delete(target_seq: i64) -> Change {
+    Change::Delete {
+        target_seq,
+        any_author: false,
+    }
+}
+
+fn react(target_seq: i64, emoji: &str) -> Change {
+    Change::React {
+        target_seq,
+        emoji: emoji.into(),
+        max_emojis: 20,
+    }
+}
+
+fn unreact(target_seq: i64, emoji: &str) -> Change {
+    Change::Unreact {
+        target_seq,
+        emoji: emoji.into(),
+    }
+}
+
+fn reply(content: &str, to: i64) -> Change {
+    Change::Post {
+        content: content.into(),
+        reply_to: Some(to),
+    }
+}
+
+/// The seq each outcome took, `None` for what was not stored.
+fn taken(outcomes: &[Appended]) -> Vec<Option<i64>> {
+    outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Appended::Stored(entry) => Some(entry.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The whole log of `room`, oldest first.
+async fn log_of(store: &dyn Store, room: &Room) -> Vec<LogEntry> {
+    store
+        .log_after(room.id, 0, 1_000)
+        .await
+        .unwrap_or_else(|error| panic!("log_after failed: {error}"))
+}
+
+/// A room of alice's with her message "hello" (seq 1) and bob as a member.
+async fn one_message(store: &dyn Store) -> (Room, User, User) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let chat = room(store, "chat", &alice).await;
+    store
+        .add_member(chat.id, bob.id, secs(1))
+        .await
+        .expect("add_member");
+    append(store, &[message(&chat, &alice, "hello", None, secs(1))]).await;
+    (chat, alice, bob)
+}
+
+/// What the store must answer for the post `new`, stored with `seq` by `sender`.
 fn stored_as(new: &NewEntry, seq: i64, sender: &User) -> LogEntry {
+    let Change::Post { content, reply_to } = &new.change else {
+        panic!("stored_as is for posts, not {:?}", new.change);
+    };
     LogEntry {
         id: new.id,
         room_id: new.room_id,
         seq,
         user_id: new.user_id,
         username: sender.username.clone(),
-        content: new.content.clone(),
         client_msg_id: new.client_msg_id.clone(),
         created_at: new.created_at,
+        body: Body::Message(MessageBody::posted(content.clone(), *reply_to)),
     }
 }
 
@@ -232,14 +331,32 @@ async fn append(store: &dyn Store, batch: &[NewEntry]) -> Vec<Appended> {
         .unwrap_or_else(|error| panic!("append_messages failed: {error}"))
 }
 
-async fn history(store: &dyn Store, room: &Room, query: HistoryQuery) -> HistoryPage {
+/// A history page's messages without their reactions and reply counts, for the cases about which messages a query
+/// finds.
+#[derive(Debug, PartialEq)]
+struct Page {
+    messages: Vec<LogEntry>,
+    next_before: Option<i64>,
+    has_more: bool,
+}
+
+async fn history(store: &dyn Store, room: &Room, query: HistoryQuery) -> Page {
+    let page = history_page(store, room, query).await;
+    Page {
+        messages: page.messages.into_iter().map(|m| m.entry).collect(),
+        next_before: page.next_before,
+        has_more: page.has_more,
+    }
+}
+
+async fn history_page(store: &dyn Store, room: &Room, query: HistoryQuery) -> HistoryPage {
     store
         .history(room.id, &query)
         .await
         .unwrap_or_else(|error| panic!("history({query:?}) failed: {error}"))
 }
 
-fn seqs(page: &HistoryPage) -> Vec<i64> {
+fn seqs(page: &Page) -> Vec<i64> {
     page.messages.iter().map(|message| message.seq).collect()
 }
 
@@ -1187,7 +1304,7 @@ mod cases {
             outcomes
                 .iter()
                 .rev()
-                .map(|i| expected[*i].message().clone())
+                .map(|i| expected[*i].entry().unwrap().clone())
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -1208,8 +1325,12 @@ mod cases {
             message(&one, &alice, "one-4", None, at(2_000_002)),
             message(&two, &bob, "two-4", None, at(2_000_003)),
         ];
-        let seqs_of =
-            |outcomes: Vec<Appended>| outcomes.iter().map(|o| o.message().seq).collect::<Vec<_>>();
+        let seqs_of = |outcomes: Vec<Appended>| {
+            outcomes
+                .iter()
+                .map(|o| o.entry().unwrap().seq)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(seqs_of(append(store, &next).await), vec![3, 4, 4]);
         assert_eq!(last_seq(store, &one).await, 4);
         assert_eq!(last_seq(store, &two).await, 4);
@@ -1471,7 +1592,7 @@ mod cases {
         let empty = room(store, "Empty", &alice).await;
         assert_eq!(
             history(store, &empty, HistoryQuery::latest(50)).await,
-            HistoryPage {
+            Page {
                 messages: vec![],
                 next_before: None,
                 has_more: false
@@ -1524,7 +1645,7 @@ mod cases {
         };
         assert_eq!(
             history(store, &chat, query).await,
-            HistoryPage {
+            Page {
                 messages: vec![],
                 next_before: None,
                 has_more: false
@@ -1970,5 +2091,504 @@ mod cases {
         );
         assert_eq!(since(at(7), 100).await, all, "microseconds are kept");
         assert_eq!(since(at(8), 100).await, all[1..].to_vec());
+    }
+
+    pub async fn log_edit_by_the_author_is_an_entry_and_history_shows_the_edit(store: &dyn Store) {
+        let (chat, alice, _) = one_message(store).await;
+        let outcomes = append(
+            store,
+            &[change(&chat, &alice, edit(1, "hello, world"), secs(2))],
+        )
+        .await;
+        let Appended::Stored(entry) = &outcomes[0] else {
+            panic!("stored, got {outcomes:?}");
+        };
+        assert_eq!(entry.seq, 2);
+        assert_eq!(entry.username, "alice");
+        assert_eq!(
+            entry.body,
+            Body::Edit {
+                target_seq: 1,
+                content: "hello, world".into()
+            }
+        );
+        assert_eq!(last_seq(store, &chat).await, 2);
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(
+            page.messages.len(),
+            1,
+            "an edit is not a message of its own"
+        );
+        let message = page.messages[0].entry.message().expect("a message");
+        assert_eq!(message.content, "hello, world");
+        assert_eq!(message.edited_at, Some(secs(2)));
+        assert!(!message.deleted);
+        assert_eq!(
+            log_of(store, &chat).await[1],
+            entry.clone(),
+            "the log holds the edit"
+        );
+    }
+
+    pub async fn log_refusals_store_nothing_and_take_no_seq(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let batch = [
+            change(&chat, &bob, edit(1, "not yours"), secs(2)),
+            change(&chat, &alice, edit(9, "nothing there"), secs(2)),
+            change(&chat, &bob, react(9, "👍"), secs(2)),
+            change(&chat, &bob, unreact(1, "👍"), secs(2)),
+            change(&chat, &alice, reply("to nothing", 9), secs(2)),
+            change(&chat, &alice, react(1, "👍"), secs(2)),
+            change(
+                &chat,
+                &alice,
+                edit(2, "a reaction is not a message"),
+                secs(2),
+            ),
+        ];
+        let outcomes = append(store, &batch).await;
+        assert_eq!(
+            outcomes[..5],
+            [
+                Appended::Refused(Refusal::NotAuthor),
+                Appended::Refused(Refusal::NoSuchMessage { seq: 9 }),
+                Appended::Refused(Refusal::NoSuchMessage { seq: 9 }),
+                Appended::Refused(Refusal::NoSuchReaction),
+                Appended::Refused(Refusal::NoSuchMessage { seq: 9 }),
+            ]
+        );
+        assert_eq!(
+            taken(&outcomes[5..6]),
+            vec![Some(2)],
+            "the refusals took no seq"
+        );
+        assert_eq!(
+            outcomes[6],
+            Appended::Refused(Refusal::NoSuchMessage { seq: 2 })
+        );
+        assert_eq!(last_seq(store, &chat).await, 2);
+        assert_eq!(log_of(store, &chat).await.len(), 2);
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(page.messages[0].entry.content(), Some("hello"));
+    }
+
+    pub async fn log_edit_window_is_checked_against_the_message_time(store: &dyn Store) {
+        let (chat, alice, _) = one_message(store).await;
+        let within = |not_before| Change::Edit {
+            target_seq: 1,
+            content: "edited".into(),
+            not_before: Some(not_before),
+        };
+        let outcomes = append(
+            store,
+            &[
+                change(
+                    &chat,
+                    &alice,
+                    within(secs(1) + Duration::microseconds(1)),
+                    secs(9),
+                ),
+                change(&chat, &alice, within(secs(1)), secs(9)),
+            ],
+        )
+        .await;
+        assert_eq!(outcomes[0], Appended::Refused(Refusal::EditWindowClosed));
+        assert_eq!(
+            taken(&outcomes[1..]),
+            vec![Some(2)],
+            "a message at the window's start may be edited"
+        );
+    }
+
+    pub async fn log_delete_erases_the_message_its_edits_and_its_reactions(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        append(
+            store,
+            &[
+                change(&chat, &alice, edit(1, "secret"), secs(2)),
+                change(&chat, &bob, react(1, "👍"), secs(2)),
+                change(&chat, &bob, reply("I saw it", 1), secs(2)),
+            ],
+        )
+        .await;
+        let outcomes = append(store, &[change(&chat, &alice, delete(1), secs(3))]).await;
+        assert_eq!(taken(&outcomes), vec![Some(5)]);
+        let log = log_of(store, &chat).await;
+        assert_eq!(
+            log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        let first = log[0].message().expect("a message");
+        assert!(first.deleted);
+        assert_eq!(first.content, "", "erased, not hidden");
+        assert_eq!(
+            log[1].body,
+            Body::Edit {
+                target_seq: 1,
+                content: String::new()
+            },
+            "the edit's text is erased too"
+        );
+        assert_eq!(log[4].body, Body::Delete { target_seq: 1 });
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        let tombstone = &page.messages[1];
+        assert!(tombstone.entry.message().expect("a message").deleted);
+        assert!(
+            tombstone.reactions.is_empty(),
+            "a deleted message keeps no reactions"
+        );
+        assert_eq!(page.messages[0].entry.content(), Some("I saw it"));
+        // Nothing more can happen to it.
+        let outcomes = append(
+            store,
+            &[
+                change(&chat, &alice, edit(1, "back"), secs(4)),
+                change(&chat, &alice, delete(1), secs(4)),
+                change(&chat, &bob, react(1, "🎉"), secs(4)),
+                change(&chat, &bob, unreact(1, "👍"), secs(4)),
+                change(&chat, &bob, reply("again", 1), secs(4)),
+            ],
+        )
+        .await;
+        for outcome in outcomes {
+            assert_eq!(outcome, Appended::Refused(Refusal::Deleted { seq: 1 }));
+        }
+        assert_eq!(last_seq(store, &chat).await, 5);
+    }
+
+    pub async fn log_delete_by_another_needs_any_author(store: &dyn Store) {
+        let (chat, _, bob) = one_message(store).await;
+        let outcomes = append(store, &[change(&chat, &bob, delete(1), secs(2))]).await;
+        assert_eq!(outcomes[0], Appended::Refused(Refusal::NotAuthorOrOwner));
+        let owner_like = Change::Delete {
+            target_seq: 1,
+            any_author: true,
+        };
+        let outcomes = append(store, &[change(&chat, &bob, owner_like, secs(2))]).await;
+        assert_eq!(taken(&outcomes), vec![Some(2)]);
+        let entry = outcomes[0].entry().expect("stored");
+        assert_eq!(entry.username, "bob", "the deletion is the deleter's entry");
+    }
+
+    pub async fn log_reactions_are_once_per_user_and_emoji_and_counted_with_me(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let outcomes = append(
+            store,
+            &[
+                change(&chat, &bob, react(1, "👍"), secs(2)),
+                change(&chat, &alice, react(1, ":party_parrot:"), secs(2)),
+                change(&chat, &alice, react(1, "👍"), secs(2)),
+            ],
+        )
+        .await;
+        assert_eq!(taken(&outcomes), vec![Some(2), Some(3), Some(4)]);
+        assert_eq!(
+            outcomes[0].entry().expect("stored").body,
+            Body::Reaction {
+                target_seq: 1,
+                emoji: "👍".into(),
+                added: true
+            }
+        );
+        let repeat = append(store, &[change(&chat, &bob, react(1, "👍"), secs(3))]).await;
+        assert_eq!(
+            repeat[0],
+            Appended::Unchanged {
+                room_id: chat.id,
+                seq: 2
+            },
+            "a repeat is a no-op, answered with the entry that made it"
+        );
+        assert_eq!(last_seq(store, &chat).await, 4);
+        let counts = |viewer: &User| HistoryQuery {
+            viewer: Some(viewer.id),
+            ..HistoryQuery::latest(50)
+        };
+        let page = history_page(store, &chat, counts(&bob)).await;
+        assert_eq!(
+            page.messages[0].reactions,
+            vec![
+                ReactionCount {
+                    emoji: "👍".into(),
+                    count: 2,
+                    me: true
+                },
+                ReactionCount {
+                    emoji: ":party_parrot:".into(),
+                    count: 1,
+                    me: false
+                },
+            ],
+            "by emoji, in the order each was first used"
+        );
+        let removed = append(store, &[change(&chat, &bob, unreact(1, "👍"), secs(4))]).await;
+        assert_eq!(taken(&removed), vec![Some(5)]);
+        assert_eq!(
+            removed[0].entry().expect("stored").body,
+            Body::Reaction {
+                target_seq: 1,
+                emoji: "👍".into(),
+                added: false
+            }
+        );
+        let page = history_page(store, &chat, counts(&bob)).await;
+        assert_eq!(
+            page.messages[0].reactions,
+            vec![
+                ReactionCount {
+                    emoji: ":party_parrot:".into(),
+                    count: 1,
+                    me: false
+                },
+                ReactionCount {
+                    emoji: "👍".into(),
+                    count: 1,
+                    me: false
+                },
+            ],
+            "👍 is now first used by alice's, after the parrot"
+        );
+        // Taken back, it may be given again, as a new entry.
+        let again = append(store, &[change(&chat, &bob, react(1, "👍"), secs(5))]).await;
+        assert_eq!(taken(&again), vec![Some(6)]);
+        let page = history_page(store, &chat, counts(&alice)).await;
+        assert_eq!(
+            page.messages[0].reactions[1],
+            ReactionCount {
+                emoji: "👍".into(),
+                count: 2,
+                me: true
+            }
+        );
+    }
+
+    pub async fn log_reactions_are_bounded_per_message(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let bounded = |emoji: &str| Change::React {
+            target_seq: 1,
+            emoji: emoji.into(),
+            max_emojis: 2,
+        };
+        let outcomes = append(
+            store,
+            &[
+                change(&chat, &alice, bounded("👍"), secs(2)),
+                change(&chat, &alice, bounded("🎉"), secs(2)),
+                change(&chat, &alice, bounded("🚀"), secs(2)),
+                change(&chat, &bob, bounded("🎉"), secs(2)),
+            ],
+        )
+        .await;
+        assert_eq!(taken(&outcomes), vec![Some(2), Some(3), None, Some(4)]);
+        assert_eq!(
+            outcomes[2],
+            Appended::Refused(Refusal::TooManyReactions { max: 2 })
+        );
+        // Across batches too: the stored emojis count.
+        let later = append(store, &[change(&chat, &bob, bounded("🚀"), secs(3))]).await;
+        assert_eq!(
+            later[0],
+            Appended::Refused(Refusal::TooManyReactions { max: 2 })
+        );
+    }
+
+    pub async fn log_replies_need_a_live_message_and_history_counts_them_and_filters_threads(
+        store: &dyn Store,
+    ) {
+        let (chat, alice, bob) = one_message(store).await;
+        let outcomes = append(
+            store,
+            &[
+                message(&chat, &bob, "unrelated", None, secs(2)),
+                change(&chat, &bob, reply("first reply", 1), secs(3)),
+                change(&chat, &alice, reply("second reply", 1), secs(4)),
+                change(&chat, &alice, reply("reply to the unrelated", 2), secs(5)),
+            ],
+        )
+        .await;
+        assert_eq!(taken(&outcomes), vec![Some(2), Some(3), Some(4), Some(5)]);
+        assert_eq!(
+            outcomes[1]
+                .entry()
+                .and_then(LogEntry::message)
+                .and_then(|m| m.reply_to),
+            Some(1)
+        );
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        let replies: Vec<(i64, u32)> = page
+            .messages
+            .iter()
+            .map(|m| (m.entry.seq, m.replies))
+            .collect();
+        assert_eq!(replies, vec![(5, 0), (4, 0), (3, 0), (2, 1), (1, 2)]);
+        let thread = history(
+            store,
+            &chat,
+            HistoryQuery {
+                thread: Some(1),
+                ..HistoryQuery::latest(50)
+            },
+        )
+        .await;
+        assert_eq!(
+            seqs(&thread),
+            vec![4, 3, 1],
+            "the root and its replies, newest first"
+        );
+        // A deleted reply is not counted.
+        append(store, &[change(&chat, &alice, delete(4), secs(6))]).await;
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(page.messages.last().map(|m| m.replies), Some(1));
+    }
+
+    pub async fn log_changes_within_one_batch_see_each_other(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let chat = room(store, "chat", &alice).await;
+        let batch = [
+            message(&chat, &alice, "draft", None, secs(1)),
+            change(&chat, &alice, edit(1, "final"), secs(2)),
+            change(&chat, &bob, react(1, "👍"), secs(2)),
+            change(&chat, &bob, reply("nice", 1), secs(2)),
+            message(&chat, &alice, "doomed", None, secs(3)),
+            change(&chat, &alice, edit(5, "doomed, edited"), secs(3)),
+            change(&chat, &alice, delete(5), secs(3)),
+            change(&chat, &bob, react(5, "🎉"), secs(3)),
+        ];
+        let outcomes = append(store, &batch).await;
+        assert_eq!(
+            taken(&outcomes),
+            vec![
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(4),
+                Some(5),
+                Some(6),
+                Some(7),
+                None
+            ]
+        );
+        assert_eq!(outcomes[7], Appended::Refused(Refusal::Deleted { seq: 5 }));
+        // Delivered as they happened: the post as posted.
+        assert_eq!(
+            outcomes[0].entry().and_then(LogEntry::content),
+            Some("draft")
+        );
+        // Stored in their state after the batch.
+        let log = log_of(store, &chat).await;
+        let first = log[0].message().expect("a message");
+        assert_eq!(
+            (first.content.as_str(), first.edited_at),
+            ("final", Some(secs(2)))
+        );
+        let doomed = log[4].message().expect("a message");
+        assert!(doomed.deleted && doomed.content.is_empty());
+        assert_eq!(
+            log[5].content(),
+            Some(""),
+            "the doomed message's edit is erased"
+        );
+        let page = history_page(store, &chat, HistoryQuery::latest(50)).await;
+        let root = page.messages.last().expect("the first message");
+        assert_eq!((root.replies, root.reactions.len()), (1, 1));
+    }
+
+    pub async fn log_after_returns_every_kind_in_seq_order_within_the_limit(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let (elsewhere, _, _) = {
+            let other = room(store, "elsewhere", &bob).await;
+            append(store, &[message(&other, &bob, "not here", None, secs(1))]).await;
+            (other, (), ())
+        };
+        append(
+            store,
+            &[
+                change(&chat, &alice, edit(1, "hello!"), secs(2)),
+                change(&chat, &bob, react(1, "👍"), secs(3)),
+                message(&chat, &bob, "hi", Some("k"), secs(4)),
+                change(&chat, &bob, unreact(1, "👍"), secs(5)),
+                change(&chat, &bob, delete(4), secs(6)),
+            ],
+        )
+        .await;
+        let log = log_of(store, &chat).await;
+        let kinds: Vec<(i64, &str)> = log
+            .iter()
+            .map(|entry| (entry.seq, entry.kind().as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1, "message"),
+                (2, "edit"),
+                (3, "react"),
+                (4, "message"),
+                (5, "unreact"),
+                (6, "delete")
+            ]
+        );
+        assert_eq!(
+            log[0].content(),
+            Some("hello!"),
+            "messages in their current state"
+        );
+        assert_eq!(log[3].client_msg_id.as_deref(), Some("k"));
+        assert_eq!(log[2].created_at, secs(3));
+        let window = store.log_after(chat.id, 2, 2).await.expect("log_after");
+        assert_eq!(window.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(
+            store
+                .log_after(chat.id, 6, 10)
+                .await
+                .expect("log_after")
+                .is_empty()
+        );
+        assert_eq!(log_of(store, &elsewhere).await.len(), 1);
+    }
+
+    pub async fn log_history_filters_leave_out_tombstones(store: &dyn Store) {
+        let (chat, alice, _) = one_message(store).await;
+        append(
+            store,
+            &[
+                message(&chat, &alice, "hello again", None, secs(2)),
+                change(&chat, &alice, delete(1), secs(3)),
+            ],
+        )
+        .await;
+        let unfiltered = history(store, &chat, HistoryQuery::latest(50)).await;
+        assert_eq!(seqs(&unfiltered), vec![2, 1], "a tombstone keeps its place");
+        for query in [
+            HistoryQuery {
+                sender: Some("alice".into()),
+                ..HistoryQuery::latest(50)
+            },
+            HistoryQuery {
+                contains: Some("hello".into()),
+                ..HistoryQuery::latest(50)
+            },
+        ] {
+            assert_eq!(
+                seqs(&history(store, &chat, query.clone()).await),
+                vec![2],
+                "{query:?}"
+            );
+        }
+    }
+
+    pub async fn log_messages_by_id_finds_changes_too(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let batch = [
+            change(&chat, &alice, edit(1, "edited"), secs(2)),
+            change(&chat, &bob, react(1, "👍"), secs(2)),
+        ];
+        let outcomes = append(store, &batch).await;
+        let found = store
+            .messages_by_id(&[chat.id], &[batch[1].id, batch[0].id])
+            .await
+            .expect("lookup works");
+        let expected: Vec<LogEntry> = outcomes.iter().filter_map(|o| o.entry().cloned()).collect();
+        assert_eq!(found, expected);
     }
 }

@@ -66,6 +66,8 @@ pub struct Settings {
     pub ws_message_window_ms: u64,
     pub ws_flood_refusals: u32,
     pub max_replay: u32,
+    pub edit_window_secs: u64,
+    pub max_reactions_per_message: usize,
     pub metrics_token: String,
     pub http_requests_per_minute: u32,
     pub registrations_per_hour: u32,
@@ -143,7 +145,7 @@ impl Settings {
                 reason: "must be between 4 and 31".into(),
             });
         }
-        let counts: [(&'static str, u64); 22] = [
+        let counts: [(&'static str, u64); 23] = [
             ("cluster_gap_hold_ms", self.cluster_gap_hold_ms),
             ("cluster_position_check_ms", self.cluster_position_check_ms),
             ("cluster_heartbeat_ms", self.cluster_heartbeat_ms),
@@ -184,6 +186,10 @@ impl Settings {
             ("outbound_queue_frames", self.outbound_queue_frames as u64),
             ("max_header_bytes", self.max_header_bytes as u64),
             ("max_headers", self.max_headers as u64),
+            (
+                "max_reactions_per_message",
+                self.max_reactions_per_message as u64,
+            ),
         ];
         if !self.nats_url.trim().is_empty() && self.database_url.trim().is_empty() {
             return Err(ConfigError::Invalid {

@@ -142,6 +142,8 @@ pub(crate) async fn build_context(
         max_message_bytes: settings.max_message_bytes,
         rooms_per_user: settings.rooms_per_user,
         max_replay: settings.max_replay,
+        edit_window_secs: settings.edit_window_secs,
+        max_reactions_per_message: settings.max_reactions_per_message,
     };
     let metrics = Arc::new(Metrics::new());
     let hub = Arc::new(LocalHub::with_metrics(metrics.clone()));

@@ -38,12 +38,12 @@ pub async fn delete_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
     use crate::actions::edit_message::{EditMessageRequest, edit_message};
     use crate::event::{Reply, RoomEvent};
     use crate::model::{Body, HistoryQuery, LogEntry};
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
-    use crate::Store;
 
     async fn delete(ctx: &TestContext, session: &Session, seq: i64) -> Result<Vec<Reply>, Error> {
         let req = DeleteMessageRequest {
@@ -85,7 +85,8 @@ mod tests {
         // Erased in the store, the edit's text too: only tombstones are left.
         let log = ctx.store.log_after(room.id, 0, 10).await.unwrap();
         assert!(
-            log.iter().all(|entry| entry.content().is_none_or(str::is_empty)),
+            log.iter()
+                .all(|entry| entry.content().is_none_or(str::is_empty)),
             "{log:?}"
         );
         assert!(log[0].message().unwrap().deleted);
@@ -110,8 +111,7 @@ mod tests {
         let room = public_room(&ctx, &owner, "general").await;
         enter(&ctx, &jane, "general").await;
         enter(&ctx, &bob, "general").await;
-        let posted: Vec<LogEntry> =
-            post(&ctx, &room, &jane.principal, &["one", "two"]).await;
+        let posted: Vec<LogEntry> = post(&ctx, &room, &jane.principal, &["one", "two"]).await;
         assert_eq!(posted.len(), 2);
         assert_eq!(delete(&ctx, &bob, 1).await, Err(Error::NotAuthorOrOwner));
         assert_eq!(delete(&ctx, &owner, 1).await, Ok(ack(3)));

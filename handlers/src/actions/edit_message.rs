@@ -36,7 +36,10 @@ pub async fn edit_message(
     let window = ctx.limits().edit_window_secs;
     let not_before = (window > 0).then(|| {
         let window = Duration::seconds(i64::try_from(window).unwrap_or(i64::MAX));
-        ctx.clock().now().checked_sub(window).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        ctx.clock()
+            .now()
+            .checked_sub(window)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     });
     let change = Change::Edit {
         target_seq: req.seq,
@@ -76,7 +79,11 @@ mod tests {
             content: content.into(),
             ..RoomMessageRequest::default()
         };
-        room_message(ctx, session, req).await.unwrap().await.unwrap();
+        room_message(ctx, session, req)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
 
     fn ack(seq: i64) -> Vec<Reply> {

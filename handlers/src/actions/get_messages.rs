@@ -188,7 +188,11 @@ mod tests {
             vec![Reply::History {
                 room: "general".into(),
                 page: HistoryPage {
-                    messages: stored.into_iter().rev().map(HistoryMessage::plain).collect(),
+                    messages: stored
+                        .into_iter()
+                        .rev()
+                        .map(HistoryMessage::plain)
+                        .collect(),
                     next_before: Some(1),
                     has_more: false,
                 },

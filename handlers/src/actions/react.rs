@@ -42,12 +42,12 @@ pub async fn react(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
     use crate::actions::unreact::unreact;
     use crate::event::{Reply, RoomEvent};
     use crate::model::{Body, HistoryQuery, ReactionCount};
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
-    use crate::Store;
 
     fn to(seq: i64, emoji: &str) -> ReactionRequest {
         ReactionRequest {
@@ -57,7 +57,12 @@ mod tests {
         }
     }
 
-    async fn add(ctx: &TestContext, s: &Session, seq: i64, emoji: &str) -> Result<Vec<Reply>, Error> {
+    async fn add(
+        ctx: &TestContext,
+        s: &Session,
+        seq: i64,
+        emoji: &str,
+    ) -> Result<Vec<Reply>, Error> {
         react(ctx, s, to(seq, emoji)).await?.await
     }
 

@@ -54,11 +54,11 @@ mod tests {
     use super::*;
     use crate::event::{Reply, RoomEvent};
     use crate::model::{Body, MessageBody};
-    use uuid::Uuid;
     use crate::model::{HistoryQuery, LogEntry};
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
     use crate::{Clock, ErrorKind, Store};
+    use uuid::Uuid;
 
     /// Posts and awaits the ack, as a session does.
     async fn message(

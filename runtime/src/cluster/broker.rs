@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
-use palaver_handlers::model::{HistoryQuery, LogEntry};
+use palaver_handlers::model::LogEntry;
 use palaver_handlers::{Broker, Clock, Hub, Presence, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -354,24 +354,23 @@ impl Ordering {
     }
 }
 
-/// The stored messages of `missing`, oldest first, in pages.
+/// The stored entries of `missing` (every kind: messages, edits, deletions, reactions), oldest first, in pages.
 async fn read_range(
     store: &dyn Store,
     missing: Missing,
 ) -> Result<Vec<LogEntry>, palaver_handlers::StoreError> {
-    let mut found = Vec::new();
+    let mut found: Vec<LogEntry> = Vec::new();
     let mut after = missing.after;
     while after < missing.through {
-        let mut query = HistoryQuery::latest(READ_PAGE);
-        query.after_seq = Some(after);
-        query.before_seq = Some((after + i64::from(READ_PAGE)).min(missing.through) + 1);
-        let mut page = store.history(missing.room_id, &query).await?.messages;
-        if page.is_empty() {
+        let page = store.log_after(missing.room_id, after, READ_PAGE).await?;
+        let Some(newest) = page.last().map(|entry| entry.seq) else {
             break;
-        }
-        page.reverse();
-        after = page.last().map_or(missing.through, |message| message.seq);
-        found.extend(page);
+        };
+        found.extend(
+            page.into_iter()
+                .filter(|entry| entry.seq <= missing.through),
+        );
+        after = newest;
     }
     Ok(found)
 }

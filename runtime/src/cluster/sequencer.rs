@@ -211,6 +211,7 @@ fn drain(room: &mut RoomOrder, ready: &mut Vec<Broadcast>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palaver_handlers::model::{Body, MessageBody};
     use time::macros::datetime;
 
     const HOLD: Duration = Duration::from_millis(150);
@@ -222,7 +223,7 @@ mod tests {
             seq,
             user_id: Uuid::nil(),
             username: "john_doe".into(),
-            content: format!("m{seq}"),
+            body: Body::Message(MessageBody::posted(format!("m{seq}"), None)),
             client_msg_id: None,
             created_at: datetime!(2026-11-25 15:30:45 UTC),
         }

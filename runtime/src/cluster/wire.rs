@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use palaver_handlers::event::{Broadcast, RoomEvent};
-use palaver_handlers::model::LogEntry;
+use palaver_handlers::model::{Body, LogEntry, MessageBody};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -57,6 +57,18 @@ enum Event<'a> {
         client_msg_id: Option<Cow<'a, str>>,
         #[serde(with = "time::serde::rfc3339")]
         created_at: OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<i64>,
+    },
+    /// An edit, a deletion or a reaction: an entry of the room's log like a message, with the seq it took.
+    Change {
+        id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        username: Cow<'a, str>,
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+        change: Change<'a>,
     },
     Joined {
         username: Cow<'a, str>,
@@ -76,18 +88,73 @@ enum Event<'a> {
     },
 }
 
+/// What an entry that is not a message did.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Change<'a> {
+    Edit {
+        target_seq: i64,
+        content: Cow<'a, str>,
+    },
+    Delete {
+        target_seq: i64,
+    },
+    Reaction {
+        target_seq: i64,
+        emoji: Cow<'a, str>,
+        added: bool,
+    },
+}
+
+/// The wire form of a log entry (live entries only: a message is as posted, never edited or deleted yet).
+fn entry_event(entry: &LogEntry) -> Event<'_> {
+    let change = match &entry.body {
+        Body::Message(message) => {
+            return Event::Message {
+                id: entry.id,
+                seq: entry.seq,
+                user_id: entry.user_id,
+                username: Cow::Borrowed(&entry.username),
+                content: Cow::Borrowed(&message.content),
+                client_msg_id: entry.client_msg_id.as_deref().map(Cow::Borrowed),
+                created_at: entry.created_at,
+                reply_to: message.reply_to,
+            };
+        }
+        Body::Edit {
+            target_seq,
+            content,
+        } => Change::Edit {
+            target_seq: *target_seq,
+            content: Cow::Borrowed(content),
+        },
+        Body::Delete { target_seq } => Change::Delete {
+            target_seq: *target_seq,
+        },
+        Body::Reaction {
+            target_seq,
+            emoji,
+            added,
+        } => Change::Reaction {
+            target_seq: *target_seq,
+            emoji: Cow::Borrowed(emoji),
+            added: *added,
+        },
+    };
+    Event::Change {
+        id: entry.id,
+        seq: entry.seq,
+        user_id: entry.user_id,
+        username: Cow::Borrowed(&entry.username),
+        created_at: entry.created_at,
+        change,
+    }
+}
+
 /// The bytes that carry `broadcast` from node `node`.
 pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
     let event = match &broadcast.event {
-        RoomEvent::Entry(message) => Event::Message {
-            id: message.id,
-            seq: message.seq,
-            user_id: message.user_id,
-            username: Cow::Borrowed(&message.username),
-            content: Cow::Borrowed(&message.content),
-            client_msg_id: message.client_msg_id.as_deref().map(Cow::Borrowed),
-            created_at: message.created_at,
-        },
+        RoomEvent::Entry(entry) => entry_event(entry),
         RoomEvent::Joined { username } => Event::Joined {
             username: Cow::Borrowed(username),
         },
@@ -148,15 +215,51 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
             content,
             client_msg_id,
             created_at,
+            reply_to,
         } => RoomEvent::Entry(LogEntry {
             id,
             room_id: wire.room_id,
             seq,
             user_id,
             username: username.into_owned(),
-            content: content.into_owned(),
             client_msg_id: client_msg_id.map(Cow::into_owned),
             created_at,
+            body: Body::Message(MessageBody::posted(content.into_owned(), reply_to)),
+        }),
+        Event::Change {
+            id,
+            seq,
+            user_id,
+            username,
+            created_at,
+            change,
+        } => RoomEvent::Entry(LogEntry {
+            id,
+            room_id: wire.room_id,
+            seq,
+            user_id,
+            username: username.into_owned(),
+            client_msg_id: None,
+            created_at,
+            body: match change {
+                Change::Edit {
+                    target_seq,
+                    content,
+                } => Body::Edit {
+                    target_seq,
+                    content: content.into_owned(),
+                },
+                Change::Delete { target_seq } => Body::Delete { target_seq },
+                Change::Reaction {
+                    target_seq,
+                    emoji,
+                    added,
+                } => Body::Reaction {
+                    target_seq,
+                    emoji: emoji.into_owned(),
+                    added,
+                },
+            },
         }),
         Event::Joined { username } => RoomEvent::Joined {
             username: username.into_owned(),
@@ -193,6 +296,7 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palaver_handlers::model::{Body, MessageBody};
     use time::macros::datetime;
 
     fn broadcast(event: RoomEvent) -> Broadcast {
@@ -213,7 +317,7 @@ mod tests {
             seq: 42,
             user_id: Uuid::now_v7(),
             username: "john_doe".into(),
-            content: "héllo \"there\"\n".into(),
+            body: Body::Message(MessageBody::posted("héllo \"there\"\n", None)),
             client_msg_id: Some("k1".into()),
             created_at: datetime!(2026-11-25 15:31:02.5 UTC),
         };

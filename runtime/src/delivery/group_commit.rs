@@ -279,7 +279,8 @@ mod tests {
     use palaver_handlers::Hub;
     use palaver_handlers::event::{Broadcast, RoomEvent};
     use palaver_handlers::model::{
-        AuditEvent, HistoryPage, HistoryQuery, Member, NewRoom, NewUser, Room, LogEntry, User,
+        AuditEvent, Change, HistoryPage, HistoryQuery, LogEntry, Member, NewRoom, NewUser, Room,
+        User,
     };
     use palaver_handlers::testing::{MemoryHub, MemoryStore};
     use std::sync::Mutex;
@@ -330,7 +331,10 @@ mod tests {
             id: Uuid::now_v7(),
             room_id,
             user_id,
-            content: content.into(),
+            change: Change::Post {
+                content: content.into(),
+                reply_to: None,
+            },
             client_msg_id: None,
             created_at: AT,
         }
@@ -367,7 +371,7 @@ mod tests {
         hub.take(9)
             .into_iter()
             .filter_map(|d| match d.event {
-                RoomEvent::Entry(m) => Some((m.seq, m.content)),
+                RoomEvent::Entry(m) => Some((m.seq, m.content()?.to_owned())),
                 _ => None,
             })
             .collect()
@@ -452,7 +456,13 @@ mod tests {
     #[async_trait]
     impl Store for Probe {
         async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
-            let contents = batch.iter().map(|m| m.content.clone()).collect();
+            let contents = batch
+                .iter()
+                .map(|m| match &m.change {
+                    Change::Post { content, .. } => content.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
             self.appends.lock().unwrap().push(contents);
             self.appends_begun.send_modify(|begun| *begun += 1);
             let mut open = self.open.subscribe();
@@ -556,6 +566,14 @@ mod tests {
         ) -> Result<HistoryPage, StoreError> {
             self.inner.history(room_id, query).await
         }
+        async fn log_after(
+            &self,
+            room_id: Uuid,
+            after_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<LogEntry>, StoreError> {
+            self.inner.log_after(room_id, after_seq, limit).await
+        }
         async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
             self.inner.record_audit(events).await
         }
@@ -581,7 +599,7 @@ mod tests {
         });
         let mut seqs: Vec<i64> = Vec::new();
         for post in posts {
-            seqs.push(post.await.unwrap().unwrap().message().seq);
+            seqs.push(post.await.unwrap().unwrap().entry().unwrap().seq);
         }
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=200).collect::<Vec<i64>>());
@@ -625,7 +643,7 @@ mod tests {
             .await
             .unwrap();
         store.release();
-        assert_eq!(within(first).await.unwrap().message().seq, 1);
+        assert_eq!(within(first).await.unwrap().entry().unwrap().seq, 1);
         let good = within(good).await;
         let bad = within(bad).await;
         assert_eq!(
@@ -633,7 +651,7 @@ mod tests {
             vec![vec!["first"], vec!["ok", "x"], vec!["ok"], vec!["x"]],
             "the good and the bad post shared a batch, then were retried one by one"
         );
-        assert_eq!(good.unwrap().message().seq, 2);
+        assert_eq!(good.unwrap().entry().unwrap().seq, 2);
         assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
         assert_eq!(memory.message_count(), 2);
         assert_eq!(delivered(&hub), pairs(&[(1, "first"), (2, "ok")]));
@@ -663,11 +681,11 @@ mod tests {
             message: message(room, user, "b"),
             done,
         });
-        assert_eq!(within(a).await.unwrap().message().seq, 1);
-        assert_eq!(within(b).await.unwrap().unwrap().message().seq, 2);
+        assert_eq!(within(a).await.unwrap().entry().unwrap().seq, 1);
+        assert_eq!(within(b).await.unwrap().unwrap().entry().unwrap().seq, 2);
         let alone = Instant::now();
         let c = log.post("general", message(room, user, "c"));
-        assert_eq!(within(c).await.unwrap().message().seq, 3);
+        assert_eq!(within(c).await.unwrap().entry().unwrap().seq, 3);
         let waited = alone.elapsed();
         assert_eq!(delivered(&hub), pairs(&[(1, "a"), (2, "b"), (3, "c")]));
         (store.appends(), waited)
@@ -719,10 +737,10 @@ mod tests {
             );
         }
         store.release();
-        assert_eq!(within(first).await.unwrap().message().seq, 1);
+        assert_eq!(within(first).await.unwrap().entry().unwrap().seq, 1);
         let mut seqs = Vec::new();
         for post in posted {
-            seqs.push(within(post).await.unwrap().message().seq);
+            seqs.push(within(post).await.unwrap().entry().unwrap().seq);
         }
         assert_eq!(seqs, (2..=11).collect::<Vec<i64>>(), "gapless, in line");
         assert_eq!(
@@ -777,7 +795,7 @@ mod tests {
         let c = within(third).await.unwrap();
         let mut seqs = Vec::new();
         for post in [first, a, b, c] {
-            seqs.push(within(post).await.unwrap().message().seq);
+            seqs.push(within(post).await.unwrap().entry().unwrap().seq);
         }
         assert_eq!(seqs, [1, 2, 3, 4]);
         assert_eq!(memory.message_count(), 4, "nothing is lost");
@@ -818,7 +836,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            next.message().seq,
+            next.entry().unwrap().seq,
             1,
             "the stalled commit stored nothing and used no seq"
         );
@@ -867,7 +885,7 @@ mod tests {
         let next = within(log.post("general", message(room, user, "next")))
             .await
             .unwrap();
-        assert_eq!(next.message().seq, 2);
+        assert_eq!(next.entry().unwrap().seq, 2);
         assert_eq!(
             delivered(&hub),
             pairs(&[(1, "stored, answer lost"), (2, "next")]),
@@ -893,7 +911,7 @@ mod tests {
             .post("general", message(room, user, "next"))
             .await
             .unwrap();
-        assert_eq!(next.message().seq, 2);
+        assert_eq!(next.entry().unwrap().seq, 2);
         let delivered: Vec<(i64, String)> = hub
             .take(9)
             .into_iter()
@@ -901,7 +919,7 @@ mod tests {
                 Broadcast {
                     event: RoomEvent::Entry(m),
                     ..
-                } => Some((m.seq, m.content)),
+                } => Some((m.seq, m.content()?.to_owned())),
                 _ => None,
             })
             .collect();
@@ -928,7 +946,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            outcome.message().seq,
+            outcome.entry().unwrap().seq,
             1,
             "nothing was stored while down, and no seq was used"
         );

@@ -255,8 +255,7 @@ impl Hub for LocalHub {
         let renderer = connection.handle.renderer;
         let prefixed = connection.rooms.len() > 1;
         for broadcast in held {
-            if matches!(&broadcast.event, RoomEvent::Entry(message) if message.seq <= through_seq)
-            {
+            if matches!(&broadcast.event, RoomEvent::Entry(message) if message.seq <= through_seq) {
                 continue;
             }
             let frame = renderer.event(&broadcast, prefixed);
@@ -392,6 +391,7 @@ impl Hub for LocalHub {
 mod tests {
     use super::*;
     use crate::render::Codec;
+    use palaver_handlers::model::{Body, MessageBody};
     use time::macros::datetime;
 
     struct Probe {
@@ -595,7 +595,7 @@ mod tests {
                 seq,
                 user_id: Uuid::nil(),
                 username: "john_doe".into(),
-                content: format!("m{seq}"),
+                body: Body::Message(MessageBody::posted(format!("m{seq}"), None)),
                 client_msg_id: None,
                 created_at: datetime!(2026-11-25 15:30:45 UTC),
             }),

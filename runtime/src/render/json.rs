@@ -4,13 +4,13 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, Reply, RoomEvent};
-use palaver_handlers::model::{HistoryPage, LogEntry};
+use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry};
 use serde::Serialize;
 use serde_json::json;
 
 use super::timestamp;
 
-/// A chat message as a JSON frame.
+/// A chat message as a JSON frame (live, or replayed in its current state).
 #[derive(Serialize)]
 struct MessageFrame<'a> {
     r#type: &'static str,
@@ -22,20 +22,52 @@ struct MessageFrame<'a> {
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_msg_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<String>,
 }
 
-fn message(room: &str, message: &LogEntry) -> String {
-    let frame = MessageFrame {
-        r#type: "message",
-        room,
-        seq: message.seq,
-        id: message.id,
-        username: &message.username,
-        content: &message.content,
-        timestamp: timestamp(message.created_at),
-        client_msg_id: message.client_msg_id.as_deref(),
+/// The frame of one entry of a room's log: `message`, `message_edited`, `message_deleted` or `reaction`.
+fn entry(room: &str, entry: &LogEntry) -> String {
+    let frame = match &entry.body {
+        Body::Message(message) if message.deleted => {
+            json!({"type": "message", "room": room, "seq": entry.seq, "deleted": true})
+        }
+        Body::Message(message) => {
+            let frame = MessageFrame {
+                r#type: "message",
+                room,
+                seq: entry.seq,
+                id: entry.id,
+                username: &entry.username,
+                content: &message.content,
+                timestamp: timestamp(entry.created_at),
+                client_msg_id: entry.client_msg_id.as_deref(),
+                reply_to: message.reply_to,
+                edited_at: message.edited_at.map(timestamp),
+            };
+            return serde_json::to_string(&frame).unwrap_or_default();
+        }
+        Body::Edit {
+            target_seq,
+            content,
+        } => {
+            json!({"type": "message_edited", "room": room, "seq": entry.seq, "target_seq": target_seq,
+                    "username": entry.username, "content": content, "edited_at": timestamp(entry.created_at)})
+        }
+        Body::Delete { target_seq } => {
+            json!({"type": "message_deleted", "room": room, "seq": entry.seq,
+                                               "target_seq": target_seq, "username": entry.username})
+        }
+        Body::Reaction {
+            target_seq,
+            emoji,
+            added,
+        } => json!({"type": "reaction", "room": room, "seq": entry.seq, "target_seq": target_seq,
+                    "username": entry.username, "emoji": emoji, "added": added}),
     };
-    serde_json::to_string(&frame).unwrap_or_default()
+    frame.to_string()
 }
 
 /// The frame for a room event.
@@ -50,7 +82,7 @@ pub fn event(broadcast: &Broadcast) -> String {
         RoomEvent::Left { username } => {
             json!({"type": "left", "room": room, "username": username, "timestamp": at}).to_string()
         }
-        RoomEvent::Entry(stored) => message(room, stored),
+        RoomEvent::Entry(stored) => entry(room, stored),
         RoomEvent::Deleted { by } => {
             json!({"type": "room_deleted", "room": room, "by": by, "timestamp": at}).to_string()
         }
@@ -69,39 +101,72 @@ pub fn error(id: Option<&str>, error: &Error) -> String {
     frame.to_string()
 }
 
-/// One message of a history page (JSON protocol and REST): the message frame without `type` and `room`.
-#[derive(Serialize)]
-pub struct HistoryItem<'a> {
-    seq: i64,
-    id: uuid::Uuid,
-    username: &'a str,
-    content: &'a str,
-    timestamp: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_msg_id: Option<&'a str>,
+/// One message of a history page (JSON protocol and REST) in its current state: the message frame without `type`
+/// and `room`, with its reactions and reply count when it has any; a deleted message is a tombstone
+/// `{"seq": …, "deleted": true}`.
+pub fn history_item(message: &HistoryMessage) -> serde_json::Value {
+    let entry = &message.entry;
+    let Some(body) = entry.message() else {
+        return json!({"seq": entry.seq});
+    };
+    if body.deleted {
+        return json!({"seq": entry.seq, "deleted": true});
+    }
+    let mut item = json!({
+        "seq": entry.seq,
+        "id": entry.id,
+        "username": entry.username,
+        "content": body.content,
+        "timestamp": timestamp(entry.created_at),
+    });
+    if let Some(fields) = item.as_object_mut() {
+        if let Some(key) = &entry.client_msg_id {
+            fields.insert("client_msg_id".into(), json!(key));
+        }
+        extras(
+            fields,
+            message,
+            body.reply_to,
+            body.edited_at.map(timestamp),
+        );
+    }
+    item
 }
 
-impl<'a> From<&'a LogEntry> for HistoryItem<'a> {
-    fn from(message: &'a LogEntry) -> Self {
-        HistoryItem {
-            seq: message.seq,
-            id: message.id,
-            username: &message.username,
-            content: &message.content,
-            timestamp: timestamp(message.created_at),
-            client_msg_id: message.client_msg_id.as_deref(),
-        }
+/// The fields a history item has only when they say something: `reply_to`, `edited_at`, `reactions` and `replies`.
+pub(crate) fn extras(
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+    message: &HistoryMessage,
+    reply_to: Option<i64>,
+    edited_at: Option<String>,
+) {
+    if let Some(reply_to) = reply_to {
+        fields.insert("reply_to".into(), json!(reply_to));
+    }
+    if let Some(edited_at) = edited_at {
+        fields.insert("edited_at".into(), json!(edited_at));
+    }
+    if !message.reactions.is_empty() {
+        let reactions: Vec<_> = message
+            .reactions
+            .iter()
+            .map(|r| json!({"emoji": r.emoji, "count": r.count, "me": r.me}))
+            .collect();
+        fields.insert("reactions".into(), json!(reactions));
+    }
+    if message.replies > 0 {
+        fields.insert("replies".into(), json!(message.replies));
     }
 }
 
 /// The body of a history page, for the REST route: `{messages, next_before, has_more}`.
 pub fn history_body(page: &HistoryPage) -> serde_json::Value {
-    let messages: Vec<HistoryItem> = page.messages.iter().map(HistoryItem::from).collect();
+    let messages: Vec<_> = page.messages.iter().map(history_item).collect();
     json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more})
 }
 
 fn history(id: Option<&str>, room: &str, page: &HistoryPage) -> serde_json::Value {
-    let messages: Vec<HistoryItem> = page.messages.iter().map(HistoryItem::from).collect();
+    let messages: Vec<_> = page.messages.iter().map(history_item).collect();
     with_id(
         json!({"type": "history", "room": room, "messages": messages, "next_before": page.next_before, "has_more": page.has_more}),
         id,
@@ -121,10 +186,10 @@ pub fn reply(id: Option<&str>, reply: &Reply) -> Option<String> {
         Reply::Welcome { room, last_seq, at } => {
             json!({"type": "welcome", "room": room, "last_seq": last_seq, "timestamp": timestamp(*at)})
         }
-        Reply::Message {
+        Reply::Entry {
             room,
-            message: stored,
-        } => return Some(message(room, stored)),
+            entry: stored,
+        } => return Some(entry(room, stored)),
         Reply::CaughtUp { .. } => return None,
         Reply::LeftRoom { room } => json!({"type": "left_room", "room": room}),
         Reply::RoomCreated(room) => json!({"type": "room_created", "room": room}),

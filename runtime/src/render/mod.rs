@@ -73,7 +73,8 @@ mod tests {
     use super::*;
     use palaver_handlers::Error;
     use palaver_handlers::event::{MemberView, RoomEvent, RoomView};
-    use palaver_handlers::model::{HistoryPage, LogEntry};
+    use palaver_handlers::model::{Body, MessageBody};
+    use palaver_handlers::model::{HistoryMessage, HistoryPage, LogEntry};
     use serde_json::json;
     use time::macros::datetime;
     use uuid::Uuid;
@@ -97,7 +98,7 @@ mod tests {
             seq: 42,
             user_id: Uuid::nil(),
             username: "john_doe".into(),
-            content: "hello there".into(),
+            body: Body::Message(MessageBody::posted("hello there", None)),
             client_msg_id: Some("c-1".into()),
             created_at: datetime!(2026-11-25 15:31:02 UTC),
         }
@@ -211,9 +212,9 @@ mod tests {
         );
         let mut hi = message();
         hi.seq = 1;
-        hi.content = "hi".into();
+        hi.body = Body::Message(MessageBody::posted("hi", None));
         let page = HistoryPage {
-            messages: vec![hi],
+            messages: vec![HistoryMessage::plain(hi)],
             next_before: Some(1),
             has_more: false,
         };
@@ -324,9 +325,10 @@ mod tests {
     #[test]
     fn message_content_is_never_interpreted() {
         let mut evil = message();
-        evil.content = "<script>alert(1)</script>\n\u{1b}[31m\"quoted\"".into();
+        let text = "<script>alert(1)</script>\n\u{1b}[31m\"quoted\"";
+        evil.body = Body::Message(MessageBody::posted(text, None));
         let frame = Codec::Json.event_frame(&broadcast(RoomEvent::Entry(evil.clone())), false);
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
-        assert_eq!(parsed["content"], evil.content.as_str());
+        assert_eq!(parsed["content"], text);
     }
 }

@@ -3,7 +3,7 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, MemberView, Reply, RoomEvent, RoomView};
-use palaver_handlers::model::{HistoryPage, LogEntry};
+use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -31,14 +31,25 @@ fn prefix(room: &str, prefixed: bool) -> String {
     }
 }
 
-fn message_line(room: &str, message: &LogEntry, prefixed: bool) -> String {
-    format!(
-        "{}[{}] {}: {}",
-        prefix(room, prefixed),
-        clock(message.created_at),
-        message.username,
-        message.content
-    )
+/// The line of one entry of a room's log: a message (`[15:31:02] john_doe: hello`), an edit, a deletion or a
+/// reaction, each at the entry's time.
+fn entry_line(room: &str, entry: &LogEntry, prefixed: bool) -> String {
+    let head = format!("{}[{}] ", prefix(room, prefixed), clock(entry.created_at));
+    let who = &entry.username;
+    match &entry.body {
+        Body::Message(message) if message.deleted => format!("{head}(a deleted message)"),
+        Body::Message(message) => format!("{head}{who}: {}", message.content),
+        Body::Edit { content, .. } => format!("{head}{who} edited a message: {content}"),
+        Body::Delete { .. } => format!("{head}{who} deleted a message"),
+        Body::Reaction {
+            emoji, added: true, ..
+        } => format!("{head}{who} reacted {emoji}"),
+        Body::Reaction {
+            emoji,
+            added: false,
+            ..
+        } => format!("{head}{who} took back the reaction {emoji}"),
+    }
 }
 
 /// The line for a room event.
@@ -53,7 +64,7 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
         RoomEvent::Left { username } => {
             format!("{prefix}[{}] {username} has left the room", clock(at))
         }
-        RoomEvent::Entry(message) => message_line(room, message, prefixed),
+        RoomEvent::Entry(entry) => entry_line(room, entry, prefixed),
         RoomEvent::Deleted { by } => {
             format!(
                 "{prefix}[{}] Room '{room}' has been deleted by {by}",
@@ -72,14 +83,26 @@ pub fn error(error: &Error) -> String {
     }
 }
 
+/// One message of `MESSAGES:`: seq, username, content and a whole-seconds timestamp, with `reply_to`, `edited_at`,
+/// `reactions` and `replies` when it has them; a deleted message is `{"seq": …, "deleted": true}`.
+fn history_item(message: &HistoryMessage) -> serde_json::Value {
+    let entry = &message.entry;
+    match entry.message() {
+        Some(body) if !body.deleted => {
+            let mut item = json!({"seq": entry.seq, "username": entry.username, "content": body.content,
+                                  "timestamp": seconds_timestamp(entry.created_at)});
+            if let Some(fields) = item.as_object_mut() {
+                let edited_at = body.edited_at.map(seconds_timestamp);
+                super::json::extras(fields, message, body.reply_to, edited_at);
+            }
+            item
+        }
+        _ => json!({"seq": entry.seq, "deleted": true}),
+    }
+}
+
 fn history(page: &HistoryPage) -> String {
-    let messages: Vec<_> = page
-        .messages
-        .iter()
-        .map(|m| {
-            json!({"seq": m.seq, "username": m.username, "content": m.content, "timestamp": seconds_timestamp(m.created_at)})
-        })
-        .collect();
+    let messages: Vec<_> = page.messages.iter().map(history_item).collect();
     let body =
         json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more});
     format!("MESSAGES:{body}")
@@ -108,7 +131,7 @@ pub fn reply(reply: &Reply, prefixed: bool) -> Vec<String> {
                 clock(*at)
             )]
         }
-        Reply::Message { room, message } => vec![message_line(room, message, prefixed)],
+        Reply::Entry { room, entry } => vec![entry_line(room, entry, prefixed)],
         Reply::LeftRoom { room } => vec![
             format!("You have left the room \"{room}\""),
             "ROOM_LEAVE_SUCCESS:You have successfully left the room".to_owned(),

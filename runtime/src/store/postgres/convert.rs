@@ -4,7 +4,7 @@
 use std::error::Error as _;
 
 use deadpool_postgres::PoolError;
-use palaver_handlers::model::{AuditEvent, Member, Room, LogEntry, User};
+use palaver_handlers::model::{AuditEvent, Body, EntryKind, LogEntry, Member, Room, User};
 use palaver_handlers::{StoreError, Unique};
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
@@ -57,18 +57,44 @@ pub(super) fn member_from_row(row: &Row) -> Result<Member, tokio_postgres::Error
     })
 }
 
-/// A message from a row with the columns of `messages` and its sender's `username`.
-pub(super) fn message_from_row(row: &Row) -> Result<LogEntry, tokio_postgres::Error> {
-    Ok(LogEntry {
-        id: row.try_get("id")?,
-        room_id: row.try_get("room_id")?,
-        seq: row.try_get("seq")?,
-        user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
-        content: row.try_get("content")?,
-        client_msg_id: row.try_get("client_msg_id")?,
-        created_at: row.try_get("created_at")?,
-    })
+/// The columns [`entry_from_row`] reads: a `messages` row `m` joined with its user `u`.
+pub(super) const ENTRY_COLUMNS: &str = "m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, \
+     m.created_at, m.kind, m.target_seq, m.reply_to, m.emoji, m.edited_at, m.deleted_at IS NOT NULL AS deleted";
+
+/// A log entry from a row with [`ENTRY_COLUMNS`].
+pub(super) fn entry_from_row(row: &Row) -> Result<LogEntry, StoreError> {
+    let kind: String = row.try_get("kind").map_err(pg_error)?;
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("unknown entry kind {kind:?}")))?;
+    let read = || -> Result<(LogEntry, Option<Body>), tokio_postgres::Error> {
+        let body = kind.body(
+            row.try_get("content")?,
+            row.try_get("target_seq")?,
+            row.try_get("reply_to")?,
+            row.try_get("emoji")?,
+            row.try_get("edited_at")?,
+            row.try_get("deleted")?,
+        );
+        let entry = LogEntry {
+            id: row.try_get("id")?,
+            room_id: row.try_get("room_id")?,
+            seq: row.try_get("seq")?,
+            user_id: row.try_get("user_id")?,
+            username: row.try_get("username")?,
+            client_msg_id: row.try_get("client_msg_id")?,
+            created_at: row.try_get("created_at")?,
+            body: Body::Delete { target_seq: 0 },
+        };
+        Ok((entry, body))
+    };
+    let (mut entry, body) = read().map_err(pg_error)?;
+    entry.body = body.ok_or_else(|| {
+        StoreError::Backend(format!(
+            "entry {} of kind {kind:?} lacks a column",
+            entry.seq
+        ))
+    })?;
+    Ok(entry)
 }
 
 /// An audit event from a row with the columns of `audit_log`.

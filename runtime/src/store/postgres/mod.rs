@@ -5,9 +5,11 @@
 //! writers of a room (gapless seqs) without letting two batches that span several rooms deadlock.
 //!
 //! Layout: this file holds the pool, the migrations and the query helpers every statement goes through; `convert`
-//! maps rows, times and errors, and `accounts`, `rooms`, `messages` and `audit` hold the queries.
+//! maps rows, times and errors, and `accounts`, `rooms`, `append` (writing the rooms' logs), `messages` (reading
+//! them) and `audit` hold the queries.
 
 mod accounts;
+mod append;
 mod audit;
 mod convert;
 mod messages;
@@ -18,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
-    LogEntry, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
+    Room, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -299,7 +301,7 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        messages::append_messages(self, batch).await
+        append::append_messages(self, batch).await
     }
 
     async fn messages_by_id(
@@ -316,6 +318,15 @@ impl Store for PostgresStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, StoreError> {
         messages::history(self, room_id, query).await
+    }
+
+    async fn log_after(
+        &self,
+        room_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        messages::log_after(self, room_id, after_seq, limit).await
     }
 
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 //! Ids are hyphenated lowercase text; times are whole microseconds since the Unix epoch (UTC), the precision
 //! PostgreSQL keeps too.
 
+use palaver_handlers::model::{EntryKind, LogEntry};
 use palaver_handlers::{StoreError, Unique};
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row, ffi};
@@ -128,6 +129,51 @@ fn parse_uuid(index: usize, text: &str) -> rusqlite::Result<Uuid> {
 /// The time stored in column `index`.
 pub(super) fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
     from_micros(row.get(index)?).map_err(|err| conversion_failure(index, Type::Integer, err))
+}
+
+/// The time, if any, stored in column `index`.
+pub(super) fn optional_time_at(
+    row: &Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<OffsetDateTime>> {
+    let micros: Option<i64> = row.get(index)?;
+    micros
+        .map(|micros| {
+            from_micros(micros).map_err(|err| conversion_failure(index, Type::Integer, err))
+        })
+        .transpose()
+}
+
+/// The columns [`entry_from_row`] reads, in its order: a `messages` row `m` joined with its user `u`.
+pub(super) const ENTRY_COLUMNS: &str = "m.id, m.room_id, m.seq, m.user_id, u.username, m.content, m.client_msg_id, \
+     m.created_at, m.kind, m.target_seq, m.reply_to, m.emoji, m.edited_at, m.deleted_at IS NOT NULL";
+
+/// A log entry from a row with [`ENTRY_COLUMNS`].
+pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<LogEntry> {
+    let kind: String = row.get(8)?;
+    let unreadable = |what: String| conversion_failure(8, Type::Text, std::io::Error::other(what));
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| unreadable(format!("unknown entry kind {kind:?}")))?;
+    let body = kind
+        .body(
+            row.get(5)?,
+            row.get(9)?,
+            row.get(10)?,
+            row.get(11)?,
+            optional_time_at(row, 12)?,
+            row.get(13)?,
+        )
+        .ok_or_else(|| unreadable(format!("an entry of kind {kind:?} lacks a column")))?;
+    Ok(LogEntry {
+        id: uuid_at(row, 0)?,
+        room_id: uuid_at(row, 1)?,
+        seq: row.get(2)?,
+        user_id: uuid_at(row, 3)?,
+        username: row.get(4)?,
+        client_msg_id: row.get(6)?,
+        created_at: time_at(row, 7)?,
+        body,
+    })
 }
 
 /// The JSON document stored as text in column `index`.

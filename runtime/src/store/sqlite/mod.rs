@@ -6,9 +6,11 @@
 //! Each async method sends a job over a bounded channel to one of them and awaits the answer.
 //!
 //! Layout: `worker` runs the threads, `connection` opens connections and migrates, `convert` maps values and
-//! errors, and `accounts`, `rooms`, `messages` and `audit` hold the queries.
+//! errors, and `accounts`, `rooms`, `append` (writing the rooms' logs), `messages` (reading them) and `audit` hold
+//! the queries.
 
 mod accounts;
+mod append;
 mod audit;
 mod connection;
 mod convert;
@@ -23,8 +25,8 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use palaver_handlers::model::{
-    Appended, AuditEvent, HistoryPage, HistoryQuery, Member, NewEntry, NewRoom, NewUser, Room,
-    LogEntry, User,
+    Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
+    Room, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -244,7 +246,7 @@ impl Store for SqliteStore {
         }
         let batch = batch.to_vec();
         self.writer
-            .run(move |connection| messages::append_messages(connection, &batch))
+            .run(move |connection| append::append_messages(connection, &batch))
             .await
     }
 
@@ -269,6 +271,17 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.readers
             .run(move |connection| messages::history(connection, room_id, &query))
+            .await
+    }
+
+    async fn log_after(
+        &self,
+        room_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.readers
+            .run(move |connection| messages::log_after(connection, room_id, after_seq, limit))
             .await
     }
 

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use palaver_handlers::model::{Appended, HistoryQuery, NewEntry, NewRoom, NewUser, Room, User};
+use palaver_handlers::model::{
+    Appended, Change, HistoryQuery, NewEntry, NewRoom, NewUser, Room, User,
+};
 use palaver_handlers::{Store, StoreError, Unique};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -63,7 +65,10 @@ fn message(room_id: Uuid, user_id: Uuid, content: &str, key: Option<&str>) -> Ne
         id: Uuid::new_v4(),
         room_id,
         user_id,
-        content: content.into(),
+        change: Change::Post {
+            content: content.into(),
+            reply_to: None,
+        },
         client_msg_id: key.map(Into::into),
         created_at: NOW,
     }
@@ -74,7 +79,10 @@ async fn seqs(store: &SqliteStore, room_id: Uuid) -> Vec<i64> {
         .history(room_id, &HistoryQuery::latest(200))
         .await
         .expect("history reads");
-    page.messages.iter().map(|message| message.seq).collect()
+    page.messages
+        .iter()
+        .map(|message| message.entry.seq)
+        .collect()
 }
 
 async fn last_seq(store: &SqliteStore, name: &str) -> i64 {
@@ -144,7 +152,7 @@ async fn concurrent_appends_take_every_seq_once_without_gaps() {
                 let key = format!("{task}-{index}");
                 let batch = [message(lobby.id, alice.id, "hi", Some(&key))];
                 let outcomes = store.append_messages(&batch).await.expect("stored");
-                seqs.extend(outcomes.iter().map(|outcome| outcome.message().seq));
+                seqs.extend(outcomes.iter().map(|outcome| outcome.entry().unwrap().seq));
             }
             seqs
         }));
@@ -265,9 +273,9 @@ async fn history_walks_the_room_seq_index_without_sorting() {
         .readers
         .run(|connection| {
             let mut statement =
-                connection.prepare(&format!("EXPLAIN QUERY PLAN {}", messages::HISTORY))?;
+                connection.prepare(&format!("EXPLAIN QUERY PLAN {}", messages::history_sql()))?;
             let details = statement
-                .query_map(rusqlite::params!["r", 10, 0, 0, 0, "x"], |row| {
+                .query_map(rusqlite::params!["r", 10, 0, 0, 0, "x", 3, 0], |row| {
                     row.get::<_, String>(3)
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
