@@ -2,6 +2,7 @@
 //! proxy that takes a dependency away from a running server.
 
 pub mod api;
+pub mod chat;
 pub mod cluster;
 pub mod member;
 pub mod nats;

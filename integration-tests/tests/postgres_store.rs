@@ -305,7 +305,7 @@ async fn a_key_raced_into_several_rooms_is_stored_once() -> anyhow::Result<()> {
     assert!(
         outcomes
             .iter()
-            .all(|outcome| outcome.entry() == Some(&stored[0]))
+            .all(|outcome| outcome.entry() == Some(stored[0]))
     );
     db.drop_schema().await
 }

@@ -2,11 +2,12 @@
 //! the text protocol (§4) and in the JSON protocol (§5), presence, the `#room ` prefix, size limits, malformed frames,
 //! and how a connection is authenticated or refused.
 
-use palaver_integration_tests::api::{Client, PASSWORD};
+use palaver_integration_tests::api::PASSWORD;
+use palaver_integration_tests::chat::Chat;
 use palaver_integration_tests::ws::{
     Connect, Frame, MISSING_CREDENTIALS, WsClient, assert_stamped, raw_upgrade,
 };
-use palaver_integration_tests::{Engine, TEST_JWT_SECRET, TestServer};
+use palaver_integration_tests::{Engine, TEST_JWT_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -23,47 +24,6 @@ const INVALID_TICKET: &str = "the ticket is invalid, used or expired";
 const FORBIDDEN_ORIGIN: &str = "this origin may not open a WebSocket";
 const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
 const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
-
-/// A server with two registered, logged-in users.
-struct Chat {
-    client: Client,
-    john: String,
-    jane: String,
-}
-
-impl Chat {
-    async fn start(engine: Engine) -> Option<Chat> {
-        Self::start_with(engine, &[]).await
-    }
-
-    async fn start_with(engine: Engine, extra: &[(&str, &str)]) -> Option<Chat> {
-        let server = TestServer::start_with(engine, extra).await?;
-        let client = Client {
-            server,
-            http: reqwest::Client::new(),
-        };
-        let john = client.user("john_doe").await;
-        let jane = client.user("jane_doe").await;
-        Some(Chat { client, john, jane })
-    }
-
-    fn server(&self) -> &TestServer {
-        &self.client.server
-    }
-
-    async fn text(&self, token: &str) -> WsClient {
-        WsClient::text(self.server(), token).await
-    }
-
-    async fn json(&self, token: &str) -> WsClient {
-        WsClient::json(self.server(), token).await
-    }
-
-    /// `http://127.0.0.1:<port>`: the server's own origin.
-    fn own_origin(&self) -> String {
-        self.server().url("")
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Text-protocol helpers.

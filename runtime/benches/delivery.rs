@@ -63,7 +63,9 @@ fn message(room_id: Uuid, seq: i64) -> Broadcast {
             seq,
             user_id: Uuid::nil(),
             username: "john_doe".into(),
-            content: "x".repeat(100),
+            body: palaver_handlers::model::Body::Message(
+                palaver_handlers::model::MessageBody::posted("x".repeat(100), None),
+            ),
             client_msg_id: None,
             created_at: now,
         }),

@@ -49,8 +49,8 @@ enum Input {
         room: String,
         from_seq: i64,
     },
-    /// A room event, from this node or another.
-    Event(Broadcast),
+    /// A room event, from this node or another (boxed: the queue holds many, most of them small).
+    Event(Box<Broadcast>),
     /// The database's answer to a read of missing seqs (`None`: the read failed).
     Read(Missing, Option<Vec<LogEntry>>),
     /// The database's newest seqs of the served rooms.
@@ -122,7 +122,11 @@ impl Broker for NatsBroker {
         }
         if is_message {
             // In line with the other nodes' messages of the room; if the line is full, the gap path repairs it.
-            if self.inputs.try_send(Input::Event(broadcast)).is_err() {
+            if self
+                .inputs
+                .try_send(Input::Event(Box::new(broadcast)))
+                .is_err()
+            {
                 tracing::warn!(
                     "the ordering queue is full; a message will be read from the database"
                 );
@@ -218,7 +222,7 @@ impl Ordering {
                 }
             }
             Input::Event(broadcast) => {
-                let ready = self.sequencer.offer(broadcast, Instant::now());
+                let ready = self.sequencer.offer(*broadcast, Instant::now());
                 self.deliver(ready);
             }
             Input::Read(missing, Some(found)) => {
@@ -286,7 +290,11 @@ impl Ordering {
                 metrics.cluster_received.inc();
                 match broadcast.event {
                     RoomEvent::Entry(_) => {
-                        if inputs.send(Input::Event(broadcast)).await.is_err() {
+                        if inputs
+                            .send(Input::Event(Box::new(broadcast)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -321,8 +321,35 @@ mod tests {
             client_msg_id: Some("k1".into()),
             created_at: datetime!(2026-11-25 15:31:02.5 UTC),
         };
+        let change = |body| LogEntry {
+            id: Uuid::now_v7(),
+            seq: 43,
+            client_msg_id: None,
+            body,
+            ..message.clone()
+        };
+        let reply = LogEntry {
+            body: Body::Message(MessageBody::posted("re", Some(41))),
+            ..message.clone()
+        };
         let events = [
-            RoomEvent::Entry(message),
+            RoomEvent::Entry(message.clone()),
+            RoomEvent::Entry(reply),
+            RoomEvent::Entry(change(Body::Edit {
+                target_seq: 42,
+                content: "edited \"again\"".into(),
+            })),
+            RoomEvent::Entry(change(Body::Delete { target_seq: 42 })),
+            RoomEvent::Entry(change(Body::Reaction {
+                target_seq: 42,
+                emoji: "👍🏽".into(),
+                added: true,
+            })),
+            RoomEvent::Entry(change(Body::Reaction {
+                target_seq: 42,
+                emoji: ":wave:".into(),
+                added: false,
+            })),
             RoomEvent::Joined {
                 username: "jane_doe".into(),
             },

@@ -322,6 +322,175 @@ mod tests {
         assert_eq!(welcome["last_seq"], 7);
     }
 
+    /// `message()` changed into another kind of entry, with seq 43.
+    fn entry(body: Body) -> LogEntry {
+        LogEntry {
+            seq: 43,
+            client_msg_id: None,
+            created_at: datetime!(2026-11-25 15:31:40 UTC),
+            body,
+            ..message()
+        }
+    }
+
+    fn edited() -> LogEntry {
+        entry(Body::Edit {
+            target_seq: 42,
+            content: "hello again".into(),
+        })
+    }
+
+    fn reacted(added: bool) -> LogEntry {
+        entry(Body::Reaction {
+            target_seq: 42,
+            emoji: "👍".into(),
+            added,
+        })
+    }
+
+    fn json_event(event: RoomEvent) -> serde_json::Value {
+        serde_json::from_str(&Codec::Json.event_frame(&broadcast(event), false)).unwrap()
+    }
+
+    #[test]
+    fn changes_have_their_json_frames() {
+        assert_eq!(
+            json_event(RoomEvent::Entry(edited())),
+            json!({"type": "message_edited", "room": "general-chat", "seq": 43, "target_seq": 42,
+                   "username": "john_doe", "content": "hello again", "edited_at": "2026-11-25T15:31:40Z"})
+        );
+        assert_eq!(
+            json_event(RoomEvent::Entry(entry(Body::Delete { target_seq: 42 }))),
+            json!({"type": "message_deleted", "room": "general-chat", "seq": 43, "target_seq": 42,
+                   "username": "john_doe"})
+        );
+        for added in [true, false] {
+            assert_eq!(
+                json_event(RoomEvent::Entry(reacted(added))),
+                json!({"type": "reaction", "room": "general-chat", "seq": 43, "target_seq": 42,
+                       "username": "john_doe", "emoji": "👍", "added": added})
+            );
+        }
+        let mut reply = message();
+        reply.body = Body::Message(MessageBody::posted("re", Some(41)));
+        assert_eq!(json_event(RoomEvent::Entry(reply))["reply_to"], 41);
+    }
+
+    #[test]
+    fn replayed_messages_are_in_their_current_state() {
+        let mut changed = message();
+        changed.body = Body::Message(MessageBody {
+            edited_at: Some(datetime!(2026-11-25 15:31:40 UTC)),
+            ..MessageBody::posted("hello again", None)
+        });
+        let reply = |entry| Reply::Entry {
+            room: "general".into(),
+            entry,
+        };
+        let frame: serde_json::Value = serde_json::from_str(
+            &Codec::Json.reply_frames(None, &reply(changed.clone()), false)[0],
+        )
+        .unwrap();
+        assert_eq!(frame["edited_at"], "2026-11-25T15:31:40Z");
+        assert_eq!(frame["content"], "hello again");
+        let mut gone = message();
+        gone.body = Body::Message(MessageBody {
+            deleted: true,
+            ..MessageBody::posted("", None)
+        });
+        let frame: serde_json::Value =
+            serde_json::from_str(&Codec::Json.reply_frames(None, &reply(gone.clone()), false)[0])
+                .unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "message", "room": "general", "seq": 42, "deleted": true})
+        );
+        assert_eq!(
+            Codec::Text.reply_frames(None, &reply(gone), true),
+            ["#general [15:31:02] (a deleted message)"]
+        );
+    }
+
+    #[test]
+    fn changes_have_their_text_lines() {
+        assert_eq!(
+            text(RoomEvent::Entry(edited()), false),
+            "[15:31:40] john_doe edited a message: hello again"
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Entry(entry(Body::Delete { target_seq: 42 })),
+                true
+            ),
+            "#general-chat [15:31:40] john_doe deleted a message"
+        );
+        assert_eq!(
+            text(RoomEvent::Entry(reacted(true)), false),
+            "[15:31:40] john_doe reacted 👍"
+        );
+        assert_eq!(
+            text(RoomEvent::Entry(reacted(false)), false),
+            "[15:31:40] john_doe took back the reaction 👍"
+        );
+    }
+
+    #[test]
+    fn history_items_are_messages_in_their_current_state() {
+        use palaver_handlers::model::ReactionCount;
+        let mut edited = message();
+        edited.body = Body::Message(MessageBody {
+            edited_at: Some(datetime!(2026-11-25 15:31:40.25 UTC)),
+            ..MessageBody::posted("hello again", Some(7))
+        });
+        let mut gone = message();
+        gone.seq = 41;
+        gone.body = Body::Message(MessageBody {
+            deleted: true,
+            ..MessageBody::posted("", None)
+        });
+        let page = HistoryPage {
+            messages: vec![
+                HistoryMessage {
+                    entry: edited,
+                    reactions: vec![ReactionCount {
+                        emoji: "👍".into(),
+                        count: 3,
+                        me: true,
+                    }],
+                    replies: 2,
+                },
+                HistoryMessage::plain(gone),
+            ],
+            next_before: Some(41),
+            has_more: false,
+        };
+        let body = json::history_body(&page);
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"seq": 42, "id": Uuid::nil(), "username": "john_doe", "content": "hello again",
+                 "timestamp": "2026-11-25T15:31:02Z", "client_msg_id": "c-1", "reply_to": 7,
+                 "edited_at": "2026-11-25T15:31:40.25Z", "reactions": [{"emoji": "👍", "count": 3, "me": true}],
+                 "replies": 2},
+                {"seq": 41, "deleted": true},
+            ])
+        );
+        let text = Codec::Text.reply_frames(
+            None,
+            &Reply::History {
+                room: "general".into(),
+                page,
+            },
+            false,
+        );
+        assert_eq!(
+            text,
+            [
+                r#"MESSAGES:{"messages":[{"seq":42,"username":"john_doe","content":"hello again","timestamp":"2026-11-25T15:31:02Z","reply_to":7,"edited_at":"2026-11-25T15:31:40Z","reactions":[{"emoji":"👍","count":3,"me":true}],"replies":2},{"seq":41,"deleted":true}],"next_before":41,"has_more":false}"#
+            ]
+        );
+    }
+
     #[test]
     fn message_content_is_never_interpreted() {
         let mut evil = message();
