@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::actions::{
     create_room, delete_message, delete_room, edit_message, get_messages, join_room, leave_room,
-    list_members, list_rooms, react, room_message, typing, unreact,
+    list_members, list_rooms, mark_read, react, room_message, typing, unreact,
 };
 use crate::context::Context;
 use crate::error::Error;
@@ -34,6 +34,7 @@ pub enum Command {
     DeleteMessage(delete_message::DeleteMessageRequest),
     React(react::ReactionRequest),
     Unreact(react::ReactionRequest),
+    MarkRead(mark_read::MarkReadRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -118,6 +119,7 @@ impl Command {
             Command::DeleteMessage(_) => "delete_message",
             Command::React(_) => "react",
             Command::Unreact(_) => "unreact",
+            Command::MarkRead(_) => "mark_read",
         }
     }
 
@@ -147,6 +149,7 @@ impl Command {
                 .into(),
             Command::React(req) => react::react(ctx, session, req).await?.into(),
             Command::Unreact(req) => unreact::unreact(ctx, session, req).await?.into(),
+            Command::MarkRead(req) => mark_read::mark_read(ctx, session, req).await?.into(),
         })
     }
 }
@@ -245,6 +248,10 @@ mod tests {
             (
                 r#"{"type":"room_message","data":{"content":"re","reply_to":3}}"#,
                 "room_message",
+            ),
+            (
+                r#"{"type":"mark_read","data":{"room":"general","seq":3}}"#,
+                "mark_read",
             ),
             // An escaped type is the same type.
             (r#"{"type":"list\u005frooms"}"#, "list_rooms"),

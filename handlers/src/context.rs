@@ -12,7 +12,7 @@ use crate::error::{CredentialError, StoreError, TokenRejection};
 use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, LogEntry, Member, NewEntry,
-    NewRoom, NewUser, Principal, Room, SecurityEvent, TokenClaims, User,
+    NewRoom, NewUser, Principal, ReadPoint, ReadState, Room, SecurityEvent, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
@@ -35,6 +35,16 @@ pub trait Context: Send + Sync {
     fn messages(&self) -> &dyn MessageLog;
     /// Throttled attempts and the audit trail of security events.
     fn guard(&self) -> &dyn Guard;
+    /// Read receipts: a member's read point moved, for the room to be told (at most once a second per member).
+    fn receipts(&self) -> &dyn Receipts;
+}
+
+/// Tells a room where its members have read to. A member scrolling through a room moves their read point many times
+/// a second; the room hears of it at most once a second per member and room, and always of the latest point: a move
+/// inside the second is sent when the second is over.
+pub trait Receipts: Send + Sync {
+    /// The member `user_id` (called `username`) of the room `room_id` (called `room`) has read through `seq`.
+    fn moved(&self, room_id: Uuid, room: &str, user_id: Uuid, username: &str, seq: i64);
 }
 
 /// Security bookkeeping the rules consult. Guessing a secret (a private room's password) is slowed by counting
@@ -247,6 +257,17 @@ pub trait Store: Send + Sync {
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError>;
     /// The ids of the rooms `user_id` is a member of, in no particular order.
     async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// Moves the member's read point in the room forward to `seq` (clamped to the room's newest seq; never
+    /// backwards), in one statement; `None` if `user_id` is not a member.
+    async fn mark_read(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    ) -> Result<Option<ReadPoint>, StoreError>;
+    /// The user's read state in every room they are a member of, in no particular order: the read point, and the
+    /// messages by others after it that are not deleted, counted from the log through its (room_id, seq) index.
+    async fn read_state(&self, user_id: Uuid) -> Result<Vec<ReadState>, StoreError>;
 
     /// Puts a batch of entries in their rooms' logs in one transaction, giving each the next seq of its room
     /// (gapless, in batch order) and applying what it does to the message it targets, by the rules of

@@ -35,6 +35,12 @@ pub struct RoomView {
     /// Whether the user asking is a member (so a new device knows which rooms to rejoin, private ones without their
     /// password).
     pub member: bool,
+    /// For a member: the seq they have read through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<i64>,
+    /// For a member: the messages by others after their read point, deleted ones not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
 }
 
 impl RoomView {
@@ -48,7 +54,16 @@ impl RoomView {
             created_by: room.owner_id,
             created_at: room.created_at,
             member,
+            last_read_seq: None,
+            unread: None,
         }
+    }
+
+    /// This view with a member's read state.
+    pub fn with_read_state(mut self, last_read_seq: i64, unread: u64) -> Self {
+        self.last_read_seq = Some(last_read_seq);
+        self.unread = Some(unread);
+        self
     }
 }
 
@@ -57,6 +72,8 @@ impl RoomView {
 pub struct MemberView {
     pub username: String,
     pub online: bool,
+    /// The seq the member has read through (their read receipt).
+    pub last_read_seq: i64,
 }
 
 /// A reply to the connection that sent the command.
@@ -83,6 +100,9 @@ pub enum Reply {
         room: String,
         members: Vec<MemberView>,
     },
+    /// The user's read point in the room (`read`, with the command's id; the user's connections in the room get the
+    /// same event).
+    Read { room: String, seq: i64 },
     /// A posted message, or an edit, deletion or reaction, is durably stored with `seq` (JSON protocol only; the
     /// text protocol shows the entry).
     Ack { room: String, seq: i64 },
@@ -139,6 +159,20 @@ pub enum RoomEvent {
     Deleted { by: String },
     /// `TYPING:…` / `typing`.
     Typing { username: String },
+    /// `READ:…` / `read`: the user's read point moved; only that user's connections receive it.
+    Read { user_id: Uuid, seq: i64 },
+    /// `RECEIPT:…` / `receipt`: a member's read point moved, for the others.
+    Receipt { username: String, seq: i64 },
+}
+
+impl RoomEvent {
+    /// The one user whose connections receive this event, when it is not for the whole room.
+    pub fn only_for(&self) -> Option<Uuid> {
+        match self {
+            RoomEvent::Read { user_id, .. } => Some(*user_id),
+            _ => None,
+        }
+    }
 }
 
 /// An event for every connection subscribed to a room, except those of `skip_user`.

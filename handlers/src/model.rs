@@ -119,6 +119,26 @@ pub struct NewRoom {
 pub struct Member {
     pub user_id: Uuid,
     pub username: String,
+    /// The seq the member has read through (0: nothing yet).
+    pub last_read_seq: i64,
+}
+
+/// Where a member's read point stands after a `mark_read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPoint {
+    /// The seq read through now: never lower than before, never beyond the room's newest entry.
+    pub seq: i64,
+    /// Whether it moved forward.
+    pub moved: bool,
+}
+
+/// A member's read state in one room: computed from the log, never kept as a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub room_id: Uuid,
+    pub last_read_seq: i64,
+    /// Messages by others after `last_read_seq`, deleted ones not counted.
+    pub unread: u64,
 }
 
 /// An entry to be put in a room's log; the store assigns its seq (the next of the room).

@@ -27,6 +27,8 @@ enum Seen {
     Left { room: String, username: String },
     Typing { room: String, username: String },
     Deleted { room: String, by: String },
+    Read { room: String, seq: i64 },
+    Receipt { room: String, username: String, seq: i64 },
 }
 
 /// A hub under test, with the means to connect sockets and see what they were delivered.
@@ -81,6 +83,15 @@ fn seen_of(frame: &str) -> Seen {
         Some("room_deleted") => Seen::Deleted {
             room: text("room"),
             by: text("by"),
+        },
+        Some("read") => Seen::Read {
+            room: text("room"),
+            seq: frame["seq"].as_i64().expect("a read point has a seq"),
+        },
+        Some("receipt") => Seen::Receipt {
+            room: text("room"),
+            username: text("username"),
+            seq: frame["seq"].as_i64().expect("a receipt has a seq"),
         },
         other => panic!("unexpected frame type {other:?}: {frame}"),
     }
@@ -152,6 +163,12 @@ impl Subject for Memory {
                     RoomEvent::Left { username } => Seen::Left { room, username },
                     RoomEvent::Typing { username } => Seen::Typing { room, username },
                     RoomEvent::Deleted { by } => Seen::Deleted { room, by },
+                    RoomEvent::Read { seq, .. } => Seen::Read { room, seq },
+                    RoomEvent::Receipt { username, seq } => Seen::Receipt {
+                        room,
+                        username,
+                        seq,
+                    },
                 }
             })
             .collect()
@@ -271,6 +288,51 @@ fn publishing_reaches_subscribers_but_the_skipped_user(subject: &dyn Subject) {
     for conn in [1, 2, 3] {
         assert_eq!(subject.delivered(conn), vec![seen.clone()], "conn {conn}");
     }
+}
+
+fn a_read_point_reaches_only_its_users_connections(subject: &dyn Subject) {
+    let hub = subject.hub();
+    let (john, jane, room) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    for (conn, user) in [(1, john), (2, jane), (3, jane)] {
+        subject.connect(conn, user);
+        hub.subscribe(conn, user, room, "general");
+    }
+    hub.publish(Broadcast {
+        room_id: room,
+        room: "general".into(),
+        at: AT,
+        event: RoomEvent::Read {
+            user_id: jane,
+            seq: 7,
+        },
+        skip_user: None,
+    });
+    let read = Seen::Read {
+        room: "general".into(),
+        seq: 7,
+    };
+    assert_eq!(subject.delivered(2), vec![read.clone()]);
+    assert_eq!(subject.delivered(3), vec![read]);
+    assert!(subject.delivered(1).is_empty(), "john's read point is his own");
+    hub.publish(Broadcast {
+        room_id: room,
+        room: "general".into(),
+        at: AT,
+        event: RoomEvent::Receipt {
+            username: "jane_doe".into(),
+            seq: 7,
+        },
+        skip_user: Some(jane),
+    });
+    assert_eq!(
+        subject.delivered(1),
+        vec![Seen::Receipt {
+            room: "general".into(),
+            username: "jane_doe".into(),
+            seq: 7
+        }]
+    );
+    assert!(subject.delivered(2).is_empty());
 }
 
 fn a_held_subscription_releases_past_the_replay_in_order(subject: &dyn Subject) {
@@ -437,6 +499,7 @@ macro_rules! conformance {
 conformance!(
     presence_counts_users_and_connections,
     publishing_reaches_subscribers_but_the_skipped_user,
+    a_read_point_reaches_only_its_users_connections,
     a_held_subscription_releases_past_the_replay_in_order,
     the_replayed_through_floor_drops_late_publications,
     too_much_held_is_a_slow_consumer,

@@ -480,7 +480,8 @@ async fn uniqueness_is_case_insensitive_and_named() -> anyhow::Result<()> {
         members,
         vec![Member {
             user_id: alice.id,
-            username: alice.username.clone()
+            username: alice.username.clone(),
+            last_read_seq: 0,
         }]
     );
     db.drop_schema().await

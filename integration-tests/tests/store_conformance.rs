@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use palaver_handlers::model::{
     Appended, AuditEvent, Body, Change, HistoryPage, HistoryQuery, LogEntry, Member, MessageBody,
-    NewEntry, NewRoom, NewUser, ReactionCount, Refusal, Room, User,
+    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Refusal, Room, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::PgDatabase;
@@ -150,6 +150,9 @@ conformance_suite!(
     log_after_returns_every_kind_in_seq_order_within_the_limit,
     log_history_filters_leave_out_tombstones,
     log_messages_by_id_finds_changes_too,
+    read_point_moves_forward_only_within_the_room,
+    read_state_counts_messages_by_others_after_the_read_point,
+    a_new_membership_starts_read_through_the_rooms_end,
 );
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -377,6 +380,7 @@ fn member(user: &User) -> Member {
     Member {
         user_id: user.id,
         username: user.username.clone(),
+        last_read_seq: 0,
     }
 }
 
@@ -2590,5 +2594,128 @@ mod cases {
             .expect("lookup works");
         let expected: Vec<LogEntry> = outcomes.iter().filter_map(|o| o.entry().cloned()).collect();
         assert_eq!(found, expected);
+    }
+
+    pub async fn read_point_moves_forward_only_within_the_room(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        append(
+            store,
+            &[
+                message(&chat, &alice, "two", None, secs(2)),
+                message(&chat, &alice, "three", None, secs(3)),
+            ],
+        )
+        .await;
+        let mark = |seq| store.mark_read(chat.id, bob.id, seq);
+        let point = |seq, moved| Some(ReadPoint { seq, moved });
+        // Bob joined before the first message: he starts with nothing read.
+        assert_eq!(mark(1).await.expect("mark_read"), point(1, true));
+        assert_eq!(mark(2).await.expect("mark_read"), point(2, true));
+        assert_eq!(
+            mark(1).await.expect("mark_read"),
+            point(2, false),
+            "never backwards"
+        );
+        assert_eq!(
+            mark(99).await.expect("mark_read"),
+            point(3, true),
+            "clamped to the end"
+        );
+        let stranger = user(store, "stranger").await;
+        assert_eq!(
+            store
+                .mark_read(chat.id, stranger.id, 1)
+                .await
+                .expect("mark_read"),
+            None,
+            "only members have read points"
+        );
+        let members = members_of(store, &chat).await;
+        let points: Vec<(&str, i64)> = members
+            .iter()
+            .map(|m| (m.username.as_str(), m.last_read_seq))
+            .collect();
+        assert_eq!(points, vec![("alice", 0), ("bob", 3)]);
+        // Leaving forgets it.
+        store
+            .remove_member(chat.id, bob.id)
+            .await
+            .expect("remove_member");
+        assert_eq!(
+            store
+                .mark_read(chat.id, bob.id, 3)
+                .await
+                .expect("mark_read"),
+            None
+        );
+    }
+
+    pub async fn read_state_counts_messages_by_others_after_the_read_point(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let other = room(store, "other", &bob).await;
+        append(
+            store,
+            &[
+                message(&chat, &alice, "two", None, secs(2)),
+                message(&chat, &bob, "mine", None, secs(2)),
+                change(&chat, &alice, react(2, "👍"), secs(3)),
+                change(&chat, &alice, edit(2, "two!"), secs(3)),
+                message(&chat, &alice, "doomed", None, secs(4)),
+                change(&chat, &alice, delete(6), secs(4)),
+                message(&chat, &alice, "five", None, secs(5)),
+                message(&other, &alice, "elsewhere", None, secs(5)),
+            ],
+        )
+        .await;
+        let state = |states: Vec<ReadState>, room: &Room| {
+            states
+                .into_iter()
+                .find(|state| state.room_id == room.id)
+                .map(|state| (state.last_read_seq, state.unread))
+        };
+        let bobs = store.read_state(bob.id).await.expect("read_state");
+        assert_eq!(bobs.len(), 2, "one per room bob is in");
+        // Alice's "hello", "two" and "five"; not bob's own, not the reaction or the edit, not the deleted one.
+        assert_eq!(state(bobs.clone(), &chat), Some((0, 3)));
+        assert_eq!(
+            state(bobs, &other),
+            Some((0, 1)),
+            "each room counts its own"
+        );
+        store
+            .mark_read(chat.id, bob.id, 5)
+            .await
+            .expect("mark_read");
+        let bobs = store.read_state(bob.id).await.expect("read_state");
+        assert_eq!(state(bobs, &chat), Some((5, 1)));
+        let alices = store.read_state(alice.id).await.expect("read_state");
+        assert_eq!(
+            state(alices.clone(), &chat),
+            Some((0, 1)),
+            "only bob's message is alice's to read"
+        );
+        assert_eq!(state(alices, &other), None);
+    }
+
+    pub async fn a_new_membership_starts_read_through_the_rooms_end(store: &dyn Store) {
+        let (chat, alice, _) = one_message(store).await;
+        append(store, &[message(&chat, &alice, "two", None, secs(2))]).await;
+        let late = user(store, "late").await;
+        store
+            .add_member(chat.id, late.id, secs(3))
+            .await
+            .expect("add_member");
+        let states = store.read_state(late.id).await.expect("read_state");
+        assert_eq!(
+            states,
+            vec![ReadState {
+                room_id: chat.id,
+                last_read_seq: 2,
+                unread: 0
+            }]
+        );
+        append(store, &[message(&chat, &alice, "three", None, secs(4))]).await;
+        let states = store.read_state(late.id).await.expect("read_state");
+        assert_eq!(states[0].unread, 1);
     }
 }

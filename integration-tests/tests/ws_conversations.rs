@@ -683,9 +683,233 @@ async fn a_client_that_resumes_ends_with_the_state_of_one_that_never_left(engine
     );
 }
 
+async fn json_mark_read_tells_the_users_connections_and_the_room(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, mut phone) = general(&chat).await;
+    let mut laptop = chat.json(&chat.jane).await;
+    laptop
+        .send_cmd("join_room", json!({"name": "general"}), Some("j"))
+        .await;
+    laptop.expect_json("welcome").await;
+    for (seq, content) in (1..).zip(["one", "two", "three"]) {
+        change(
+            &mut john,
+            "room_message",
+            json!({"room": "general", "content": content}),
+            "m",
+            seq,
+        )
+        .await;
+        phone.expect_json("message").await;
+        laptop.expect_json("message").await;
+    }
+    let (events, answer) = command(
+        &mut phone,
+        "mark_read",
+        json!({"room": "general", "seq": 2}),
+        "r1",
+    )
+    .await;
+    let read = json!({"type": "read", "room": "general", "seq": 2});
+    assert_eq!(
+        events,
+        vec![read.clone()],
+        "the marking connection hears it too"
+    );
+    assert_eq!(
+        answer,
+        json!({"type": "read", "room": "general", "seq": 2, "id": "r1"})
+    );
+    assert_eq!(laptop.next_json().await, read, "the laptop's badge clears");
+    assert_eq!(
+        john.next_json().await,
+        json!({"type": "receipt", "room": "general", "username": "jane_doe", "seq": 2})
+    );
+    // The read state, in the room list of both protocols' users and over REST, and in the member list.
+    let (_, rooms) = command(&mut laptop, "list_rooms", json!({}), "l1").await;
+    let general_room = &rooms["rooms"][0];
+    assert_eq!(
+        (&general_room["last_read_seq"], &general_room["unread"]),
+        (&json!(2), &json!(1)),
+        "{rooms}"
+    );
+    let (status, body) = chat.client.get_with("/api/rooms", &chat.john, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body[0]["last_read_seq"], &body[0]["unread"]),
+        (&json!(0), &json!(0)),
+        "john's own messages are not unread for him: {body}"
+    );
+    let (_, members) = command(&mut john, "list_members", json!({"name": "general"}), "l2").await;
+    assert_eq!(
+        members["members"],
+        json!([
+            {"username": "jane_doe", "online": true, "last_read_seq": 2},
+            {"username": "john_doe", "online": true, "last_read_seq": 0},
+        ])
+    );
+    // Backwards is no move: answered with where it stands, nobody told.
+    let (events, answer) = command(
+        &mut laptop,
+        "mark_read",
+        json!({"room": "general", "seq": 1}),
+        "r2",
+    )
+    .await;
+    assert_eq!(
+        (events, answer),
+        (
+            vec![],
+            json!({"type": "read", "room": "general", "seq": 2, "id": "r2"})
+        )
+    );
+    phone.expect_nothing_before_sentinel().await;
+    // A stranger has no read point.
+    let mut stranger = chat.json(&chat.client.user("stranger").await).await;
+    let (_, answer) = command(
+        &mut stranger,
+        "mark_read",
+        json!({"room": "general", "seq": 1}),
+        "r3",
+    )
+    .await;
+    assert_eq!(answer, error("r3", "forbidden", "you are not in that room"));
+}
+
+async fn text_mark_read_has_its_lines(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    // Jane's JSON connection stays, so her text one joining announces nothing.
+    let (mut john, _jane) = general(&chat).await;
+    let mut jane = chat.text(&chat.jane).await;
+    jane.send_cmd("join_room", json!({"name": "general"}), None)
+        .await;
+    jane.expect_stamped("Welcome to room 'general'!").await;
+    change(
+        &mut john,
+        "room_message",
+        json!({"room": "general", "content": "one"}),
+        "m",
+        1,
+    )
+    .await;
+    jane.expect_stamped("john_doe: one").await;
+    let mut watcher = chat.text(&chat.john).await;
+    watcher
+        .send_cmd("join_room", json!({"name": "general"}), None)
+        .await;
+    watcher.expect_stamped("Welcome to room 'general'!").await;
+    jane.send_cmd("mark_read", json!({"room": "general", "seq": 1}), None)
+        .await;
+    jane.expect_text("READ:1").await;
+    watcher.expect_text("RECEIPT:jane_doe:1").await;
+    jane.expect_nothing_before_sentinel().await;
+}
+
+async fn unread_counts_stay_exact_under_concurrent_posts_deletions_and_reads(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, mut phone) = general(&chat).await;
+    let mut laptop = chat.json(&chat.jane).await;
+    laptop
+        .send_cmd("join_room", json!({"name": "general"}), Some("j"))
+        .await;
+    laptop.expect_json("welcome").await;
+    // John pipelines 60 posts, deleting every fifth as soon as it is sent, while both of jane's devices mark read
+    // at seqs that race the posts (some beyond the end at the time they land).
+    let posts = 60;
+    for n in 1..=posts {
+        john.send_cmd(
+            "room_message",
+            json!({"room": "general", "content": format!("m{n}")}),
+            Some(&format!("p{n}")),
+        )
+        .await;
+        if n % 5 == 0 {
+            john.send_cmd(
+                "delete_message",
+                json!({"room": "general", "seq": n + n / 5 - 1}),
+                Some(&format!("d{n}")),
+            )
+            .await;
+        }
+        if n % 7 == 0 {
+            phone
+                .send_cmd("mark_read", json!({"room": "general", "seq": n}), Some("r"))
+                .await;
+            laptop
+                .send_cmd(
+                    "mark_read",
+                    json!({"room": "general", "seq": n / 2}),
+                    Some("r"),
+                )
+                .await;
+        }
+    }
+    let entries = posts + posts / 5;
+    // Every post and deletion answered (each is its own entry).
+    let mut acked = 0;
+    while acked < entries {
+        let frame = john.next_json().await;
+        if frame["type"] == "ack" {
+            acked += 1;
+        } else {
+            assert_ne!(frame["type"], "error", "{frame}");
+        }
+    }
+    let (_, answer) = command(
+        &mut phone,
+        "mark_read",
+        json!({"room": "general", "seq": 0}),
+        "final",
+    )
+    .await;
+    // Where the racing marks left it: each was clamped to the room's end when it landed.
+    let read_through = answer["seq"].as_i64().expect("a read point");
+    assert!((0..=entries).contains(&read_through), "{answer}");
+    // The count the server gives against the count of what the history holds after that point.
+    let (_, rooms) = command(&mut laptop, "list_rooms", json!({}), "l").await;
+    let (_, page) = command(
+        &mut laptop,
+        "get_messages",
+        json!({"name": "general", "after_seq": read_through, "limit": 200}),
+        "h",
+    )
+    .await;
+    let expected = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["deleted"] != true && m["username"] == "john_doe")
+        .count();
+    assert_eq!(rooms["rooms"][0]["last_read_seq"], read_through, "{rooms}");
+    assert_eq!(
+        rooms["rooms"][0]["unread"], expected,
+        "{rooms} against {page}"
+    );
+    // Reading to the end leaves nothing unread, on either device.
+    command(
+        &mut laptop,
+        "mark_read",
+        json!({"room": "general", "seq": entries}),
+        "end",
+    )
+    .await;
+    let (_, rooms) = command(&mut phone, "list_rooms", json!({}), "l2").await;
+    assert_eq!(rooms["rooms"][0]["unread"], 0, "{rooms}");
+    assert_eq!(rooms["rooms"][0]["last_read_seq"], entries, "{rooms}");
+}
+
 palaver_integration_tests::on_every_engine!(
     json_edits_deletions_and_reactions_reach_everyone_and_are_acked,
     text_edits_deletions_and_reactions_have_their_lines,
     json_history_shows_messages_in_their_current_state,
     a_client_that_resumes_ends_with_the_state_of_one_that_never_left,
+    json_mark_read_tells_the_users_connections_and_the_room,
+    text_mark_read_has_its_lines,
+    unread_counts_stay_exact_under_concurrent_posts_deletions_and_reads,
 );

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use palaver_handlers::{
-    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Presence, Store,
+    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Presence, Receipts, Store,
 };
 use time::OffsetDateTime;
 
@@ -11,7 +11,7 @@ use crate::auth::csrf::CsrfKey;
 use crate::auth::tickets::Tickets;
 use crate::config::Settings;
 use crate::credentials::RealCredentials;
-use crate::delivery::GroupCommit;
+use crate::delivery::{GroupCommit, ReceiptThrottle};
 use crate::guard::SecurityGuard;
 use crate::hub::LocalHub;
 use crate::metrics::Metrics;
@@ -46,6 +46,7 @@ pub struct AppContext {
     /// This node's part in the cluster, when it is one of several.
     pub cluster: Option<Arc<crate::cluster::Node>>,
     pub messages: GroupCommit,
+    pub receipts: ReceiptThrottle,
     pub limits: Limits,
     pub tickets: Tickets,
     pub csrf: CsrfKey,
@@ -91,5 +92,9 @@ impl Context for AppContext {
 
     fn guard(&self) -> &dyn Guard {
         &self.guard
+    }
+
+    fn receipts(&self) -> &dyn Receipts {
+        &self.receipts
     }
 }

@@ -174,6 +174,10 @@ pub(crate) async fn build_context(
         audit,
         metrics.clone(),
     );
+    let receipts = crate::delivery::ReceiptThrottle::new(
+        broker.clone(),
+        crate::delivery::receipts::RECEIPT_EVERY,
+    );
     Ok(AppContext {
         guard,
         connections,
@@ -187,6 +191,7 @@ pub(crate) async fn build_context(
         presence,
         cluster,
         messages,
+        receipts,
         limits,
         csrf,
         tickets,

@@ -41,7 +41,7 @@ pub async fn create_room(
     ctx.broker().watch(room.id, &room.name, 0);
     let online = ctx.presence().online_users(room.id).len();
     Ok(vec![
-        Reply::RoomCreated(RoomView::of(&room, online, true)),
+        Reply::RoomCreated(RoomView::of(&room, online, true).with_read_state(0, 0)),
         Reply::Welcome {
             room: room.name,
             last_seq: 0,
@@ -161,6 +161,8 @@ mod tests {
                     created_by: john.principal.user_id,
                     created_at: now,
                     member: true,
+                    last_read_seq: Some(0),
+                    unread: Some(0),
                 }),
                 Reply::Welcome {
                     room: "general".into(),

@@ -48,6 +48,7 @@ pub async fn list_members_for(
         .map(|member| MemberView {
             online: online.contains(&member.user_id),
             username: member.username,
+            last_read_seq: member.last_read_seq,
         })
         .collect();
     Ok((room, members))
@@ -68,6 +69,7 @@ mod tests {
         MemberView {
             username: username.into(),
             online,
+            last_read_seq: 0,
         }
     }
 

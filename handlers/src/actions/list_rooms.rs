@@ -1,6 +1,6 @@
 //! `list_rooms` (WebSocket) and `GET /api/rooms`: every room, with how many users are in it now.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomView, Session};
-use crate::model::Principal;
+use crate::model::{Principal, ReadState};
 
 /// The `data` of a `list_rooms` command: nothing.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,24 +26,30 @@ pub async fn list_rooms(
     )])
 }
 
-/// Every room as `principal` sees it, oldest first, with the number of users subscribed to it on this node and
-/// whether `principal` is a member. The core of both the WebSocket command and the REST route.
+/// Every room as `principal` sees it, oldest first, with the number of users subscribed to it and whether
+/// `principal` is a member; for the rooms they are a member of, their read point and unread count. The core of both
+/// the WebSocket command and the REST route.
 pub async fn list_rooms_for(
     ctx: &dyn Context,
     principal: &Principal,
 ) -> Result<Vec<RoomView>, Error> {
     let rooms = ctx.store().list_rooms().await?;
-    let joined: HashSet<Uuid> = ctx
+    let joined: HashMap<Uuid, ReadState> = ctx
         .store()
-        .rooms_of_member(principal.user_id)
+        .read_state(principal.user_id)
         .await?
         .into_iter()
+        .map(|state| (state.room_id, state))
         .collect();
     Ok(rooms
         .iter()
         .map(|room| {
             let online = ctx.presence().online_users(room.id).len();
-            RoomView::of(room, online, joined.contains(&room.id))
+            match joined.get(&room.id) {
+                Some(state) => RoomView::of(room, online, true)
+                    .with_read_state(state.last_read_seq, state.unread),
+                None => RoomView::of(room, online, false),
+            }
         })
         .collect())
 }
@@ -113,6 +119,44 @@ mod tests {
         };
         assert!(views[1].private);
         assert_eq!(views[0].created_by, john.principal.user_id);
+    }
+
+    #[tokio::test]
+    async fn members_see_their_read_point_and_unread_count() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        let general = public_room(&ctx, &john, "general").await;
+        enter(&ctx, &jane, "general").await;
+        post(&ctx, &general, &john.principal, &["one", "two", "three"]).await;
+        post(&ctx, &general, &jane.principal, &["mine"]).await;
+        let view = |replies: Vec<Reply>| match replies.into_iter().next() {
+            Some(Reply::Rooms(mut views)) => views.remove(0),
+            other => panic!("{other:?}"),
+        };
+        let janes = view(list_rooms(&ctx, &jane, ListRoomsRequest {}).await.unwrap());
+        assert_eq!((janes.last_read_seq, janes.unread), (Some(0), Some(3)));
+        crate::actions::mark_read::mark_read(
+            &ctx,
+            &jane,
+            crate::actions::mark_read::MarkReadRequest {
+                room: "general".into(),
+                seq: 2,
+            },
+        )
+        .await
+        .unwrap();
+        let janes = view(list_rooms(&ctx, &jane, ListRoomsRequest {}).await.unwrap());
+        assert_eq!((janes.last_read_seq, janes.unread), (Some(2), Some(1)));
+        let johns = view(list_rooms(&ctx, &john, ListRoomsRequest {}).await.unwrap());
+        assert_eq!((johns.last_read_seq, johns.unread), (Some(0), Some(1)));
+        let stranger = on(3, &user(&ctx, "stranger").await);
+        let theirs = view(
+            list_rooms(&ctx, &stranger, ListRoomsRequest {})
+                .await
+                .unwrap(),
+        );
+        assert_eq!((theirs.last_read_seq, theirs.unread), (None, None));
     }
 
     #[tokio::test]

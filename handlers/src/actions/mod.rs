@@ -14,6 +14,7 @@ pub mod join_room;
 pub mod leave_room;
 pub mod list_members;
 pub mod list_rooms;
+pub mod mark_read;
 pub mod react;
 pub mod room_message;
 pub mod typing;

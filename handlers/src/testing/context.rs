@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{FakeCredentials, ManualClock, MemoryGuard, MemoryHub, MemoryStore};
+use super::{FakeCredentials, ManualClock, MemoryGuard, MemoryHub, MemoryReceipts, MemoryStore};
 use crate::context::{
-    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Posted, Presence, Store,
+    Broker, Clock, Context, Credentials, Guard, Hub, Limits, MessageLog, Posted, Presence,
+    Receipts, Store,
 };
 use crate::error::StoreError;
 use crate::event::{Broadcast, RoomEvent};
@@ -17,6 +18,7 @@ pub struct TestContext {
     pub clock: ManualClock,
     pub hub: MemoryHub,
     pub guard: MemoryGuard,
+    pub receipts: MemoryReceipts,
     pub limits: Limits,
 }
 
@@ -35,6 +37,7 @@ impl TestContext {
             clock: ManualClock::at(time::macros::datetime!(2026-11-25 15:30:45 UTC)),
             hub: MemoryHub::default(),
             guard: MemoryGuard::default(),
+            receipts: MemoryReceipts::default(),
             limits: Limits::default(),
         }
     }
@@ -109,6 +112,10 @@ impl Context for TestContext {
 
     fn guard(&self) -> &dyn Guard {
         &self.guard
+    }
+
+    fn receipts(&self) -> &dyn Receipts {
+        &self.receipts
     }
 }
 

@@ -215,6 +215,7 @@ impl Hub for MemoryHub {
             .subscriptions
             .iter()
             .filter(|(_, u, r, _)| *r == broadcast.room_id && Some(*u) != broadcast.skip_user)
+            .filter(|(_, u, _, _)| broadcast.event.only_for().is_none_or(|only| only == *u))
             .map(|(c, _, _, _)| *c)
             .collect();
         for conn in recipients {

@@ -1,5 +1,6 @@
 //! In-memory implementations of every part of the [`crate::Context`], for unit tests: a reference store, fake but
-//! honest credentials, a hub that records deliveries, a guard that remembers, and a clock that moves only when told.
+//! honest credentials, a hub that records deliveries, a guard that remembers, receipts that are recorded, and a clock
+//! that moves only when told.
 //! Enabled by the `testing` feature; the store and hub conformance suites hold these to the same rules as the
 //! runtime's real implementations. [`fixtures`] has the helpers the actions' tests share.
 
@@ -9,6 +10,7 @@ mod credentials;
 pub mod fixtures;
 mod guard;
 mod hub;
+mod receipts;
 mod store;
 
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +20,7 @@ pub use context::{TEST_PASSWORD, TestContext};
 pub use credentials::{FAKE_TOKEN_TTL, FakeCredentials};
 pub use guard::MemoryGuard;
 pub use hub::MemoryHub;
+pub use receipts::MemoryReceipts;
 pub use store::MemoryStore;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -13,7 +13,7 @@ use crate::context::Store;
 use crate::error::{StoreError, Unique};
 use crate::model::{
     Appended, AuditEvent, Body, HistoryMessage, HistoryPage, HistoryQuery, LogEntry, Member,
-    NewEntry, NewRoom, NewUser, ReactionCount, Room, User,
+    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Room, User,
 };
 use crate::room_log::{self, Lookup, Plan, ReactionKey, Target};
 
@@ -25,6 +25,8 @@ struct MemoryState {
     messages: Vec<LogEntry>,
     /// Every reaction present, with the seq of the entry that added it.
     reactions: HashMap<ReactionKey, i64>,
+    /// Each membership's read point, by (room, user).
+    read_points: HashMap<(Uuid, Uuid), i64>,
     revoked: HashMap<String, OffsetDateTime>,
     used_tickets: HashMap<String, OffsetDateTime>,
     audit: Vec<AuditEvent>,
@@ -374,6 +376,7 @@ impl Store for MemoryStore {
         state
             .members
             .push((room.id, room.owner_id, room.created_at));
+        state.read_points.insert((room.id, room.owner_id), 0);
         state.rooms.push(room.clone());
         Ok(room)
     }
@@ -421,6 +424,7 @@ impl Store for MemoryStore {
         state.members.retain(|(room, _, _)| *room != room_id);
         state.messages.retain(|m| m.room_id != room_id);
         state.reactions.retain(|key, _| key.room_id != room_id);
+        state.read_points.retain(|(room, _), _| *room != room_id);
         Ok(state.rooms.len() < before)
     }
 
@@ -443,6 +447,13 @@ impl Store for MemoryStore {
             return Ok(false);
         }
         state.members.push((room_id, user_id, at));
+        // A new membership starts read through the room's newest entry.
+        let last_seq = state
+            .rooms
+            .iter()
+            .find(|r| r.id == room_id)
+            .map_or(0, |r| r.last_seq);
+        state.read_points.insert((room_id, user_id), last_seq);
         Ok(true)
     }
 
@@ -452,6 +463,7 @@ impl Store for MemoryStore {
         state
             .members
             .retain(|(room, user, _)| !(*room == room_id && *user == user_id));
+        state.read_points.remove(&(room_id, user_id));
         Ok(state.members.len() < before)
     }
 
@@ -473,6 +485,55 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn mark_read(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    ) -> Result<Option<ReadPoint>, StoreError> {
+        let mut state = self.state()?;
+        let last_seq = state
+            .rooms
+            .iter()
+            .find(|room| room.id == room_id)
+            .map_or(0, |room| room.last_seq);
+        let Some(point) = state.read_points.get_mut(&(room_id, user_id)) else {
+            return Ok(None);
+        };
+        let target = seq.min(last_seq);
+        let moved = *point < target;
+        if moved {
+            *point = target;
+        }
+        Ok(Some(ReadPoint { seq: *point, moved }))
+    }
+
+    async fn read_state(&self, user_id: Uuid) -> Result<Vec<ReadState>, StoreError> {
+        let state = self.state()?;
+        Ok(state
+            .read_points
+            .iter()
+            .filter(|((_, user), _)| *user == user_id)
+            .map(|((room_id, _), last_read_seq)| {
+                let unread = state
+                    .messages
+                    .iter()
+                    .filter(|entry| {
+                        entry.room_id == *room_id
+                            && entry.seq > *last_read_seq
+                            && entry.user_id != user_id
+                            && entry.message().is_some_and(|message| !message.deleted)
+                    })
+                    .count();
+                ReadState {
+                    room_id: *room_id,
+                    last_read_seq: *last_read_seq,
+                    unread: unread as u64,
+                }
+            })
+            .collect())
+    }
+
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         let state = self.state()?;
         let mut members = state
@@ -483,6 +544,11 @@ impl Store for MemoryStore {
                 Ok(Member {
                     user_id: *user_id,
                     username: username_of(&state, *user_id)?,
+                    last_read_seq: state
+                        .read_points
+                        .get(&(room_id, *user_id))
+                        .copied()
+                        .unwrap_or(0),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -82,6 +82,15 @@ enum Event<'a> {
     Deleted {
         by: Cow<'a, str>,
     },
+    /// For the connections of `user_id` only.
+    Read {
+        user_id: Uuid,
+        seq: i64,
+    },
+    Receipt {
+        username: Cow<'a, str>,
+        seq: i64,
+    },
     /// Not shown to anyone: the nodes unsubscribe the user's connections.
     MembershipEnded {
         user_id: Uuid,
@@ -166,6 +175,14 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
         },
         RoomEvent::Deleted { by } => Event::Deleted {
             by: Cow::Borrowed(by),
+        },
+        RoomEvent::Read { user_id, seq } => Event::Read {
+            user_id: *user_id,
+            seq: *seq,
+        },
+        RoomEvent::Receipt { username, seq } => Event::Receipt {
+            username: Cow::Borrowed(username),
+            seq: *seq,
         },
     };
     let wire = Wire {
@@ -273,6 +290,11 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
         Event::Deleted { by } => RoomEvent::Deleted {
             by: by.into_owned(),
         },
+        Event::Read { user_id, seq } => RoomEvent::Read { user_id, seq },
+        Event::Receipt { username, seq } => RoomEvent::Receipt {
+            username: username.into_owned(),
+            seq,
+        },
         Event::MembershipEnded { user_id } => {
             let ended = MembershipEnded {
                 room_id: wire.room_id,
@@ -361,6 +383,14 @@ mod tests {
             },
             RoomEvent::Deleted {
                 by: "john_doe".into(),
+            },
+            RoomEvent::Read {
+                user_id: Uuid::now_v7(),
+                seq: 42,
+            },
+            RoomEvent::Receipt {
+                username: "jane_doe".into(),
+                seq: 42,
             },
         ];
         for event in events {

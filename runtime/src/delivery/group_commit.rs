@@ -279,8 +279,8 @@ mod tests {
     use palaver_handlers::Hub;
     use palaver_handlers::event::{Broadcast, RoomEvent};
     use palaver_handlers::model::{
-        AuditEvent, Change, HistoryPage, HistoryQuery, LogEntry, Member, NewRoom, NewUser, Room,
-        User,
+        AuditEvent, Change, HistoryPage, HistoryQuery, LogEntry, Member, NewRoom, NewUser,
+        ReadPoint, ReadState, Room, User,
     };
     use palaver_handlers::testing::{MemoryHub, MemoryStore};
     use std::sync::Mutex;
@@ -555,6 +555,17 @@ mod tests {
         }
         async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
             self.inner.members(room_id).await
+        }
+        async fn mark_read(
+            &self,
+            room_id: Uuid,
+            user_id: Uuid,
+            seq: i64,
+        ) -> Result<Option<ReadPoint>, StoreError> {
+            self.inner.mark_read(room_id, user_id, seq).await
+        }
+        async fn read_state(&self, user_id: Uuid) -> Result<Vec<ReadState>, StoreError> {
+            self.inner.read_state(user_id).await
         }
         async fn rooms_of_member(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
             self.inner.rooms_of_member(user_id).await

@@ -58,7 +58,8 @@ pub async fn create(
             let request: CreateRoomRequest = decode(content_type.as_deref(), &body)?;
             let room = create_room_for(ctx.as_ref(), &principal, &request).await?;
             tracing::info!(user = %principal.user_id, room = ?room.name, "room created");
-            let view = RoomView::of(&room, ctx.presence.online_users(room.id).len(), true);
+            let view = RoomView::of(&room, ctx.presence.online_users(room.id).len(), true)
+                .with_read_state(0, 0);
             let created = warp::reply::with_status(warp::reply::json(&view), StatusCode::CREATED);
             Ok(created.into_response())
         }

@@ -360,7 +360,12 @@ impl Hub for LocalHub {
             let Some(connection) = connections.get_mut(conn) else {
                 continue;
             };
-            if Some(connection.handle.user_id) == broadcast.skip_user {
+            if Some(connection.handle.user_id) == broadcast.skip_user
+                || broadcast
+                    .event
+                    .only_for()
+                    .is_some_and(|only| only != connection.handle.user_id)
+            {
                 continue;
             }
             let floor = connection.floors.get(&broadcast.room_id);

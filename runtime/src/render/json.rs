@@ -89,6 +89,12 @@ pub fn event(broadcast: &Broadcast) -> String {
         RoomEvent::Typing { username } => {
             json!({"type": "typing", "room": room, "username": username}).to_string()
         }
+        RoomEvent::Read { seq, .. } => {
+            json!({"type": "read", "room": room, "seq": seq}).to_string()
+        }
+        RoomEvent::Receipt { username, seq } => {
+            json!({"type": "receipt", "room": room, "username": username, "seq": seq}).to_string()
+        }
     }
 }
 
@@ -199,6 +205,7 @@ pub fn reply(id: Option<&str>, reply: &Reply) -> Option<String> {
             json!({"type": "members", "room": room, "members": members})
         }
         Reply::Ack { room, seq } => json!({"type": "ack", "room": room, "seq": seq}),
+        Reply::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
         Reply::Error(err) => return Some(error(id, err)),
     };
     Some(with_id(frame, id).to_string())

@@ -186,6 +186,8 @@ mod tests {
             created_by: Uuid::nil(),
             created_at: AT,
             member: true,
+            last_read_seq: Some(3),
+            unread: Some(2),
         };
         assert_eq!(
             Codec::Text.reply_frames(None, &Reply::RoomCreated(room.clone()), false),
@@ -204,11 +206,57 @@ mod tests {
             members: vec![MemberView {
                 username: "john_doe".into(),
                 online: true,
+                last_read_seq: 4,
             }],
         };
         assert_eq!(
             Codec::Text.reply_frames(None, &members, false),
-            [r#"MEMBERS_LIST:[{"username":"john_doe","online":true}]"#]
+            [r#"MEMBERS_LIST:[{"username":"john_doe","online":true,"last_read_seq":4}]"#]
+        );
+        assert!(
+            list[0].ends_with(r#""member":true,"last_read_seq":3,"unread":2}]"#),
+            "{}",
+            list[0]
+        );
+        let read = Codec::Json.reply_frames(
+            Some("r1"),
+            &Reply::Read {
+                room: "general".into(),
+                seq: 4,
+            },
+            false,
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&read[0]).unwrap(),
+            json!({"type": "read", "room": "general", "seq": 4, "id": "r1"})
+        );
+        let event = |event| Codec::Json.event_frame(&broadcast(event), false);
+        assert_eq!(
+            event(RoomEvent::Receipt {
+                username: "jane_doe".into(),
+                seq: 4
+            }),
+            r#"{"type":"receipt","room":"general-chat","username":"jane_doe","seq":4}"#
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Receipt {
+                    username: "jane_doe".into(),
+                    seq: 4
+                },
+                true
+            ),
+            "#general-chat RECEIPT:jane_doe:4"
+        );
+        assert_eq!(
+            text(
+                RoomEvent::Read {
+                    user_id: Uuid::nil(),
+                    seq: 4
+                },
+                false
+            ),
+            "READ:4"
         );
         let mut hi = message();
         hi.seq = 1;

@@ -72,6 +72,8 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
             )
         }
         RoomEvent::Typing { username } => format!("{prefix}TYPING:{username}"),
+        RoomEvent::Read { seq, .. } => format!("{prefix}READ:{seq}"),
+        RoomEvent::Receipt { username, seq } => format!("{prefix}RECEIPT:{username}:{seq}"),
     }
 }
 
@@ -142,6 +144,8 @@ pub fn reply(reply: &Reply, prefixed: bool) -> Vec<String> {
         Reply::Members { members: list, .. } => vec![members(list)],
         // The text protocol has no acknowledgement: the sender sees its own message arrive.
         Reply::Ack { .. } | Reply::CaughtUp { .. } => Vec::new(),
+        // The connection that marked gets the `READ:` event like the user's others; the reply would repeat it.
+        Reply::Read { .. } => Vec::new(),
         Reply::Error(err) => vec![error(err)],
     }
 }

@@ -54,6 +54,7 @@ pub(super) fn member_from_row(row: &Row) -> Result<Member, tokio_postgres::Error
     Ok(Member {
         user_id: row.try_get("id")?,
         username: row.try_get("username")?,
+        last_read_seq: row.try_get("last_read_seq")?,
     })
 }
 

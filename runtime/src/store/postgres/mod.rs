@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    Room, User,
+    ReadPoint, ReadState, Room, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -295,6 +295,19 @@ impl Store for PostgresStore {
 
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         rooms::members(self, room_id).await
+    }
+
+    async fn mark_read(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    ) -> Result<Option<ReadPoint>, StoreError> {
+        rooms::mark_read(self, room_id, user_id, seq).await
+    }
+
+    async fn read_state(&self, user_id: Uuid) -> Result<Vec<ReadState>, StoreError> {
+        rooms::read_state(self, user_id).await
     }
 
     async fn append_messages(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {

@@ -1,7 +1,7 @@
 //! Rooms and their members.
 
 use palaver_handlers::StoreError;
-use palaver_handlers::model::{Member, NewRoom, Room};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -132,12 +132,75 @@ pub(super) async fn add_member(
 ) -> Result<bool, StoreError> {
     let added = store
         .execute(
-            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ($1, $2, $3)
+            "INSERT INTO room_members (room_id, user_id, joined_at, last_read_seq)
+                 SELECT $1, $2, $3, last_seq FROM rooms WHERE id = $1
                  ON CONFLICT (room_id, user_id) DO NOTHING",
             &[&room_id, &user_id, &to_micros(at)],
         )
         .await?;
     Ok(added > 0)
+}
+
+/// Moves the member's read point forward to `seq`, clamped to the room's newest seq.
+pub(super) async fn mark_read(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+    seq: i64,
+) -> Result<Option<ReadPoint>, StoreError> {
+    // One statement: the update moves the point only forward (the row lock orders concurrent marks), and the member's
+    // row is read either way, so a mark that does not move still answers where the point stands.
+    let row = store
+        .query_opt(
+            "WITH target AS (
+                 SELECT LEAST($3::bigint, r.last_seq) AS seq FROM rooms r WHERE r.id = $1
+             ), moved AS (
+                 UPDATE room_members rm SET last_read_seq = target.seq FROM target
+                 WHERE rm.room_id = $1 AND rm.user_id = $2 AND rm.last_read_seq < target.seq
+                 RETURNING rm.last_read_seq
+             )
+             SELECT coalesce((SELECT last_read_seq FROM moved), rm.last_read_seq) AS seq,
+                    EXISTS (SELECT 1 FROM moved) AS moved
+             FROM room_members rm WHERE rm.room_id = $1 AND rm.user_id = $2",
+            &[&room_id, &user_id, &seq],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(ReadPoint {
+            seq: row.try_get("seq")?,
+            moved: row.try_get("moved")?,
+        })
+    })
+    .transpose()
+    .map_err(pg_error)
+}
+
+/// The user's read point and unread count in each of their rooms: one count over the (room_id, seq) index per room.
+pub(super) async fn read_state(
+    store: &PostgresStore,
+    user_id: Uuid,
+) -> Result<Vec<ReadState>, StoreError> {
+    let rows = store
+        .query(
+            "SELECT rm.room_id, rm.last_read_seq,
+                    (SELECT count(*) FROM messages m
+                     WHERE m.room_id = rm.room_id AND m.seq > rm.last_read_seq AND m.kind = 'message'
+                       AND m.deleted_at IS NULL AND m.user_id <> rm.user_id) AS unread
+             FROM room_members rm WHERE rm.user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let unread: i64 = row.try_get("unread")?;
+            Ok(ReadState {
+                room_id: row.try_get("room_id")?,
+                last_read_seq: row.try_get("last_read_seq")?,
+                unread: u64::try_from(unread).unwrap_or(0),
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(pg_error)
 }
 
 /// Ends a membership; `false` if there was none.
@@ -194,7 +257,7 @@ pub(super) async fn members(
 ) -> Result<Vec<Member>, StoreError> {
     let rows = store
         .query(
-            r#"SELECT u.id, u.username FROM room_members rm JOIN users u ON u.id = rm.user_id
+            r#"SELECT u.id, u.username, rm.last_read_seq FROM room_members rm JOIN users u ON u.id = rm.user_id
                    WHERE rm.room_id = $1
                    ORDER BY lower(u.username COLLATE "C")"#,
             &[&room_id],

@@ -26,7 +26,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    Room, User,
+    ReadPoint, ReadState, Room, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -237,6 +237,23 @@ impl Store for SqliteStore {
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         self.readers
             .run(move |connection| rooms::members(connection, room_id))
+            .await
+    }
+
+    async fn mark_read(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    ) -> Result<Option<ReadPoint>, StoreError> {
+        self.writer
+            .run(move |connection| rooms::mark_read(connection, room_id, user_id, seq))
+            .await
+    }
+
+    async fn read_state(&self, user_id: Uuid) -> Result<Vec<ReadState>, StoreError> {
+        self.readers
+            .run(move |connection| rooms::read_state(connection, user_id))
             .await
     }
 

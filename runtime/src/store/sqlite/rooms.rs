@@ -1,6 +1,6 @@
 //! Rooms and their members.
 
-use palaver_handlers::model::{Member, NewRoom, Room};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -138,11 +138,66 @@ fn insert_member(
 ) -> rusqlite::Result<bool> {
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO room_members (room_id, user_id, joined_at, last_read_seq)
+             SELECT ?1, ?2, ?3, last_seq FROM rooms WHERE id = ?1
              ON CONFLICT (room_id, user_id) DO NOTHING",
         )?
         .execute(params![id_text(room_id), id_text(user_id), at])?;
     Ok(inserted > 0)
+}
+
+/// Moves the member's read point forward to `seq`, clamped to the room's newest seq (on the writer's connection, so
+/// concurrent marks are applied one after the other).
+pub(super) fn mark_read(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+    seq: i64,
+) -> Result<Option<ReadPoint>, Failure> {
+    let (room, user) = (id_text(room_id), id_text(user_id));
+    let moved: Option<i64> = connection
+        .prepare_cached(
+            "UPDATE room_members SET last_read_seq = min(?3, (SELECT last_seq FROM rooms WHERE id = ?1))
+             WHERE room_id = ?1 AND user_id = ?2
+               AND last_read_seq < min(?3, (SELECT last_seq FROM rooms WHERE id = ?1))
+             RETURNING last_read_seq",
+        )?
+        .query_row(params![room, user, seq], |row| row.get(0))
+        .optional()?;
+    if let Some(seq) = moved {
+        return Ok(Some(ReadPoint { seq, moved: true }));
+    }
+    let current: Option<i64> = connection
+        .prepare_cached(
+            "SELECT last_read_seq FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+        )?
+        .query_row(params![room, user], |row| row.get(0))
+        .optional()?;
+    Ok(current.map(|seq| ReadPoint { seq, moved: false }))
+}
+
+/// The user's read point and unread count in each of their rooms: one count over the (room_id, seq) index per room.
+pub(super) fn read_state(
+    connection: &Connection,
+    user_id: Uuid,
+) -> Result<Vec<ReadState>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT rm.room_id, rm.last_read_seq,
+                (SELECT count(*) FROM messages AS m
+                 WHERE m.room_id = rm.room_id AND m.seq > rm.last_read_seq AND m.kind = 'message'
+                   AND m.deleted_at IS NULL AND m.user_id <> rm.user_id)
+         FROM room_members AS rm WHERE rm.user_id = ?1",
+    )?;
+    let states = statement
+        .query_map([id_text(user_id)], |row| {
+            Ok(ReadState {
+                room_id: uuid_at(row, 0)?,
+                last_read_seq: row.get(1)?,
+                unread: count(row.get(2)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(states)
 }
 
 /// Ends a membership; false if there was none.
@@ -187,7 +242,7 @@ pub(super) fn rooms_of_member(
 /// The members of a room, by username ignoring case.
 pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Member>, Failure> {
     let mut statement = connection.prepare_cached(
-        "SELECT u.id, u.username FROM room_members AS rm JOIN users AS u ON u.id = rm.user_id
+        "SELECT u.id, u.username, rm.last_read_seq FROM room_members AS rm JOIN users AS u ON u.id = rm.user_id
          WHERE rm.room_id = ?1
          ORDER BY lower(u.username)",
     )?;
@@ -196,6 +251,7 @@ pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Memb
             Ok(Member {
                 user_id: uuid_at(row, 0)?,
                 username: row.get(1)?,
+                last_read_seq: row.get(2)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
