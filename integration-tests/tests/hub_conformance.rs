@@ -22,13 +22,35 @@ use uuid::Uuid;
 /// What a connection was delivered, as the suite compares it: the event's kind, room and what tells it apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
-    Message { room: String, seq: i64 },
-    Joined { room: String, username: String },
-    Left { room: String, username: String },
-    Typing { room: String, username: String },
-    Deleted { room: String, by: String },
-    Read { room: String, seq: i64 },
-    Receipt { room: String, username: String, seq: i64 },
+    Message {
+        room: String,
+        seq: i64,
+    },
+    Joined {
+        room: String,
+        username: String,
+    },
+    Left {
+        room: String,
+        username: String,
+    },
+    Typing {
+        room: String,
+        username: String,
+    },
+    Deleted {
+        room: String,
+        by: String,
+    },
+    Read {
+        room: String,
+        seq: i64,
+    },
+    Receipt {
+        room: String,
+        username: String,
+        seq: i64,
+    },
 }
 
 /// A hub under test, with the means to connect sockets and see what they were delivered.
@@ -313,7 +335,10 @@ fn a_read_point_reaches_only_its_users_connections(subject: &dyn Subject) {
     };
     assert_eq!(subject.delivered(2), vec![read.clone()]);
     assert_eq!(subject.delivered(3), vec![read]);
-    assert!(subject.delivered(1).is_empty(), "john's read point is his own");
+    assert!(
+        subject.delivered(1).is_empty(),
+        "john's read point is his own"
+    );
     hub.publish(Broadcast {
         room_id: room,
         room: "general".into(),
