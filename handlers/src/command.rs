@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::actions::{
     create_room, delete_message, delete_room, edit_message, get_messages, join_room, leave_room,
-    list_members, list_rooms, mark_read, react, room_message, typing, unreact,
+    list_members, list_rooms, mark_read, react, room_message, search, typing, unreact,
 };
 use crate::context::Context;
 use crate::error::Error;
@@ -35,6 +35,7 @@ pub enum Command {
     React(react::ReactionRequest),
     Unreact(react::ReactionRequest),
     MarkRead(mark_read::MarkReadRequest),
+    Search(search::SearchRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -120,6 +121,7 @@ impl Command {
             Command::React(_) => "react",
             Command::Unreact(_) => "unreact",
             Command::MarkRead(_) => "mark_read",
+            Command::Search(_) => "search",
         }
     }
 
@@ -150,6 +152,7 @@ impl Command {
             Command::React(req) => react::react(ctx, session, req).await?.into(),
             Command::Unreact(req) => unreact::unreact(ctx, session, req).await?.into(),
             Command::MarkRead(req) => mark_read::mark_read(ctx, session, req).await?.into(),
+            Command::Search(req) => search::search(ctx, session, req).await?.into(),
         })
     }
 }
@@ -252,6 +255,10 @@ mod tests {
             (
                 r#"{"type":"mark_read","data":{"room":"general","seq":3}}"#,
                 "mark_read",
+            ),
+            (
+                r#"{"type":"search","data":{"query":"hello","room":"general","limit":5}}"#,
+                "search",
             ),
             // An escaped type is the same type.
             (r#"{"type":"list\u005frooms"}"#, "list_rooms"),

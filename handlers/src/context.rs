@@ -12,7 +12,8 @@ use crate::error::{CredentialError, StoreError, TokenRejection};
 use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, LogEntry, Member, NewEntry,
-    NewRoom, NewUser, Principal, ReadPoint, ReadState, Room, SecurityEvent, TokenClaims, User,
+    NewRoom, NewUser, Principal, ReadPoint, ReadState, Room, SearchPage, SearchQuery,
+    SecurityEvent, TokenClaims, User,
 };
 
 /// Everything a handler may use. Handlers never see warp, SQL or sockets: only this.
@@ -297,6 +298,10 @@ pub trait Store: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Messages (not deleted, in their current text) of the rooms `query.user_id` is a member of containing every
+    /// word of `query.words` (ignoring case), best match first, with a snippet around the match.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
     /// Appends audit events.
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;

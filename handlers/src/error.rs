@@ -47,6 +47,7 @@ pub enum Field {
     RoomPassword,
     Content,
     Emoji,
+    Query,
 }
 
 impl Field {
@@ -61,6 +62,7 @@ impl Field {
             Field::RoomPassword => "password",
             Field::Content => "content",
             Field::Emoji => "emoji",
+            Field::Query => "query",
         }
     }
 }
@@ -276,6 +278,7 @@ impl Error {
                 Field::RoomPassword => "invalid_room_password",
                 Field::Content => "invalid_message",
                 Field::Emoji => "invalid_emoji",
+                Field::Query => "invalid_query",
             },
             Error::Malformed(_) | Error::BadRequest => "invalid_request",
             Error::TooManyRequests { .. } | Error::TooManyConnections(_) => "rate_limited",

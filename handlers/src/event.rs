@@ -93,6 +93,8 @@ pub enum Reply {
     RoomCreated(RoomView),
     /// The room list: `ROOMS_LIST:[…]` / `rooms`.
     Rooms(Vec<RoomView>),
+    /// A page of search results: `SEARCH_RESULTS:{…}` / `search_results`.
+    SearchResults(crate::model::SearchPage),
     /// A page of history: `MESSAGES:{…}` / `history`.
     History { room: String, page: HistoryPage },
     /// The members of a room: `MEMBERS_LIST:[…]` / `members`.

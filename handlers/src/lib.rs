@@ -25,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod model;
 pub mod room_log;
+pub mod search_text;
 pub mod validate;
 
 #[cfg(feature = "testing")]

@@ -470,6 +470,43 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// A full-text search over the messages of the rooms a user is a member of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Whose rooms are searched.
+    pub user_id: Uuid,
+    /// The words to find, all of them, as the user typed them.
+    pub words: String,
+    /// Only this room.
+    pub room_id: Option<Uuid>,
+    pub limit: u32,
+    /// How many better results to skip (the previous page's `next`).
+    pub offset: u64,
+}
+
+/// One message found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub room_id: Uuid,
+    pub room: String,
+    pub seq: i64,
+    pub username: String,
+    /// The matching part of the message, each matching word between `**` marks.
+    pub snippet: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A page of search results, best first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    pub results: Vec<SearchHit>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<u64>,
+}
+
+/// The marks a search snippet puts around each matching word.
+pub const HIGHLIGHT: &str = "**";
+
 /// A limit whose refusals are counted (the `limit` label of `palaver_rate_limited_total`) and audited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {

@@ -12,7 +12,8 @@ use std::time::Duration as StdDuration;
 
 use palaver_handlers::model::{
     Appended, AuditEvent, Body, Change, HistoryPage, HistoryQuery, LogEntry, Member, MessageBody,
-    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Refusal, Room, User,
+    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Refusal, Room, SearchPage,
+    SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::PgDatabase;
@@ -153,6 +154,9 @@ conformance_suite!(
     read_point_moves_forward_only_within_the_room,
     read_state_counts_messages_by_others_after_the_read_point,
     a_new_membership_starts_read_through_the_rooms_end,
+    search_finds_every_word_in_the_users_rooms_best_first,
+    search_sees_edits_and_forgets_deletions,
+    search_pages_with_next,
 );
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -295,6 +299,29 @@ async fn log_of(store: &dyn Store, room: &Room) -> Vec<LogEntry> {
         .log_after(room.id, 0, 1_000)
         .await
         .unwrap_or_else(|error| panic!("log_after failed: {error}"))
+}
+
+/// Searches `user`'s rooms.
+async fn search(store: &dyn Store, user: &User, words: &str, room: Option<&Room>) -> SearchPage {
+    let query = SearchQuery {
+        user_id: user.id,
+        words: words.into(),
+        room_id: room.map(|room| room.id),
+        limit: 20,
+        offset: 0,
+    };
+    store
+        .search(&query)
+        .await
+        .unwrap_or_else(|error| panic!("search({query:?}) failed: {error}"))
+}
+
+/// (room, seq) of each result, best first.
+fn found(page: &SearchPage) -> Vec<(String, i64)> {
+    page.results
+        .iter()
+        .map(|hit| (hit.room.clone(), hit.seq))
+        .collect()
 }
 
 /// A room of alice's with her message "hello" (seq 1) and bob as a member.
@@ -2717,5 +2744,129 @@ mod cases {
         append(store, &[message(&chat, &alice, "three", None, secs(4))]).await;
         let states = store.read_state(late.id).await.expect("read_state");
         assert_eq!(states[0].unread, 1);
+    }
+
+    pub async fn search_finds_every_word_in_the_users_rooms_best_first(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let secret = room(store, "secret", &alice).await;
+        append(
+            store,
+            &[
+                message(&chat, &alice, "Deploy the release tonight", None, secs(2)),
+                message(
+                    &chat,
+                    &bob,
+                    "deploy deploy DEPLOY, the release is ready",
+                    None,
+                    secs(3),
+                ),
+                message(&chat, &bob, "the release notes", None, secs(4)),
+                message(&secret, &alice, "deploy the release quietly", None, secs(5)),
+                message(&chat, &alice, "redeploy later", None, secs(6)),
+            ],
+        )
+        .await;
+        let page = search(store, &bob, "Release DEPLOY", None).await;
+        // Every word, whole words only, in bob's rooms only; the message saying it most comes first.
+        assert_eq!(found(&page), vec![("chat".into(), 3), ("chat".into(), 2)]);
+        assert_eq!(page.next, None);
+        let best = &page.results[0];
+        assert_eq!(best.username, "bob");
+        assert_eq!(best.created_at, secs(3));
+        assert!(best.snippet.contains("**DEPLOY**"), "{}", best.snippet);
+        assert!(best.snippet.contains("**release**"), "{}", best.snippet);
+        let alices = search(store, &alice, "deploy release", None).await;
+        assert_eq!(alices.results.len(), 3, "alice is in both rooms");
+        let only = search(store, &alice, "deploy release", Some(&secret)).await;
+        assert_eq!(found(&only), vec![("secret".into(), 1)]);
+        for nothing in ["", "  ***  ", "deploy elephant"] {
+            assert!(
+                search(store, &bob, nothing, None).await.results.is_empty(),
+                "{nothing:?}"
+            );
+        }
+        // Case and punctuation do not matter; the words of a quote are only words.
+        assert_eq!(
+            found(&search(store, &bob, "\"NOTES\" (the)", None).await),
+            vec![("chat".into(), 4)]
+        );
+    }
+
+    pub async fn search_sees_edits_and_forgets_deletions(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        append(
+            store,
+            &[
+                message(&chat, &alice, "the password is swordfish", None, secs(2)),
+                message(&chat, &alice, "meet at noon", None, secs(3)),
+            ],
+        )
+        .await;
+        assert_eq!(
+            found(&search(store, &bob, "swordfish", None).await).len(),
+            1
+        );
+        append(
+            store,
+            &[
+                change(&chat, &alice, delete(2), secs(4)),
+                change(&chat, &alice, edit(3, "meet at midnight"), secs(4)),
+            ],
+        )
+        .await;
+        assert!(
+            search(store, &bob, "swordfish", None)
+                .await
+                .results
+                .is_empty(),
+            "a deleted message is gone from the index"
+        );
+        assert!(search(store, &bob, "noon", None).await.results.is_empty());
+        let page = search(store, &bob, "midnight", None).await;
+        assert_eq!(found(&page), vec![("chat".into(), 3)]);
+        assert!(page.results[0].snippet.contains("**midnight**"));
+        // A deleted room takes its messages out of the index.
+        store.delete_room(chat.id).await.expect("delete_room");
+        assert!(
+            search(store, &alice, "midnight", None)
+                .await
+                .results
+                .is_empty()
+        );
+    }
+
+    pub async fn search_pages_with_next(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let batch: Vec<NewEntry> = (0..5)
+            .map(|n| {
+                message(
+                    &chat,
+                    &alice,
+                    &format!("standup note {n}"),
+                    None,
+                    secs(2 + n),
+                )
+            })
+            .collect();
+        append(store, &batch).await;
+        let mut query = SearchQuery {
+            user_id: bob.id,
+            words: "standup".into(),
+            room_id: None,
+            limit: 2,
+            offset: 0,
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.search(&query).await.expect("search");
+            assert!(page.results.len() <= 2);
+            seen.extend(page.results.iter().map(|hit| hit.seq));
+            match page.next {
+                Some(next) => query.offset = next,
+                None => break,
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![2, 3, 4, 5, 6], "each exactly once");
     }
 }

@@ -904,6 +904,128 @@ async fn unread_counts_stay_exact_under_concurrent_posts_deletions_and_reads(eng
     assert_eq!(rooms["rooms"][0]["last_read_seq"], entries, "{rooms}");
 }
 
+async fn search_finds_messages_in_the_users_rooms_over_both_protocols_and_rest(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, mut jane) = general(&chat).await;
+    let posts = [
+        "the quarterly report is late",
+        "Report: quarterly numbers are in",
+        "lunch?",
+        "the report, draft two",
+    ];
+    for (seq, content) in (1..).zip(posts) {
+        change(
+            &mut john,
+            "room_message",
+            json!({"room": "general", "content": content}),
+            "m",
+            seq,
+        )
+        .await;
+        jane.expect_json("message").await;
+    }
+    change(
+        &mut john,
+        "delete_message",
+        json!({"room": "general", "seq": 4}),
+        "d",
+        5,
+    )
+    .await;
+    change(
+        &mut john,
+        "edit_message",
+        json!({"room": "general", "seq": 3, "content": "lunch, then the quarterly report"}),
+        "e",
+        6,
+    )
+    .await;
+    let (_, page) = command(
+        &mut jane,
+        "search",
+        json!({"query": "Quarterly REPORT", "limit": 2}),
+        "s1",
+    )
+    .await;
+    assert_eq!(page["type"], "search_results", "{page}");
+    assert_eq!(page["id"], "s1", "{page}");
+    let results = page["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{page}");
+    assert_eq!(page["next"], 2, "{page}");
+    let first = &results[0];
+    let keys: Vec<&String> = first.as_object().expect("an object").keys().collect();
+    assert_eq!(
+        keys,
+        ["room", "seq", "username", "snippet", "timestamp"],
+        "{page}"
+    );
+    assert_eq!(first["room"], "general");
+    assert!(
+        first["snippet"].as_str().unwrap_or_default().contains("**"),
+        "{page}"
+    );
+    let (_, rest) = command(
+        &mut jane,
+        "search",
+        json!({"query": "quarterly report", "limit": 2, "cursor": 2}),
+        "s2",
+    )
+    .await;
+    let mut seqs: Vec<i64> = results
+        .iter()
+        .chain(rest["results"].as_array().expect("results"))
+        .map(|hit| hit["seq"].as_i64().expect("a seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        [1, 2, 3],
+        "the edited one by its new text, the deleted one gone: {rest}"
+    );
+    assert_eq!(rest["next"], Value::Null, "{rest}");
+    // Over REST, with `q`, the same results.
+    let (status, body) = chat
+        .client
+        .get_with("/api/search?q=quarterly%20report&limit=2", &chat.jane, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"], page["results"]);
+    assert_eq!(body["next"], 2);
+    let (status, body) = chat
+        .client
+        .get_with("/api/search?q=", &chat.jane, &[])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_query", "{body}");
+    // In the text protocol.
+    let mut text = chat.text(&chat.jane).await;
+    text.send_cmd("search", json!({"query": "lunch", "room": "general"}), None)
+        .await;
+    let found = text.expect_prefixed_json("SEARCH_RESULTS:").await;
+    assert_eq!(found["results"][0]["seq"], 3, "{found}");
+    assert_eq!(
+        found["results"][0]["snippet"],
+        "**lunch**, then the quarterly report"
+    );
+    // Someone in none of the rooms finds nothing; naming a room they are not in is refused.
+    let mut stranger = chat.json(&chat.client.user("stranger").await).await;
+    let (_, nothing) = command(&mut stranger, "search", json!({"query": "report"}), "s3").await;
+    assert_eq!(nothing["results"], json!([]), "{nothing}");
+    let (_, refused) = command(
+        &mut stranger,
+        "search",
+        json!({"query": "report", "room": "general"}),
+        "s4",
+    )
+    .await;
+    assert_eq!(
+        refused,
+        error("s4", "forbidden", "you are not in that room")
+    );
+}
+
 palaver_integration_tests::on_every_engine!(
     json_edits_deletions_and_reactions_reach_everyone_and_are_acked,
     text_edits_deletions_and_reactions_have_their_lines,
@@ -912,4 +1034,5 @@ palaver_integration_tests::on_every_engine!(
     json_mark_read_tells_the_users_connections_and_the_room,
     text_mark_read_has_its_lines,
     unread_counts_stay_exact_under_concurrent_posts_deletions_and_reads,
+    search_finds_messages_in_the_users_rooms_over_both_protocols_and_rest,
 );

@@ -17,6 +17,7 @@ pub mod list_rooms;
 pub mod mark_read;
 pub mod react;
 pub mod room_message;
+pub mod search;
 pub mod typing;
 pub mod unreact;
 

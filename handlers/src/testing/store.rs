@@ -12,10 +12,12 @@ use super::lock;
 use crate::context::Store;
 use crate::error::{StoreError, Unique};
 use crate::model::{
-    Appended, AuditEvent, Body, HistoryMessage, HistoryPage, HistoryQuery, LogEntry, Member,
-    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Room, User,
+    Appended, AuditEvent, Body, HIGHLIGHT, HistoryMessage, HistoryPage, HistoryQuery, LogEntry,
+    Member, NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Room, SearchHit,
+    SearchPage, SearchQuery, User,
 };
 use crate::room_log::{self, Lookup, Plan, ReactionKey, Target};
+use crate::search_text::{terms, words};
 
 #[derive(Default)]
 struct MemoryState {
@@ -85,6 +87,23 @@ fn username_of(state: &MemoryState, user_id: Uuid) -> Result<String, StoreError>
         .find(|user| user.id == user_id)
         .map(|user| user.username.clone())
         .ok_or_else(|| StoreError::Backend(format!("no user {user_id}")))
+}
+
+/// `text` with every word of `wanted` between [`HIGHLIGHT`] marks.
+fn highlight(text: &str, found: &[(std::ops::Range<usize>, String)], wanted: &[String]) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut at = 0;
+    for (range, word) in found {
+        if wanted.contains(word) {
+            out.push_str(&text[at..range.start]);
+            out.push_str(HIGHLIGHT);
+            out.push_str(&text[range.clone()]);
+            out.push_str(HIGHLIGHT);
+            at = range.end;
+        }
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 fn matches_query(entry: &LogEntry, query: &HistoryQuery) -> bool {
@@ -630,6 +649,63 @@ impl Store for MemoryStore {
         entries.sort_by_key(|entry| entry.seq);
         entries.truncate(limit as usize);
         Ok(entries)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        let state = self.state()?;
+        let wanted = terms(&query.words);
+        let mut hits: Vec<(usize, usize, SearchHit)> = Vec::new();
+        for entry in &state.messages {
+            let Some(message) = entry.message().filter(|message| !message.deleted) else {
+                continue;
+            };
+            let member = state
+                .read_points
+                .contains_key(&(entry.room_id, query.user_id));
+            if !member || query.room_id.is_some_and(|room| room != entry.room_id) {
+                continue;
+            }
+            let found = words(&message.content);
+            if wanted.is_empty() || !wanted.iter().all(|w| found.iter().any(|(_, f)| f == w)) {
+                continue;
+            }
+            let matches = found.iter().filter(|(_, f)| wanted.contains(f)).count();
+            let room = state
+                .rooms
+                .iter()
+                .find(|room| room.id == entry.room_id)
+                .map(|room| room.name.clone())
+                .unwrap_or_default();
+            let hit = SearchHit {
+                room_id: entry.room_id,
+                room,
+                seq: entry.seq,
+                username: entry.username.clone(),
+                snippet: highlight(&message.content, &found, &wanted),
+                created_at: entry.created_at,
+            };
+            hits.push((matches, found.len(), hit));
+        }
+        // More matches first, then the shorter message, then the newer.
+        hits.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(a.1.cmp(&b.1))
+                .then(b.2.created_at.cmp(&a.2.created_at))
+                .then(b.2.seq.cmp(&a.2.seq))
+        });
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = query.limit as usize;
+        let more = hits.len() > offset.saturating_add(limit);
+        let results = hits
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, _, hit)| hit)
+            .collect();
+        Ok(SearchPage {
+            results,
+            next: more.then_some(query.offset + query.limit as u64),
+        })
     }
 
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -585,6 +585,12 @@ mod tests {
         ) -> Result<Vec<LogEntry>, StoreError> {
             self.inner.log_after(room_id, after_seq, limit).await
         }
+        async fn search(
+            &self,
+            query: &palaver_handlers::model::SearchQuery,
+        ) -> Result<palaver_handlers::model::SearchPage, StoreError> {
+            self.inner.search(query).await
+        }
         async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
             self.inner.record_audit(events).await
         }

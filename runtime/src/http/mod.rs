@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod rejection;
 pub mod rooms;
+pub mod search;
 pub mod web;
 
 use std::convert::Infallible;
@@ -105,6 +106,7 @@ pub const API_ROUTES: &[RouteInfo] = &[
         false,
         RouteAuth::Token,
     ),
+    route(http::Method::GET, "/api/search", false, RouteAuth::Token),
     route(
         http::Method::GET,
         "/metrics",
@@ -196,6 +198,12 @@ pub fn routes(
         .and(with_ctx.clone())
         .and(presented())
         .then(rooms::members);
+    let search = warp::path!("api" / "search")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(presented())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(search::search);
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_ctx.clone())
@@ -233,6 +241,8 @@ pub fn routes(
         .or(room_messages)
         .unify()
         .or(room_members)
+        .unify()
+        .or(search)
         .unify()
         .or(metrics)
         .unify()

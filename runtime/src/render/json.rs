@@ -4,7 +4,7 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, Reply, RoomEvent};
-use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry};
+use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry, SearchPage};
 use serde::Serialize;
 use serde_json::json;
 
@@ -179,6 +179,20 @@ fn history(id: Option<&str>, room: &str, page: &HistoryPage) -> serde_json::Valu
     )
 }
 
+/// The body of a page of search results (JSON protocol, text protocol and REST): `{results, next}`, each result
+/// `{room, seq, username, snippet, timestamp}`.
+pub fn search_body(page: &SearchPage) -> serde_json::Value {
+    let results: Vec<_> = page
+        .results
+        .iter()
+        .map(|hit| {
+            json!({"room": hit.room, "seq": hit.seq, "username": hit.username, "snippet": hit.snippet,
+                   "timestamp": timestamp(hit.created_at)})
+        })
+        .collect();
+    json!({"results": results, "next": page.next})
+}
+
 fn with_id(mut frame: serde_json::Value, id: Option<&str>) -> serde_json::Value {
     if let (Some(id), Some(object)) = (id, frame.as_object_mut()) {
         object.insert("id".into(), json!(id));
@@ -206,6 +220,15 @@ pub fn reply(id: Option<&str>, reply: &Reply) -> Option<String> {
         }
         Reply::Ack { room, seq } => json!({"type": "ack", "room": room, "seq": seq}),
         Reply::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
+        Reply::SearchResults(page) => {
+            let mut frame = json!({"type": "search_results"});
+            if let (Some(frame), serde_json::Value::Object(body)) =
+                (frame.as_object_mut(), search_body(page))
+            {
+                frame.extend(body);
+            }
+            frame
+        }
         Reply::Error(err) => return Some(error(id, err)),
     };
     Some(with_id(frame, id).to_string())

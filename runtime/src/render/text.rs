@@ -141,6 +141,9 @@ pub fn reply(reply: &Reply, prefixed: bool) -> Vec<String> {
         Reply::RoomCreated(room) => vec![created(room)],
         Reply::Rooms(rooms) => vec![format!("ROOMS_LIST:{}", list(rooms))],
         Reply::History { page, .. } => vec![history(page)],
+        Reply::SearchResults(page) => {
+            vec![format!("SEARCH_RESULTS:{}", super::json::search_body(page))]
+        }
         Reply::Members { members: list, .. } => vec![members(list)],
         // The text protocol has no acknowledgement: the sender sees its own message arrive.
         Reply::Ack { .. } | Reply::CaughtUp { .. } => Vec::new(),

@@ -6,7 +6,7 @@
 //!
 //! Layout: this file holds the pool, the migrations and the query helpers every statement goes through; `convert`
 //! maps rows, times and errors, and `accounts`, `rooms`, `append` (writing the rooms' logs), `messages` (reading
-//! them) and `audit` hold the queries.
+//! them), `search` and `audit` hold the queries.
 
 mod accounts;
 mod append;
@@ -14,6 +14,7 @@ mod audit;
 mod convert;
 mod messages;
 mod rooms;
+mod search;
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    ReadPoint, ReadState, Room, User,
+    ReadPoint, ReadState, Room, SearchPage, SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -340,6 +341,10 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError> {
         messages::log_after(self, room_id, after_seq, limit).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        search::search(self, query).await
     }
 
     async fn record_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@
 //! Each async method sends a job over a bounded channel to one of them and awaits the answer.
 //!
 //! Layout: `worker` runs the threads, `connection` opens connections and migrates, `convert` maps values and
-//! errors, and `accounts`, `rooms`, `append` (writing the rooms' logs), `messages` (reading them) and `audit` hold
-//! the queries.
+//! errors, and `accounts`, `rooms`, `append` (writing the rooms' logs), `messages` (reading them), `search` and
+//! `audit` hold the queries.
 
 mod accounts;
 mod append;
@@ -16,6 +16,7 @@ mod connection;
 mod convert;
 mod messages;
 mod rooms;
+mod search;
 mod worker;
 
 #[cfg(test)]
@@ -26,7 +27,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    ReadPoint, ReadState, Room, User,
+    ReadPoint, ReadState, Room, SearchPage, SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -299,6 +300,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LogEntry>, StoreError> {
         self.readers
             .run(move |connection| messages::log_after(connection, room_id, after_seq, limit))
+            .await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |connection| search::search(connection, &query))
             .await
     }
 
