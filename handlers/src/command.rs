@@ -8,8 +8,9 @@ use serde::de::value::MapDeserializer;
 use serde_json::value::RawValue;
 
 use crate::actions::{
-    create_room, delete_message, delete_room, edit_message, get_messages, join_room, leave_room,
-    list_members, list_rooms, mark_read, react, room_message, search, typing, unreact,
+    block_user, create_room, delete_message, delete_room, edit_message, get_messages, join_room,
+    leave_room, list_members, list_rooms, mark_read, open_dm, react, room_message, search, typing,
+    unblock_user, unreact,
 };
 use crate::context::Context;
 use crate::error::Error;
@@ -36,6 +37,9 @@ pub enum Command {
     Unreact(react::ReactionRequest),
     MarkRead(mark_read::MarkReadRequest),
     Search(search::SearchRequest),
+    OpenDm(open_dm::OpenDmRequest),
+    BlockUser(block_user::BlockRequest),
+    UnblockUser(block_user::BlockRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -122,6 +126,9 @@ impl Command {
             Command::Unreact(_) => "unreact",
             Command::MarkRead(_) => "mark_read",
             Command::Search(_) => "search",
+            Command::OpenDm(_) => "open_dm",
+            Command::BlockUser(_) => "block_user",
+            Command::UnblockUser(_) => "unblock_user",
         }
     }
 
@@ -153,6 +160,11 @@ impl Command {
             Command::Unreact(req) => unreact::unreact(ctx, session, req).await?.into(),
             Command::MarkRead(req) => mark_read::mark_read(ctx, session, req).await?.into(),
             Command::Search(req) => search::search(ctx, session, req).await?.into(),
+            Command::OpenDm(req) => open_dm::open_dm(ctx, session, req).await?.into(),
+            Command::BlockUser(req) => block_user::block_user(ctx, session, req).await?.into(),
+            Command::UnblockUser(req) => {
+                unblock_user::unblock_user(ctx, session, req).await?.into()
+            }
         })
     }
 }
@@ -259,6 +271,18 @@ mod tests {
             (
                 r#"{"type":"search","data":{"query":"hello","room":"general","limit":5}}"#,
                 "search",
+            ),
+            (
+                r#"{"type":"open_dm","data":{"username":"jane_doe"}}"#,
+                "open_dm",
+            ),
+            (
+                r#"{"type":"block_user","data":{"username":"jane_doe"}}"#,
+                "block_user",
+            ),
+            (
+                r#"{"type":"unblock_user","data":{"username":"jane_doe"}}"#,
+                "unblock_user",
             ),
             // An escaped type is the same type.
             (r#"{"type":"list\u005frooms"}"#, "list_rooms"),

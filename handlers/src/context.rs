@@ -138,6 +138,14 @@ pub trait Hub: Send + Sync {
     fn unsubscribe(&self, conn: ConnectionId, room_id: Uuid) -> Option<Unsubscribed>;
     /// Unsubscribes every connection of `user_id` from a room (leaving it); the connections that were subscribed.
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid) -> Vec<ConnectionId>;
+    /// Subscribes every connection of `user_id` on this node to a room (a direct room just opened); each with what
+    /// subscribing it did.
+    fn subscribe_user(
+        &self,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Vec<(ConnectionId, Subscribed)>;
     /// Unsubscribes a closing connection from every room.
     fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed>;
     /// Forgets a deleted room's subscriptions (after its deletion was broadcast).
@@ -162,6 +170,20 @@ pub trait Broker: Send + Sync {
     /// that were unsubscribed (the other nodes' are theirs to account for). Every broker implements it: a default
     /// that only unsubscribed this node's connections would leave the user's sockets elsewhere in the room.
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, room: &str) -> Vec<ConnectionId>;
+
+    /// The user (called `username`) is a member of the direct room `room_id` (called `room`, whose newest seq is
+    /// `last_seq`) with the user called `with`: every connection of theirs on every node is subscribed to it and told
+    /// (`dm_opened`). Returns this node's connections that were newly subscribed. Every broker implements it, like
+    /// [`Broker::unsubscribe_user`]: the user's sockets on other nodes must hear of the room too.
+    fn open_direct(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        room_id: Uuid,
+        room: &str,
+        last_seq: i64,
+        with: &str,
+    ) -> Vec<ConnectionId>;
 
     /// A connection of this node subscribed to the room named `room`, knowing its messages through `from_seq` (its
     /// replay brings those): from now on this node needs the room's events, and its messages after `from_seq` in
@@ -240,6 +262,22 @@ pub trait Store: Send + Sync {
     async fn last_seqs(&self, room_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError>;
     /// How many rooms `owner_id` owns (for the per-user room quota).
     async fn count_rooms_owned(&self, owner_id: Uuid) -> Result<u64, StoreError>;
+    /// Opens the direct room between `room.owner_id` and `other`: creates it (`room`, with [`crate::model::direct_key`] of
+    /// the two)
+    /// the first time, finds it after; either way both are members afterwards (again, if one had left). Returns the
+    /// room and whether it was created, in one transaction.
+    async fn open_direct(&self, room: NewRoom, other: Uuid) -> Result<(Room, bool), StoreError>;
+    /// Records that `blocker` refuses direct messages from `blocked` (or, with `blocked_now` false, no longer);
+    /// whether anything changed.
+    async fn set_blocked(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocked_now: bool,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Whether `blocker` refuses direct messages from `blocked`.
+    async fn is_blocked(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError>;
     /// Deletes a room with its messages and memberships, in one transaction; false if there was no such room.
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError>;
 

@@ -167,6 +167,21 @@ pub enum Error {
     /// An unreact of a reaction the user has not made.
     #[error("you have not reacted to that message with that emoji")]
     ReactionNotFound,
+    /// No account has this username.
+    #[error("there is no user called that")]
+    UserNotFound,
+    /// A direct conversation needs two people.
+    #[error("you cannot open a direct conversation with yourself")]
+    DirectWithYourself,
+    /// Blocking oneself means nothing.
+    #[error("you cannot block yourself")]
+    BlockYourself,
+    /// The other person refuses direct messages from this user.
+    #[error("this user does not accept direct messages from you")]
+    Blocked,
+    /// A direct room lasts as long as its two members.
+    #[error("a direct conversation cannot be deleted")]
+    DirectRoom,
     /// A frame that is not a command: bad JSON, unknown type, missing or mistyped field.
     #[error("invalid message format")]
     InvalidMessage,
@@ -301,7 +316,10 @@ impl Error {
             Error::RoomRequired | Error::InvalidMessage => "invalid_message",
             Error::MessageNotFound { .. }
             | Error::MessageDeleted { .. }
-            | Error::ReactionNotFound => "not_found",
+            | Error::ReactionNotFound
+            | Error::UserNotFound => "not_found",
+            Error::DirectWithYourself | Error::BlockYourself => "invalid_request",
+            Error::Blocked | Error::DirectRoom => "forbidden",
             Error::NotAuthor
             | Error::NotAuthorOrOwner
             | Error::EditWindowClosed { .. }
@@ -345,7 +363,10 @@ impl Error {
             Error::RoomRequired | Error::InvalidMessage => ErrorKind::Invalid,
             Error::MessageNotFound { .. }
             | Error::MessageDeleted { .. }
-            | Error::ReactionNotFound => ErrorKind::NotFound,
+            | Error::ReactionNotFound
+            | Error::UserNotFound => ErrorKind::NotFound,
+            Error::DirectWithYourself | Error::BlockYourself => ErrorKind::Invalid,
+            Error::Blocked | Error::DirectRoom => ErrorKind::Forbidden,
             Error::NotAuthor
             | Error::NotAuthorOrOwner
             | Error::EditWindowClosed { .. }

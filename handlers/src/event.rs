@@ -35,6 +35,12 @@ pub struct RoomView {
     /// Whether the user asking is a member (so a new device knows which rooms to rejoin, private ones without their
     /// password).
     pub member: bool,
+    /// A direct room (shown only to its two members).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
+    /// For a direct room: the other member's username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
     /// For a member: the seq they have read through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_read_seq: Option<i64>,
@@ -54,9 +60,17 @@ impl RoomView {
             created_by: room.owner_id,
             created_at: room.created_at,
             member,
+            direct: room.direct,
+            with: None,
             last_read_seq: None,
             unread: None,
         }
+    }
+
+    /// This view of a direct room, naming the other member.
+    pub fn with_peer(mut self, with: String) -> Self {
+        self.with = Some(with);
+        self
     }
 
     /// This view with a member's read state.
@@ -93,6 +107,11 @@ pub enum Reply {
     RoomCreated(RoomView),
     /// The room list: `ROOMS_LIST:[…]` / `rooms`.
     Rooms(Vec<RoomView>),
+    /// A direct room with `with` is open: `DM_OPENED:{…}` / `dm_opened` (the user's connections get the same event).
+    DirectOpened { room: String, with: String },
+    /// `username`'s direct messages are refused now (`blocked`: true) or accepted again: `BLOCKED:…` / `blocked`,
+    /// `UNBLOCKED:…` / `unblocked`.
+    Blocked { username: String, blocked: bool },
     /// A page of search results: `SEARCH_RESULTS:{…}` / `search_results`.
     SearchResults(crate::model::SearchPage),
     /// A page of history: `MESSAGES:{…}` / `history`.
@@ -165,13 +184,17 @@ pub enum RoomEvent {
     Read { user_id: Uuid, seq: i64 },
     /// `RECEIPT:…` / `receipt`: a member's read point moved, for the others.
     Receipt { username: String, seq: i64 },
+    /// `DM_OPENED:…` / `dm_opened`: the direct room with `with` is open; only `user_id`'s connections receive it.
+    DirectOpened { user_id: Uuid, with: String },
 }
 
 impl RoomEvent {
     /// The one user whose connections receive this event, when it is not for the whole room.
     pub fn only_for(&self) -> Option<Uuid> {
         match self {
-            RoomEvent::Read { user_id, .. } => Some(*user_id),
+            RoomEvent::Read { user_id, .. } | RoomEvent::DirectOpened { user_id, .. } => {
+                Some(*user_id)
+            }
             _ => None,
         }
     }

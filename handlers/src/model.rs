@@ -101,6 +101,22 @@ pub struct Room {
     pub created_at: OffsetDateTime,
     /// The seq of the newest stored message (0 for none yet).
     pub last_seq: i64,
+    /// A direct conversation between two users: not listed to others, joined by nobody else.
+    pub direct: bool,
+}
+
+/// The name of the direct room between two users: `dm:<name>:<name>`, the names lower-cased and sorted. Room names
+/// a user can choose never contain `:`, so it names no other room.
+pub fn direct_room_name(a: &str, b: &str) -> String {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm:{first}:{second}")
+}
+
+/// The key that makes the direct room of two users one room: their ids, lower first.
+pub fn direct_key(a: Uuid, b: Uuid) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("{first}:{second}")
 }
 
 /// A room to be stored by [`crate::Store::create_room`].

@@ -660,3 +660,40 @@ async fn leaving_from_a_node_where_the_user_has_no_socket_in_the_room_unsubscrib
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_direct_room_opened_on_one_node_reaches_the_other_users_sockets_on_every_node() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let mut john = Member::open(&a, &account(&a, "john_doe").await).await;
+    let jane_token = account(&b, "jane_doe").await;
+    let mut jane_on_b = Member::open(&b, &jane_token).await;
+    let mut jane_on_a = Member::open(&a, &jane_token).await;
+    john.ws
+        .send_cmd("open_dm", json!({"username": "jane_doe"}), Some("o"))
+        .await;
+    let opened = john.answer_to("o").await;
+    let room = "dm:jane_doe:john_doe";
+    assert_eq!(opened["room"], room, "{opened}");
+    // Jane's sockets on both nodes hear of it and are subscribed: a message crosses to each.
+    for jane in [&mut jane_on_b, &mut jane_on_a] {
+        let told = jane.ws.expect_json("dm_opened").await;
+        assert_eq!(
+            (&told["room"], &told["with"]),
+            (&json!(room), &json!("john_doe"))
+        );
+    }
+    assert_eq!(john.post(room, "across the cluster").await, 1);
+    for jane in [&mut jane_on_b, &mut jane_on_a] {
+        jane.until_seq(1).await;
+        assert_eq!(jane.delivered, vec![1]);
+    }
+    // And back: jane on node B answers, john on node A receives it after his own.
+    assert_eq!(jane_on_b.post(room, "hello from b").await, 2);
+    john.until_seq(2).await;
+    assert_eq!(john.delivered, vec![1, 2]);
+}

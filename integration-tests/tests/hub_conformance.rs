@@ -51,6 +51,10 @@ enum Seen {
         username: String,
         seq: i64,
     },
+    DirectOpened {
+        room: String,
+        with: String,
+    },
 }
 
 /// A hub under test, with the means to connect sockets and see what they were delivered.
@@ -109,6 +113,10 @@ fn seen_of(frame: &str) -> Seen {
         Some("read") => Seen::Read {
             room: text("room"),
             seq: frame["seq"].as_i64().expect("a read point has a seq"),
+        },
+        Some("dm_opened") => Seen::DirectOpened {
+            room: text("room"),
+            with: text("with"),
         },
         Some("receipt") => Seen::Receipt {
             room: text("room"),
@@ -191,6 +199,7 @@ impl Subject for Memory {
                         username,
                         seq,
                     },
+                    RoomEvent::DirectOpened { with, .. } => Seen::DirectOpened { room, with },
                 }
             })
             .collect()
@@ -360,6 +369,40 @@ fn a_read_point_reaches_only_its_users_connections(subject: &dyn Subject) {
     assert!(subject.delivered(2).is_empty());
 }
 
+fn subscribing_a_user_subscribes_each_of_their_connections(subject: &dyn Subject) {
+    let hub = subject.hub();
+    let (john, jane, lobby, direct) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    for (conn, user) in [(1, john), (2, jane), (3, jane)] {
+        subject.connect(conn, user);
+        hub.subscribe(conn, user, lobby, "lobby");
+    }
+    hub.subscribe(3, jane, direct, "dm:jane:john");
+    let subscribed = hub.subscribe_user(jane, direct, "dm:jane:john");
+    let mut conns: Vec<(u64, bool, bool)> = subscribed
+        .iter()
+        .map(|(conn, s)| (*conn, s.new_for_connection, s.first_for_user))
+        .collect();
+    conns.sort_unstable();
+    assert_eq!(
+        conns,
+        vec![(2, true, false), (3, false, false)],
+        "each of jane's, once; she was in the room already on 3"
+    );
+    assert_eq!(hub.online_users(direct), vec![jane]);
+    assert!(
+        hub.rooms_of(1).iter().all(|(id, _)| *id != direct),
+        "not john's"
+    );
+    hub.publish(message(direct, "dm:jane:john", 1));
+    assert_eq!(seqs(&subject.delivered(2)), vec![1]);
+    assert!(subject.delivered(1).is_empty());
+}
+
 fn a_held_subscription_releases_past_the_replay_in_order(subject: &dyn Subject) {
     let hub = subject.hub();
     let (jane, room) = (Uuid::now_v7(), Uuid::now_v7());
@@ -525,6 +568,7 @@ conformance!(
     presence_counts_users_and_connections,
     publishing_reaches_subscribers_but_the_skipped_user,
     a_read_point_reaches_only_its_users_connections,
+    subscribing_a_user_subscribes_each_of_their_connections,
     a_held_subscription_releases_past_the_replay_in_order,
     the_replayed_through_floor_drops_late_publications,
     too_much_held_is_a_slow_consumer,

@@ -157,6 +157,8 @@ conformance_suite!(
     search_finds_every_word_in_the_users_rooms_best_first,
     search_sees_edits_and_forgets_deletions,
     search_pages_with_next,
+    open_direct_is_one_room_per_pair_with_both_as_members,
+    blocks_are_one_way_and_can_be_undone,
 );
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -788,6 +790,7 @@ mod cases {
                 owner_id: owner.id,
                 created_at: at(5_000_001),
                 last_seq: 0,
+                direct: false,
             }
         );
         assert!(
@@ -2868,5 +2871,117 @@ mod cases {
         }
         seen.sort_unstable();
         assert_eq!(seen, vec![2, 3, 4, 5, 6], "each exactly once");
+    }
+
+    pub async fn open_direct_is_one_room_per_pair_with_both_as_members(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let carol = user(store, "carol").await;
+        let direct = |owner: &User, other: &User, n: i64| {
+            let mut room = new_room(
+                &palaver_handlers::model::direct_room_name(&owner.username, &other.username),
+                owner,
+                secs(n),
+            );
+            room.private = true;
+            room
+        };
+        let new = direct(&alice, &bob, 1);
+        let (opened, created) = store
+            .open_direct(new.clone(), bob.id)
+            .await
+            .expect("open_direct");
+        assert!(created);
+        assert_eq!(
+            opened,
+            Room {
+                id: new.id,
+                name: "dm:alice:bob".into(),
+                private: true,
+                password_hash: None,
+                owner_id: alice.id,
+                created_at: secs(1),
+                last_seq: 0,
+                direct: true,
+            }
+        );
+        assert_eq!(
+            members_of(store, &opened).await,
+            vec![member(&alice), member(&bob)]
+        );
+        // Opened again, from the other side: the same room, not created.
+        append(store, &[message(&opened, &alice, "hi bob", None, secs(2))]).await;
+        store
+            .remove_member(opened.id, bob.id)
+            .await
+            .expect("remove_member");
+        let (again, created) = store
+            .open_direct(direct(&bob, &alice, 3), alice.id)
+            .await
+            .expect("open_direct");
+        assert!(!created);
+        assert_eq!(
+            (again.id, again.last_seq, again.direct),
+            (opened.id, 1, true)
+        );
+        let members = members_of(store, &again).await;
+        assert_eq!(members.len(), 2, "bob is a member again");
+        let bobs = members.iter().find(|m| m.user_id == bob.id).expect("bob");
+        assert_eq!(
+            bobs.last_read_seq, 1,
+            "a renewed membership starts read through the end"
+        );
+        // Found by name like any room, marked direct; another pair gets a room of its own.
+        let found = store
+            .room_by_name("DM:ALICE:BOB")
+            .await
+            .expect("room_by_name")
+            .expect("the room");
+        assert!(found.direct);
+        let (other, created) = store
+            .open_direct(direct(&alice, &carol, 4), carol.id)
+            .await
+            .expect("open_direct");
+        assert!(created);
+        assert_ne!(other.id, opened.id);
+        let listed = store.list_rooms().await.expect("list_rooms");
+        assert!(listed.iter().all(|room| room.direct), "{listed:?}");
+        let plain = room(store, "plain", &alice).await;
+        assert!(!plain.direct);
+    }
+
+    pub async fn blocks_are_one_way_and_can_be_undone(store: &dyn Store) {
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let blocked = |a: &User, b: &User| store.is_blocked(a.id, b.id);
+        assert!(!blocked(&alice, &bob).await.expect("is_blocked"));
+        assert!(
+            store
+                .set_blocked(alice.id, bob.id, true, secs(1))
+                .await
+                .expect("set_blocked")
+        );
+        assert!(
+            !store
+                .set_blocked(alice.id, bob.id, true, secs(2))
+                .await
+                .expect("set_blocked"),
+            "twice changes nothing"
+        );
+        assert!(blocked(&alice, &bob).await.expect("is_blocked"));
+        assert!(!blocked(&bob, &alice).await.expect("is_blocked"), "one way");
+        assert!(
+            store
+                .set_blocked(alice.id, bob.id, false, secs(3))
+                .await
+                .expect("set_blocked")
+        );
+        assert!(
+            !store
+                .set_blocked(alice.id, bob.id, false, secs(3))
+                .await
+                .expect("set_blocked")
+        );
+        assert!(!blocked(&alice, &bob).await.expect("is_blocked"));
     }
 }

@@ -43,10 +43,11 @@ async fn command(ws: &mut WsClient, kind: &str, data: Value, id: &str) -> (Vec<V
 
 /// Sends a change and checks that the sender sees the entry, then its ack with the entry's seq; returns the entry.
 async fn change(ws: &mut WsClient, kind: &str, data: Value, id: &str, seq: i64) -> Value {
+    let room = data["room"].clone();
     let (events, ack) = command(ws, kind, data, id).await;
     assert_eq!(
         ack,
-        json!({"type": "ack", "id": id, "room": "general", "seq": seq})
+        json!({"type": "ack", "id": id, "room": room, "seq": seq})
     );
     let [event] = events.as_slice() else {
         panic!("one event before the ack, got {events:?}");
@@ -1026,6 +1027,177 @@ async fn search_finds_messages_in_the_users_rooms_over_both_protocols_and_rest(e
     );
 }
 
+async fn json_a_direct_room_is_its_two_members_and_a_block_refuses_it(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let mut john = chat.json(&chat.john).await;
+    let mut phone = chat.json(&chat.jane).await;
+    let mut laptop = chat.json(&chat.jane).await;
+    let (events, opened) =
+        command(&mut john, "open_dm", json!({"username": "JANE_DOE"}), "o1").await;
+    let room = "dm:jane_doe:john_doe";
+    assert_eq!(
+        events,
+        vec![json!({"type": "dm_opened", "room": room, "with": "jane_doe"})]
+    );
+    assert_eq!(
+        opened,
+        json!({"type": "dm_opened", "room": room, "with": "jane_doe", "id": "o1"})
+    );
+    for device in [&mut phone, &mut laptop] {
+        assert_eq!(
+            device.next_json().await,
+            json!({"type": "dm_opened", "room": room, "with": "john_doe"}),
+            "each of jane's sockets is told and subscribed"
+        );
+    }
+    let posted = change(
+        &mut john,
+        "room_message",
+        json!({"room": room, "content": "just us"}),
+        "m1",
+        1,
+    )
+    .await;
+    assert_eq!(phone.next_json().await, posted);
+    assert_eq!(laptop.next_json().await, posted);
+    change(
+        &mut phone,
+        "react",
+        json!({"room": room, "seq": 1, "emoji": "🤝"}),
+        "r1",
+        2,
+    )
+    .await;
+    john.expect_json("reaction").await;
+    laptop.expect_json("reaction").await;
+
+    // Nobody else gets in, sees it listed, or reads it.
+    let outsider = chat.client.user("bob").await;
+    let mut bob = chat.json(&outsider).await;
+    for (kind, data) in [
+        ("join_room", json!({"name": room})),
+        ("get_messages", json!({"name": room})),
+        ("list_members", json!({"name": room})),
+    ] {
+        let (_, answer) = command(&mut bob, kind, data, "x").await;
+        assert_eq!(
+            answer,
+            error("x", "forbidden", "you are not in that room"),
+            "{kind}"
+        );
+    }
+    let (_, rooms) = command(&mut bob, "list_rooms", json!({}), "l").await;
+    assert_eq!(rooms["rooms"], json!([]), "{rooms}");
+    let (_, rooms) = command(&mut john, "list_rooms", json!({}), "l").await;
+    let listed = &rooms["rooms"][0];
+    assert_eq!(
+        (
+            &listed["name"],
+            &listed["direct"],
+            &listed["with"],
+            &listed["unread"]
+        ),
+        (&json!(room), &json!(true), &json!("jane_doe"), &json!(0)),
+        "{rooms}"
+    );
+    let (_, answer) = command(&mut john, "delete_room", json!({"name": room}), "d").await;
+    assert_eq!(
+        answer,
+        error("d", "forbidden", "a direct conversation cannot be deleted")
+    );
+
+    // Jane blocks john: he can neither post there nor open it again; she unblocks, and he can.
+    let (_, answer) = command(
+        &mut laptop,
+        "block_user",
+        json!({"username": "john_doe"}),
+        "b",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        json!({"type": "blocked", "username": "john_doe", "id": "b"})
+    );
+    let blocked = "this user does not accept direct messages from you";
+    let (_, answer) = command(
+        &mut john,
+        "room_message",
+        json!({"room": room, "content": "?"}),
+        "m2",
+    )
+    .await;
+    assert_eq!(answer, error("m2", "forbidden", blocked));
+    let (_, answer) = command(&mut john, "open_dm", json!({"username": "jane_doe"}), "o2").await;
+    assert_eq!(answer, error("o2", "forbidden", blocked));
+    let (_, answer) = command(
+        &mut laptop,
+        "unblock_user",
+        json!({"username": "john_doe"}),
+        "u",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        json!({"type": "unblocked", "username": "john_doe", "id": "u"})
+    );
+    change(
+        &mut john,
+        "room_message",
+        json!({"room": room, "content": "thanks"}),
+        "m3",
+        3,
+    )
+    .await;
+    // Mistakes have clear answers.
+    for (data, expected) in [
+        (
+            json!({"username": "john_doe"}),
+            error(
+                "e",
+                "invalid_request",
+                "you cannot open a direct conversation with yourself",
+            ),
+        ),
+        (
+            json!({"username": "nobody_here"}),
+            error("e", "not_found", "there is no user called that"),
+        ),
+    ] {
+        let (_, answer) = command(&mut john, "open_dm", data, "e").await;
+        assert_eq!(answer, expected);
+    }
+}
+
+async fn text_direct_rooms_and_blocks_have_their_lines(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let mut john = chat.text(&chat.john).await;
+    let mut jane = chat.text(&chat.jane).await;
+    john.send_cmd("open_dm", json!({"username": "jane_doe"}), None)
+        .await;
+    let opened = r#"DM_OPENED:{"room":"dm:jane_doe:john_doe","with":"jane_doe"}"#;
+    john.expect_text(opened).await;
+    john.expect_text(opened).await;
+    jane.expect_text(r#"DM_OPENED:{"room":"dm:jane_doe:john_doe","with":"john_doe"}"#)
+        .await;
+    john.send_cmd(
+        "room_message",
+        json!({"room": "dm:jane_doe:john_doe", "content": "hey"}),
+        None,
+    )
+    .await;
+    jane.expect_stamped("john_doe: hey").await;
+    jane.send_cmd("block_user", json!({"username": "john_doe"}), None)
+        .await;
+    jane.expect_text("BLOCKED:john_doe").await;
+    jane.send_cmd("unblock_user", json!({"username": "john_doe"}), None)
+        .await;
+    jane.expect_text("UNBLOCKED:john_doe").await;
+}
+
 palaver_integration_tests::on_every_engine!(
     json_edits_deletions_and_reactions_reach_everyone_and_are_acked,
     text_edits_deletions_and_reactions_have_their_lines,
@@ -1035,4 +1207,6 @@ palaver_integration_tests::on_every_engine!(
     text_mark_read_has_its_lines,
     unread_counts_stay_exact_under_concurrent_posts_deletions_and_reads,
     search_finds_messages_in_the_users_rooms_over_both_protocols_and_rest,
+    json_a_direct_room_is_its_two_members_and_a_block_refuses_it,
+    text_direct_rooms_and_blocks_have_their_lines,
 );

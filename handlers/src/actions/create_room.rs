@@ -161,6 +161,8 @@ mod tests {
                     created_by: john.principal.user_id,
                     created_at: now,
                     member: true,
+                    direct: false,
+                    with: None,
                     last_read_seq: Some(0),
                     unread: Some(0),
                 }),

@@ -35,6 +35,9 @@ pub async fn delete_room_for(
     name: &str,
 ) -> Result<(), Error> {
     let room = find_room(ctx, name).await?;
+    if room.direct {
+        return Err(Error::DirectRoom);
+    }
     if room.owner_id != principal.user_id {
         return Err(Error::NotOwner);
     }

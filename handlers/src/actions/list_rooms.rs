@@ -41,17 +41,36 @@ pub async fn list_rooms_for(
         .into_iter()
         .map(|state| (state.room_id, state))
         .collect();
-    Ok(rooms
-        .iter()
-        .map(|room| {
-            let online = ctx.presence().online_users(room.id).len();
-            match joined.get(&room.id) {
-                Some(state) => RoomView::of(room, online, true)
-                    .with_read_state(state.last_read_seq, state.unread),
-                None => RoomView::of(room, online, false),
+    let mut views = Vec::with_capacity(rooms.len());
+    for room in &rooms {
+        let online = ctx.presence().online_users(room.id).len();
+        let view = match joined.get(&room.id) {
+            Some(state) => {
+                RoomView::of(room, online, true).with_read_state(state.last_read_seq, state.unread)
             }
-        })
-        .collect())
+            // Another pair's direct room is not theirs to see.
+            None if room.direct => continue,
+            None => RoomView::of(room, online, false),
+        };
+        views.push(if room.direct {
+            view.with_peer(peer(ctx, room.id, principal).await?)
+        } else {
+            view
+        });
+    }
+    Ok(views)
+}
+
+/// The other member of a direct room.
+async fn peer(ctx: &dyn Context, room_id: Uuid, principal: &Principal) -> Result<String, Error> {
+    Ok(ctx
+        .store()
+        .members(room_id)
+        .await?
+        .into_iter()
+        .find(|member| member.user_id != principal.user_id)
+        .map(|member| member.username)
+        .unwrap_or_else(|| principal.username.clone()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 // The WebSocket commands (PROTOCOL §3), each named after its wire `type`; those with a REST route too have a
 // `<command>_for` entry taking the principal instead of a connection.
+pub mod block_user;
 pub mod create_room;
 pub mod delete_message;
 pub mod delete_room;
@@ -15,10 +16,12 @@ pub mod leave_room;
 pub mod list_members;
 pub mod list_rooms;
 pub mod mark_read;
+pub mod open_dm;
 pub mod react;
 pub mod room_message;
 pub mod search;
 pub mod typing;
+pub mod unblock_user;
 pub mod unreact;
 
 // The account routes (PROTOCOL §1), named after their path.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::context::{Attempt, Context};
 use crate::error::Error;
 use crate::event::Session;
-use crate::model::{Principal, Room, SecurityEvent};
+use crate::model::{Principal, Room, SecurityEvent, User};
 use crate::validate;
 
 /// The room called `name` (case-insensitively), or [`Error::RoomNotFound`].
@@ -52,6 +52,35 @@ pub(crate) async fn joined_room(
     }
 }
 
+/// Whether the room named `room` is a direct room (by its name, which no other room can have: see
+/// [`crate::model::direct_room_name`]), answered without the store.
+pub(crate) fn is_direct_name(room: &str) -> bool {
+    room.starts_with("dm:")
+}
+
+/// Refuses a post by `user_id` into the direct room `room_id` when its other member blocked them.
+pub(crate) async fn not_blocked_in_direct(
+    ctx: &dyn Context,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), Error> {
+    for member in ctx.store().members(room_id).await? {
+        if member.user_id != user_id && ctx.store().is_blocked(member.user_id, user_id).await? {
+            return Err(Error::Blocked);
+        }
+    }
+    Ok(())
+}
+
+/// The account called `username` (case-insensitively; never found by email).
+pub(crate) async fn user_named(ctx: &dyn Context, username: &str) -> Result<User, Error> {
+    ctx.store()
+        .user_by_login(username)
+        .await?
+        .filter(|user| user.username.eq_ignore_ascii_case(username))
+        .ok_or(Error::UserNotFound)
+}
+
 /// Lets `principal` into `room`: anyone into a public room, members into a private one, others only with its
 /// password ([`Error::BadRoomPassword`] when it is wrong, `without_password` when they gave none).
 pub(crate) async fn may_enter(
@@ -61,6 +90,14 @@ pub(crate) async fn may_enter(
     password: Option<&str>,
     without_password: Error,
 ) -> Result<(), Error> {
+    if room.direct {
+        // A direct room has its two members and no password: nobody else gets in.
+        return if ctx.store().is_member(room.id, principal.user_id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotInRoom)
+        };
+    }
     if !room.private || ctx.store().is_member(room.id, principal.user_id).await? {
         return Ok(());
     }

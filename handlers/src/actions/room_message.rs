@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::actions::room_access::joined_room;
+use crate::actions::room_access::{is_direct_name, joined_room, not_blocked_in_direct};
 use crate::actions::submit::submit;
 use crate::context::Context;
 use crate::error::Error;
@@ -35,6 +35,9 @@ pub async fn room_message(
     req: RoomMessageRequest,
 ) -> Result<PendingReplies, Error> {
     let (room_id, room) = joined_room(ctx, session, req.room.as_deref()).await?;
+    if is_direct_name(&room) {
+        not_blocked_in_direct(ctx, room_id, session.principal.user_id).await?;
+    }
     let content = validate::message_content(&req.content, ctx.limits().max_message_bytes)?;
     let client_msg_id = req
         .client_msg_id

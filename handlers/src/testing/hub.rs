@@ -26,6 +26,8 @@ struct HubState {
     published: Vec<Broadcast>,
     /// (user, room) of every membership the broker was told had ended, oldest first.
     memberships_ended: Vec<(Uuid, Uuid)>,
+    /// Every connection seen subscribing to any room, with its user: what this hub knows of a user's connections.
+    connections: Vec<(ConnectionId, Uuid)>,
 }
 
 /// A [`Hub`] that records what each connection would have received.
@@ -75,6 +77,9 @@ impl HubState {
         let first_for_user = !subs
             .iter()
             .any(|(_, u, r, _)| *u == user_id && *r == room_id);
+        if !self.connections.contains(&(conn, user_id)) {
+            self.connections.push((conn, user_id));
+        }
         if new_for_connection {
             self.subscriptions
                 .push((conn, user_id, room_id, room.to_owned()));
@@ -165,6 +170,25 @@ impl Hub for MemoryHub {
         conns
     }
 
+    fn subscribe_user(
+        &self,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Vec<(ConnectionId, Subscribed)> {
+        let mut state = lock(&self.state);
+        let conns: Vec<ConnectionId> = state
+            .connections
+            .iter()
+            .filter(|(_, user)| *user == user_id)
+            .map(|(conn, _)| *conn)
+            .collect();
+        conns
+            .into_iter()
+            .map(|conn| (conn, state.subscribe(conn, user_id, room_id, room, false)))
+            .collect()
+    }
+
     fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed> {
         let mut state = lock(&self.state);
         let rooms: Vec<Uuid> = state
@@ -252,6 +276,36 @@ impl Broker for MemoryHub {
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, _room: &str) -> Vec<ConnectionId> {
         lock(&self.state).memberships_ended.push((user_id, room_id));
         Hub::unsubscribe_user(self, user_id, room_id)
+    }
+
+    fn open_direct(
+        &self,
+        user_id: Uuid,
+        _username: &str,
+        room_id: Uuid,
+        room: &str,
+        _last_seq: i64,
+        with: &str,
+    ) -> Vec<ConnectionId> {
+        let subscribed = Hub::subscribe_user(self, user_id, room_id, room);
+        Hub::publish(
+            self,
+            Broadcast {
+                room_id,
+                room: room.to_owned(),
+                at: time::OffsetDateTime::UNIX_EPOCH,
+                event: RoomEvent::DirectOpened {
+                    user_id,
+                    with: with.to_owned(),
+                },
+                skip_user: None,
+            },
+        );
+        subscribed
+            .into_iter()
+            .filter(|(_, subscribed)| subscribed.new_for_connection)
+            .map(|(conn, _)| conn)
+            .collect()
     }
 }
 

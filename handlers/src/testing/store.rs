@@ -1,6 +1,6 @@
 //! The reference [`Store`] in memory, held to the same conformance suite as the SQL engines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,7 +14,7 @@ use crate::error::{StoreError, Unique};
 use crate::model::{
     Appended, AuditEvent, Body, HIGHLIGHT, HistoryMessage, HistoryPage, HistoryQuery, LogEntry,
     Member, NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Room, SearchHit,
-    SearchPage, SearchQuery, User,
+    SearchPage, SearchQuery, User, direct_key,
 };
 use crate::room_log::{self, Lookup, Plan, ReactionKey, Target};
 use crate::search_text::{terms, words};
@@ -29,6 +29,10 @@ struct MemoryState {
     reactions: HashMap<ReactionKey, i64>,
     /// Each membership's read point, by (room, user).
     read_points: HashMap<(Uuid, Uuid), i64>,
+    /// The direct rooms, by their pair's key.
+    direct: HashMap<String, Uuid>,
+    /// (blocker, blocked).
+    blocks: HashSet<(Uuid, Uuid)>,
     revoked: HashMap<String, OffsetDateTime>,
     used_tickets: HashMap<String, OffsetDateTime>,
     audit: Vec<AuditEvent>,
@@ -391,6 +395,7 @@ impl Store for MemoryStore {
             owner_id: room.owner_id,
             created_at: room.created_at,
             last_seq: 0,
+            direct: false,
         };
         state
             .members
@@ -436,6 +441,77 @@ impl Store for MemoryStore {
             .count() as u64)
     }
 
+    async fn open_direct(&self, room: NewRoom, other: Uuid) -> Result<(Room, bool), StoreError> {
+        let mut state = self.state()?;
+        username_of(&state, room.owner_id)?;
+        username_of(&state, other)?;
+        let key = direct_key(room.owner_id, other);
+        let (opened, created) = match state.direct.get(&key) {
+            Some(id) => {
+                let found = state.rooms.iter().find(|r| r.id == *id).cloned();
+                (
+                    found.ok_or_else(|| StoreError::Backend(format!("no room {id}")))?,
+                    false,
+                )
+            }
+            None => {
+                if state
+                    .rooms
+                    .iter()
+                    .any(|r| r.name.to_lowercase() == room.name.to_lowercase())
+                {
+                    return Err(StoreError::Conflict(Unique::RoomName));
+                }
+                let opened = Room {
+                    id: room.id,
+                    name: room.name,
+                    private: room.private,
+                    password_hash: room.password_hash,
+                    owner_id: room.owner_id,
+                    created_at: room.created_at,
+                    last_seq: 0,
+                    direct: true,
+                };
+                state.direct.insert(key, opened.id);
+                state.rooms.push(opened.clone());
+                (opened, true)
+            }
+        };
+        let opener = room.owner_id;
+        for user in [opener, other] {
+            if !state
+                .members
+                .iter()
+                .any(|(r, u, _)| *r == opened.id && *u == user)
+            {
+                state.members.push((opened.id, user, room.created_at));
+                state.read_points.insert((opened.id, user), opened.last_seq);
+            }
+        }
+        Ok((opened, created))
+    }
+
+    async fn set_blocked(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocked_now: bool,
+        _at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        username_of(&state, blocker)?;
+        username_of(&state, blocked)?;
+        Ok(if blocked_now {
+            state.blocks.insert((blocker, blocked))
+        } else {
+            state.blocks.remove(&(blocker, blocked))
+        })
+    }
+
+    async fn is_blocked(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
+        Ok(self.state()?.blocks.contains(&(blocker, blocked)))
+    }
+
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
         let mut state = self.state()?;
         let before = state.rooms.len();
@@ -444,6 +520,7 @@ impl Store for MemoryStore {
         state.messages.retain(|m| m.room_id != room_id);
         state.reactions.retain(|key, _| key.room_id != room_id);
         state.read_points.retain(|(room, _), _| *room != room_id);
+        state.direct.retain(|_, room| *room != room_id);
         Ok(state.rooms.len() < before)
     }
 

@@ -107,6 +107,29 @@ impl NatsBroker {
     }
 }
 
+impl NatsBroker {
+    /// The direct room was opened for the user (here or on another node): their sockets on this node are subscribed
+    /// and told, and the room is served from `last_seq` on.
+    pub fn open_direct_here(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        room_id: Uuid,
+        room: &str,
+        last_seq: i64,
+        with: &str,
+    ) -> Vec<ConnectionId> {
+        let presence: &dyn palaver_handlers::Presence = self.presence.as_ref();
+        let here = crate::hub::direct::open_here(
+            &self.hub, presence, user_id, username, room_id, room, with,
+        );
+        if !here.is_empty() {
+            Broker::watch(self, room_id, room, last_seq);
+        }
+        here
+    }
+}
+
 impl Broker for NatsBroker {
     fn publish(&self, broadcast: Broadcast) {
         let is_message = matches!(broadcast.event, RoomEvent::Entry(_));
@@ -152,6 +175,33 @@ impl Broker for NatsBroker {
             wire::encode_membership_ended(&self.node_id, &ended),
         );
         unsubscribed
+    }
+
+    fn open_direct(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        room_id: Uuid,
+        room: &str,
+        last_seq: i64,
+        with: &str,
+    ) -> Vec<ConnectionId> {
+        let here = self.open_direct_here(user_id, username, room_id, room, last_seq, with);
+        // The user's sockets on other nodes: sent even while cut off, like a leave's end of membership, because it
+        // states what the database holds.
+        let order = super::control::direct_opened(
+            &self.node_id,
+            room_id,
+            room,
+            last_seq,
+            user_id,
+            username,
+            with,
+        );
+        if !self.outbox.send(self.subjects.control(), order) {
+            tracing::warn!(%room_id, "a direct room could not be announced to the other nodes");
+        }
+        here
     }
 
     fn watch(&self, room_id: Uuid, room: &str, from_seq: i64) {

@@ -200,6 +200,7 @@ pub async fn join(
         },
         shutdown,
     );
+    control.serve_direct_rooms(broker.clone());
     Ok(Node {
         cluster,
         broker,

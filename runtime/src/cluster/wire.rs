@@ -91,6 +91,11 @@ enum Event<'a> {
         username: Cow<'a, str>,
         seq: i64,
     },
+    /// For the connections of `user_id` only (a node publishes it to its own hub; it is here for completeness).
+    DirectOpened {
+        user_id: Uuid,
+        with: Cow<'a, str>,
+    },
     /// Not shown to anyone: the nodes unsubscribe the user's connections.
     MembershipEnded {
         user_id: Uuid,
@@ -183,6 +188,10 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
         RoomEvent::Receipt { username, seq } => Event::Receipt {
             username: Cow::Borrowed(username),
             seq: *seq,
+        },
+        RoomEvent::DirectOpened { user_id, with } => Event::DirectOpened {
+            user_id: *user_id,
+            with: Cow::Borrowed(with),
         },
     };
     let wire = Wire {
@@ -294,6 +303,10 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
         Event::Receipt { username, seq } => RoomEvent::Receipt {
             username: username.into_owned(),
             seq,
+        },
+        Event::DirectOpened { user_id, with } => RoomEvent::DirectOpened {
+            user_id,
+            with: with.into_owned(),
         },
         Event::MembershipEnded { user_id } => {
             let ended = MembershipEnded {

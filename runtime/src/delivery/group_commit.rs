@@ -585,6 +585,27 @@ mod tests {
         ) -> Result<Vec<LogEntry>, StoreError> {
             self.inner.log_after(room_id, after_seq, limit).await
         }
+        async fn open_direct(
+            &self,
+            room: NewRoom,
+            other: Uuid,
+        ) -> Result<(Room, bool), StoreError> {
+            self.inner.open_direct(room, other).await
+        }
+        async fn set_blocked(
+            &self,
+            blocker: Uuid,
+            blocked: Uuid,
+            blocked_now: bool,
+            at: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
+            self.inner
+                .set_blocked(blocker, blocked, blocked_now, at)
+                .await
+        }
+        async fn is_blocked(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
+            self.inner.is_blocked(blocker, blocked).await
+        }
         async fn search(
             &self,
             query: &palaver_handlers::model::SearchQuery,

@@ -3,6 +3,7 @@
 //! is rendered once per renderer (and text prefix variant) and the same bytes are queued on every recipient. Queues
 //! are bounded, and a connection whose queue is full is told to close (1013) instead of delaying anyone else.
 
+pub mod direct;
 mod kick;
 mod render;
 mod single_node;
@@ -303,6 +304,31 @@ impl Hub for LocalHub {
             self.unsubscribe(*conn, room_id);
         }
         conns
+    }
+
+    fn subscribe_user(
+        &self,
+        user_id: Uuid,
+        room_id: Uuid,
+        room: &str,
+    ) -> Vec<(ConnectionId, Subscribed)> {
+        let mut state = self.state();
+        let mut conns: Vec<ConnectionId> = state
+            .connections
+            .iter()
+            .filter(|(_, connection)| connection.handle.user_id == user_id)
+            .map(|(conn, _)| *conn)
+            .collect();
+        conns.sort_unstable();
+        conns
+            .into_iter()
+            .map(|conn| {
+                (
+                    conn,
+                    subscribe(&mut state, conn, user_id, room_id, room, false),
+                )
+            })
+            .collect()
     }
 
     fn unsubscribe_all(&self, conn: ConnectionId) -> Vec<Unsubscribed> {

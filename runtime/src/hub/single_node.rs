@@ -17,6 +17,18 @@ impl Broker for LocalHub {
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, _room: &str) -> Vec<ConnectionId> {
         Hub::unsubscribe_user(self, user_id, room_id)
     }
+
+    fn open_direct(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        room_id: Uuid,
+        room: &str,
+        _last_seq: i64,
+        with: &str,
+    ) -> Vec<ConnectionId> {
+        super::direct::open_here(self, self, user_id, username, room_id, room, with)
+    }
 }
 
 /// On one node the hub is presence: the first (last) connection here is the first (last) anywhere.

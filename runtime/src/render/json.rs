@@ -95,6 +95,9 @@ pub fn event(broadcast: &Broadcast) -> String {
         RoomEvent::Receipt { username, seq } => {
             json!({"type": "receipt", "room": room, "username": username, "seq": seq}).to_string()
         }
+        RoomEvent::DirectOpened { with, .. } => {
+            json!({"type": "dm_opened", "room": room, "with": with}).to_string()
+        }
     }
 }
 
@@ -220,6 +223,13 @@ pub fn reply(id: Option<&str>, reply: &Reply) -> Option<String> {
         }
         Reply::Ack { room, seq } => json!({"type": "ack", "room": room, "seq": seq}),
         Reply::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
+        Reply::DirectOpened { room, with } => {
+            json!({"type": "dm_opened", "room": room, "with": with})
+        }
+        Reply::Blocked { username, blocked } => {
+            let kind = if *blocked { "blocked" } else { "unblocked" };
+            json!({"type": kind, "username": username})
+        }
         Reply::SearchResults(page) => {
             let mut frame = json!({"type": "search_results"});
             if let (Some(frame), serde_json::Value::Object(body)) =

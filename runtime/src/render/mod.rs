@@ -186,6 +186,8 @@ mod tests {
             created_by: Uuid::nil(),
             created_at: AT,
             member: true,
+            direct: false,
+            with: None,
             last_read_seq: Some(3),
             unread: Some(2),
         };

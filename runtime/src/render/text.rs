@@ -74,6 +74,7 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
         RoomEvent::Typing { username } => format!("{prefix}TYPING:{username}"),
         RoomEvent::Read { seq, .. } => format!("{prefix}READ:{seq}"),
         RoomEvent::Receipt { username, seq } => format!("{prefix}RECEIPT:{username}:{seq}"),
+        RoomEvent::DirectOpened { with, .. } => direct_opened(room, with),
     }
 }
 
@@ -110,6 +111,11 @@ fn history(page: &HistoryPage) -> String {
     format!("MESSAGES:{body}")
 }
 
+/// `DM_OPENED:{"room":…,"with":…}`: never prefixed (it names its room).
+fn direct_opened(room: &str, with: &str) -> String {
+    format!("DM_OPENED:{}", json!({"room": room, "with": with}))
+}
+
 fn created(room: &RoomView) -> String {
     let body = json!({"name": room.name, "private": room.private, "id": room.id});
     format!("ROOM_CREATE_SUCCESS:{body}")
@@ -141,6 +147,11 @@ pub fn reply(reply: &Reply, prefixed: bool) -> Vec<String> {
         Reply::RoomCreated(room) => vec![created(room)],
         Reply::Rooms(rooms) => vec![format!("ROOMS_LIST:{}", list(rooms))],
         Reply::History { page, .. } => vec![history(page)],
+        Reply::DirectOpened { room, with } => vec![direct_opened(room, with)],
+        Reply::Blocked { username, blocked } => {
+            let kind = if *blocked { "BLOCKED" } else { "UNBLOCKED" };
+            vec![format!("{kind}:{username}")]
+        }
         Reply::SearchResults(page) => {
             vec![format!("SEARCH_RESULTS:{}", super::json::search_body(page))]
         }

@@ -46,6 +46,7 @@ pub(super) fn room_from_row(row: &Row) -> Result<Room, tokio_postgres::Error> {
         owner_id: row.try_get("owner_id")?,
         created_at: row.try_get("created_at")?,
         last_seq: row.try_get("last_seq")?,
+        direct: row.try_get("direct")?,
     })
 }
 

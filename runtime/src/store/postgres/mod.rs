@@ -269,6 +269,24 @@ impl Store for PostgresStore {
         rooms::count_rooms_owned(self, owner_id).await
     }
 
+    async fn open_direct(&self, room: NewRoom, other: Uuid) -> Result<(Room, bool), StoreError> {
+        rooms::open_direct(self, room, other).await
+    }
+
+    async fn set_blocked(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocked_now: bool,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        rooms::set_blocked(self, blocker, blocked, blocked_now, at).await
+    }
+
+    async fn is_blocked(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
+        rooms::is_blocked(self, blocker, blocked).await
+    }
+
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
         rooms::delete_room(self, room_id).await
     }

@@ -1,7 +1,7 @@
 //! Rooms and their members.
 
 use palaver_handlers::StoreError;
-use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room, direct_key};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -24,6 +24,7 @@ pub(super) async fn create_room(store: &PostgresStore, room: NewRoom) -> Result<
         owner_id: room.owner_id,
         created_at: to_micros(room.created_at),
         last_seq: 0,
+        direct: false,
     };
     // One statement, so one transaction: the room and its owner's membership are stored together or not at all.
     store
@@ -48,6 +49,104 @@ pub(super) async fn create_room(store: &PostgresStore, room: NewRoom) -> Result<
     Ok(room)
 }
 
+/// Opens the direct room of `room.owner_id` and `other` (creating it the first time) and makes both members, in one
+/// transaction. A concurrent open of the same pair waits on the unique dm_key and then finds the room.
+pub(super) async fn open_direct(
+    store: &PostgresStore,
+    room: NewRoom,
+    other: Uuid,
+) -> Result<(Room, bool), StoreError> {
+    let mut client = store.client().await?;
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    let key = direct_key(room.owner_id, other);
+    let opener = room.owner_id;
+    let created_at = to_micros(room.created_at);
+    let created = transaction
+        .execute(
+            "INSERT INTO rooms (id, name, name_key, private, password_hash, owner_id, created_at, dm_key)
+             VALUES ($1, $2, $3, true, NULL, $4, $5, $6)
+             ON CONFLICT (dm_key) WHERE dm_key IS NOT NULL DO NOTHING",
+            &[
+                &room.id,
+                &room.name,
+                &room_name_key(&room.name),
+                &room.owner_id,
+                &created_at,
+                &key,
+            ],
+        )
+        .await
+        .map_err(pg_error)?
+        > 0;
+    let row = transaction
+        .query_one(
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, true AS direct
+             FROM rooms WHERE dm_key = $1",
+            &[&key],
+        )
+        .await
+        .map_err(pg_error)?;
+    let opened = room_from_row(&row).map_err(pg_error)?;
+    transaction
+        .execute(
+            "INSERT INTO room_members (room_id, user_id, joined_at, last_read_seq)
+             SELECT $1, u, $3, $4 FROM UNNEST($2::uuid[]) AS u
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+            &[
+                &opened.id,
+                &vec![opener, other],
+                &created_at,
+                &opened.last_seq,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    transaction.commit().await.map_err(pg_error)?;
+    Ok((opened, created))
+}
+
+/// Records (or forgets) that `blocker` refuses direct messages from `blocked`; whether anything changed.
+pub(super) async fn set_blocked(
+    store: &PostgresStore,
+    blocker: Uuid,
+    blocked: Uuid,
+    blocked_now: bool,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let changed = if blocked_now {
+        store
+            .execute(
+                "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&blocker, &blocked, &to_micros(at)],
+            )
+            .await?
+    } else {
+        store
+            .execute(
+                "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2",
+                &[&blocker, &blocked],
+            )
+            .await?
+    };
+    Ok(changed > 0)
+}
+
+/// Whether `blocker` refuses direct messages from `blocked`.
+pub(super) async fn is_blocked(
+    store: &PostgresStore,
+    blocker: Uuid,
+    blocked: Uuid,
+) -> Result<bool, StoreError> {
+    let row = store
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)",
+            &[&blocker, &blocked],
+        )
+        .await?;
+    row.try_get(0).map_err(pg_error)
+}
+
 /// The room with this name, ignoring case.
 pub(super) async fn room_by_name(
     store: &PostgresStore,
@@ -55,7 +154,7 @@ pub(super) async fn room_by_name(
 ) -> Result<Option<Room>, StoreError> {
     let row = store
         .query_opt(
-            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms WHERE name_key = $1",
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, dm_key IS NOT NULL AS direct FROM rooms WHERE name_key = $1",
             &[&room_name_key(name)],
         )
         .await?;
@@ -69,7 +168,7 @@ pub(super) async fn room_by_name(
 pub(super) async fn list_rooms(store: &PostgresStore) -> Result<Vec<Room>, StoreError> {
     let rows = store
         .query(
-            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, dm_key IS NOT NULL AS direct FROM rooms
                  ORDER BY created_at, position",
             &[],
         )

@@ -200,6 +200,32 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn open_direct(&self, room: NewRoom, other: Uuid) -> Result<(Room, bool), StoreError> {
+        self.writer
+            .run(move |connection| rooms::open_direct(connection, room, other))
+            .await
+    }
+
+    async fn set_blocked(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocked_now: bool,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| {
+                rooms::set_blocked(connection, blocker, blocked, blocked_now, at)
+            })
+            .await
+    }
+
+    async fn is_blocked(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
+        self.readers
+            .run(move |connection| rooms::is_blocked(connection, blocker, blocked))
+            .await
+    }
+
     async fn delete_room(&self, room_id: Uuid) -> Result<bool, StoreError> {
         self.writer
             .run(move |connection| rooms::delete_room(connection, room_id))

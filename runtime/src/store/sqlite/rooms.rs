@@ -1,6 +1,6 @@
 //! Rooms and their members.
 
-use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room, direct_key};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,14 +40,91 @@ pub(super) fn create_room(connection: &mut Connection, new: NewRoom) -> Result<R
         owner_id: new.owner_id,
         created_at: as_stored(new.created_at),
         last_seq: 0,
+        direct: false,
     })
+}
+
+/// Opens the direct room of `new.owner_id` and `other` (creating it the first time) and makes both members, in one
+/// transaction on the writer's connection.
+pub(super) fn open_direct(
+    connection: &mut Connection,
+    new: NewRoom,
+    other: Uuid,
+) -> Result<(Room, bool), Failure> {
+    let created_at = micros(new.created_at);
+    let key = direct_key(new.owner_id, other);
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let created = tx
+        .prepare_cached(
+            "INSERT INTO rooms (id, name, name_key, private, password_hash, owner_id, created_at, dm_key)
+             VALUES (?1, ?2, ?3, 1, NULL, ?4, ?5, ?6)
+             ON CONFLICT (dm_key) WHERE dm_key IS NOT NULL DO NOTHING",
+        )?
+        .execute(params![
+            id_text(new.id),
+            new.name,
+            name_key(&new.name),
+            id_text(new.owner_id),
+            created_at,
+            key,
+        ])?
+        > 0;
+    let room = tx
+        .prepare_cached(
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, 1 FROM rooms
+             WHERE dm_key = ?1",
+        )?
+        .query_row([key], room_from_row)?;
+    for user in [new.owner_id, other] {
+        insert_member(&tx, room.id, user, created_at)?;
+    }
+    tx.commit()?;
+    Ok((room, created))
+}
+
+/// Records (or forgets) that `blocker` refuses direct messages from `blocked`; whether anything changed.
+pub(super) fn set_blocked(
+    connection: &Connection,
+    blocker: Uuid,
+    blocked: Uuid,
+    blocked_now: bool,
+    at: OffsetDateTime,
+) -> Result<bool, Failure> {
+    let changed = if blocked_now {
+        connection
+            .prepare_cached(
+                "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![id_text(blocker), id_text(blocked), micros(at)])?
+    } else {
+        connection
+            .prepare_cached("DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2")?
+            .execute(params![id_text(blocker), id_text(blocked)])?
+    };
+    Ok(changed > 0)
+}
+
+/// Whether `blocker` refuses direct messages from `blocked`.
+pub(super) fn is_blocked(
+    connection: &Connection,
+    blocker: Uuid,
+    blocked: Uuid,
+) -> Result<bool, Failure> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2)",
+        )?
+        .query_row(params![id_text(blocker), id_text(blocked)], |row| {
+            row.get(0)
+        })?)
 }
 
 /// The room with this name, ignoring case.
 pub(super) fn room_by_name(connection: &Connection, name: &str) -> Result<Option<Room>, Failure> {
     let room = connection
         .prepare_cached(
-            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+            "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, dm_key IS NOT NULL FROM rooms
              WHERE name_key = ?1",
         )?
         .query_row([name_key(name)], room_from_row)
@@ -58,7 +135,7 @@ pub(super) fn room_by_name(connection: &Connection, name: &str) -> Result<Option
 /// Every room, oldest first (rooms created in the same microsecond in the order they were stored).
 pub(super) fn list_rooms(connection: &Connection) -> Result<Vec<Room>, Failure> {
     let mut statement = connection.prepare_cached(
-        "SELECT id, name, private, password_hash, owner_id, created_at, last_seq FROM rooms
+        "SELECT id, name, private, password_hash, owner_id, created_at, last_seq, dm_key IS NOT NULL FROM rooms
          ORDER BY created_at, rowid",
     )?;
     let rooms = statement
@@ -76,6 +153,7 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<Room> {
         owner_id: uuid_at(row, 4)?,
         created_at: time_at(row, 5)?,
         last_seq: row.get(6)?,
+        direct: row.get(7)?,
     })
 }
 
