@@ -1,7 +1,9 @@
 // Palaver's browser client in headless Chromium: two people register, meet in a private room, chat both ways, see
 // each other online and typing; one drops off the network and comes back to every message exactly once; markup in a
 // message stays text; an oversized message gets a clear error; older pages load on scroll-up; a new device rejoins
-// the rooms its user is a member of; the chat works at phone width; leaving and deleting work.
+// the rooms its user is a member of; messages are edited, deleted (tombstones), reacted to and replied to, live and
+// across a reconnect; unread badges, the "new messages" divider and read marks (on a second device too); search
+// finds a message and opens its room; the chat works at phone width; leaving and deleting work.
 //
 // Run by integration-tests/tests/browser.rs, which starts the server and passes its address:
 //   PALAVER_E2E_URL=http://127.0.0.1:8080 node --test-reporter=spec chat.test.mjs
@@ -26,6 +28,7 @@ const XSS = '<script>alert(1)</script> <img src=x onerror="window.__palaverXss =
 
 const suffix = Date.now().toString(36).slice(-5);
 const ROOM = `secret-${suffix}`;
+const LOUNGE = `lounge-${suffix}`;
 
 let browser;
 let alice;
@@ -61,7 +64,7 @@ async function until(who, what, predicate, arg) {
 
 /** The stored messages on screen, in order: [seq, author, content]. */
 function shownMessages(who) {
-  return who.page.$$eval('[data-testid="messages"] > li', (items) => items.map((li) => [
+  return who.page.$$eval('[data-testid="messages"] > li[data-testid="message"]', (items) => items.map((li) => [
     li.dataset.pending ? `pending:${li.dataset.pending}` : Number(li.dataset.seq),
     li.dataset.author,
     li.querySelector('[data-testid="message-content"]').textContent,
@@ -72,6 +75,102 @@ async function waitForMessage(who, content) {
   await until(who, `"${content}" is shown as stored`, (text) => [...document.querySelectorAll(
     '[data-testid="messages"] > li[data-seq]',
   )].some((li) => li.querySelector('[data-testid="message-content"]').textContent === text), content);
+}
+
+/** The stored messages on screen in their current state: edited, deleted, reply, reactions (emoji and count). */
+function conversation(who) {
+  return who.page.$$eval('[data-testid="messages"] > li[data-testid="message"][data-seq]', (items) => items.map((li) => ({
+    seq: Number(li.dataset.seq),
+    author: li.dataset.author,
+    content: li.querySelector('[data-testid="message-content"]')?.textContent ?? null,
+    edited: li.dataset.edited === 'true',
+    deleted: li.dataset.deleted === 'true',
+    replyTo: li.dataset.replyTo ?? null,
+    quote: li.querySelector('[data-testid="message-quote"]')?.textContent ?? null,
+    reactions: [...li.querySelectorAll('[data-testid="reaction"]')].map((chip) => `${chip.dataset.emoji}×${chip.dataset.count}`),
+    replies: li.querySelector('[data-testid="reply-count"]')?.textContent ?? null,
+  })));
+}
+
+/** The seq of the stored message shown with exactly this content (waiting for it). */
+async function seqOf(who, content) {
+  await waitForMessage(who, content);
+  return who.page.$$eval('[data-testid="messages"] > li[data-seq]', (items, text) => Number(items.find((li) =>
+    li.querySelector('[data-testid="message-content"]')?.textContent === text).dataset.seq), content);
+}
+
+/** The message item with this seq. */
+const messageAt = (who, seq) => who.page.locator(`[data-testid="messages"] > li[data-seq="${seq}"]`);
+
+/** Waits until message `seq` shows `emoji` with `count` reactions, `me` telling whether `who` is one of them. */
+async function reactionShown(who, seq, emoji, count, me) {
+  await until(who, `message ${seq} shows ${emoji} × ${count} (me: ${me})`, ([at, face, n, mine]) => {
+    const chip = document.querySelector(`li[data-seq="${at}"] [data-testid="reaction"][data-emoji="${face}"]`);
+    if (n === 0) return chip === null;
+    return chip?.dataset.count === String(n) && chip.dataset.me === String(mine)
+      && chip.getAttribute('aria-pressed') === String(mine);
+  }, [seq, emoji, count, me]);
+}
+
+async function roomShown(who, room) {
+  await until(who, `room "${room}" is on screen`, (name) =>
+    document.querySelector('[data-testid="active-room-name"]').textContent.includes(name), room);
+}
+
+async function openRoom(who, room) {
+  await who.page.locator(`[data-testid="room-item"][data-room="${room}"]`).getByRole('button').click();
+  await roomShown(who, room);
+}
+
+async function unreadBadge(who, room, count) {
+  await until(who, `room "${room}" shows ${count || 'no'} unread`, ([name, n]) => {
+    const badge = document.querySelector(`[data-testid="room-item"][data-room="${name}"] [data-testid="room-unread"]`);
+    return n === 0 ? badge === null : badge?.textContent === String(n);
+  }, [room, count]);
+}
+
+async function editMessage(who, seq, content) {
+  const item = messageAt(who, seq);
+  await item.hover();
+  await item.getByTestId('message-edit').click();
+  await item.getByTestId('edit-input').fill(content);
+  await item.getByTestId('edit-input').press('Enter');
+  await until(who, `message ${seq} shows its edit`, ([at, text]) => {
+    const li = document.querySelector(`li[data-seq="${at}"]`);
+    return li?.dataset.edited === 'true' && li.querySelector('[data-testid="message-content"]')?.textContent === text;
+  }, [seq, content]);
+}
+
+async function deleteMessage(who, seq) {
+  const item = messageAt(who, seq);
+  await item.hover();
+  await item.getByTestId('message-delete').click();
+  await item.getByTestId('message-delete-confirm').click();
+}
+
+async function tombstone(who, seq) {
+  await until(who, `message ${seq} is a tombstone`, (at) => {
+    const li = document.querySelector(`li[data-seq="${at}"]`);
+    return li?.dataset.deleted === 'true' && li.dataset.author === ''
+      && li.querySelector('[data-testid="message-content"]')?.textContent === 'message deleted'
+      && li.querySelector('[data-testid="message-author"], [data-testid="reaction"], [data-testid="message-edit"]') === null;
+  }, seq);
+}
+
+async function react(who, seq, emoji) {
+  const item = messageAt(who, seq);
+  await item.hover();
+  await item.locator(`[data-testid="react-button"][data-emoji="${emoji}"]`).click();
+}
+
+async function reply(who, seq, content) {
+  const item = messageAt(who, seq);
+  await item.hover();
+  await item.getByTestId('message-reply').click();
+  await byId(who, 'reply-target').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await send(who, content);
+  await until(who, 'the reply target is cleared', () =>
+    document.querySelector('[data-testid="reply-target"]').hidden);
 }
 
 async function send(who, content) {
@@ -285,6 +384,164 @@ test('on a new device, the rooms one is a member of are joined again without the
   assert.equal(await byId(device, 'error-banner').isHidden(), true, 'no password was asked for');
   assert.deepEqual(device.problems, []);
   await device.context.close();
+});
+
+test('edits, deletions, reactions and replies reach the other person live', async () => {
+  await send(alice, 'please edit me');
+  const edited = await seqOf(bob, 'please edit me');
+  await editMessage(alice, edited, 'edited by alice');
+  await until(bob, 'the edit is shown, marked edited', (at) => {
+    const li = document.querySelector(`li[data-seq="${at}"]`);
+    return li?.dataset.edited === 'true' && li.querySelector('[data-testid="message-edited"]') !== null
+      && li.querySelector('[data-testid="message-content"]').textContent === 'edited by alice';
+  }, edited);
+  assert.equal(await messageAt(bob, edited).getByTestId('message-edit').count(), 0, 'only the author may edit');
+
+  await react(bob, edited, '👍');
+  await reactionShown(bob, edited, '👍', 1, true);
+  await reactionShown(alice, edited, '👍', 1, false);
+  await messageAt(alice, edited).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  await reactionShown(alice, edited, '👍', 2, true);
+  await reactionShown(bob, edited, '👍', 2, true);
+  await messageAt(bob, edited).locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  await reactionShown(bob, edited, '👍', 1, false);
+  await reactionShown(alice, edited, '👍', 1, true);
+
+  await reply(bob, edited, 'a reply from bob');
+  const answer = await seqOf(alice, 'a reply from bob');
+  await until(alice, 'the reply quotes its parent, which counts it', ([at, parent, author]) => {
+    const quote = document.querySelector(`li[data-seq="${at}"] [data-testid="message-quote"]`);
+    return document.querySelector(`li[data-seq="${at}"]`).dataset.replyTo === String(parent)
+      && quote?.querySelector('[data-testid="quote-author"]')?.textContent === author
+      && quote.querySelector('[data-testid="quote-text"]').textContent === 'edited by alice'
+      && document.querySelector(`li[data-seq="${parent}"] [data-testid="reply-count"]`)?.textContent === '1 reply';
+  }, [answer, edited, alice.name]);
+
+  // A reply whose parent is then deleted by its author quotes a deleted message.
+  await send(bob, 'bob will delete this');
+  const doomed = await seqOf(alice, 'bob will delete this');
+  await reply(alice, doomed, 'replying before it goes');
+  const orphan = await seqOf(bob, 'replying before it goes');
+  await deleteMessage(bob, doomed);
+  await tombstone(alice, doomed);
+  await tombstone(bob, doomed);
+  await until(alice, 'the reply now quotes a deleted message', (at) =>
+    document.querySelector(`li[data-seq="${at}"] [data-testid="quote-text"]`)?.textContent === 'deleted message', orphan);
+
+  // The room's owner may delete anyone's message; a member only their own.
+  await send(bob, 'the owner removes this');
+  const removed = await seqOf(alice, 'the owner removes this');
+  assert.equal(await messageAt(bob, edited).getByTestId('message-delete').count(), 0, 'bob may not delete alice\'s');
+  await deleteMessage(alice, removed);
+  await tombstone(bob, removed);
+  assert.deepEqual(await conversation(bob), await conversation(alice), 'both show the same conversation');
+});
+
+test('offline and back: an edit and a reaction made meanwhile are shown once', async () => {
+  const edited = await seqOf(bob, 'edited by alice');
+  const answer = await seqOf(bob, 'a reply from bob');
+  // The newest entry bob has before dropping off is a reaction, not a message: the resume must start after it.
+  await react(alice, answer, '😂');
+  await reactionShown(bob, answer, '😂', 1, false);
+  await bob.context.setOffline(true);
+  await until(bob, 'the status shows the connection lost', () =>
+    document.querySelector('[data-testid="connection-status"]').dataset.state !== 'online');
+  await memberOnline(alice, bob.name, false);
+  await editMessage(alice, edited, 'edited again while bob was away');
+  await react(alice, answer, '🎉');
+  await reactionShown(alice, answer, '🎉', 1, true);
+  await react(alice, edited, '❤️');
+  await reactionShown(alice, edited, '❤️', 1, true);
+
+  await bob.context.setOffline(false);
+  await until(bob, 'the socket is open again', () =>
+    document.querySelector('[data-testid="connection-status"]').dataset.state === 'online');
+  await until(bob, 'the edit made meanwhile is shown', ([at, text]) =>
+    document.querySelector(`li[data-seq="${at}"] [data-testid="message-content"]`)?.textContent === text,
+  [edited, 'edited again while bob was away']);
+  await reactionShown(bob, answer, '🎉', 1, false);
+  await reactionShown(bob, edited, '❤️', 1, false);
+  await until(bob, 'the reply quotes the new text', (at) =>
+    document.querySelector(`li[data-seq="${at}"] [data-testid="quote-text"]`)?.textContent
+      === 'edited again while bob was away', answer);
+  // The reactions from before the drop are counted once (the resume started after every entry already seen).
+  await reactionShown(bob, edited, '👍', 1, false);
+  await reactionShown(bob, answer, '😂', 1, false);
+  assert.deepEqual(await conversation(bob), await conversation(alice), 'both show the same conversation');
+  await bob.page.screenshot({ path: path.join(OUT_DIR, 'chat-conversation.png') });
+});
+
+test('unread badges, the new-messages divider, and read marks reaching another device', async () => {
+  await byId(alice, 'create-room-name').fill(LOUNGE);
+  await byId(alice, 'create-room-submit').click();
+  await roomShown(alice, LOUNGE);
+  await byId(bob, 'join-room-name').fill(LOUNGE);
+  await byId(bob, 'join-room-submit').click();
+  await roomShown(bob, LOUNGE);
+  await send(alice, 'welcome to the lounge');
+  await waitForMessage(bob, 'welcome to the lounge');
+  await openRoom(bob, ROOM);
+  await unreadBadge(bob, LOUNGE, 0);
+
+  await send(alice, 'lounge news 1');
+  await send(alice, 'the zebra crossing report');
+  await unreadBadge(bob, LOUNGE, 2);
+  await unreadBadge(bob, ROOM, 0);
+
+  // A second device of bob's, signed in now: the server counts the unread messages for it.
+  const device = await person('bob');
+  device.name = bob.name;
+  await device.page.goto(BASE_URL);
+  await byId(device, 'login-username').fill(bob.name);
+  await byId(device, 'login-password').fill(PASSWORD);
+  await byId(device, 'login-submit').click();
+  await byId(device, 'chat-view').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await roomShown(device, ROOM);
+  await unreadBadge(device, LOUNGE, 2);
+
+  await openRoom(bob, LOUNGE);
+  await unreadBadge(bob, LOUNGE, 0);
+  await until(bob, 'the divider sits before the first unread message', () => {
+    const divider = document.querySelector('[data-testid="unread-divider"]');
+    return divider?.nextElementSibling?.querySelector('[data-testid="message-content"]')?.textContent === 'lounge news 1';
+  });
+  // Bob has read the lounge here: the mark reaches his other device.
+  await unreadBadge(device, LOUNGE, 0);
+  assert.deepEqual(device.problems, []);
+  await device.context.close();
+
+  // Opened with nothing unread, a room shows no divider.
+  await openRoom(bob, ROOM);
+  assert.equal(await byId(bob, 'unread-divider').count(), 0);
+});
+
+test('search finds messages, highlights the words as text, and opens the room', async () => {
+  await byId(bob, 'search-input').fill('zebra');
+  await byId(bob, 'search-submit').click();
+  const hit = bob.page.locator(`[data-testid="search-result"][data-room="${LOUNGE}"]`);
+  await hit.waitFor({ timeout: WAIT_MS });
+  assert.equal(await bob.page.getByTestId('search-result').count(), 1);
+  assert.equal(await hit.getByTestId('search-snippet').textContent(), 'the zebra crossing report');
+  assert.deepEqual(await hit.locator('mark').allTextContents(), ['zebra']);
+  await hit.getByRole('button').click();
+  await roomShown(bob, LOUNGE);
+  await until(bob, 'the found message is shown', () => document.querySelector('li.flash [data-testid="message-content"]')
+    ?.textContent === 'the zebra crossing report');
+
+  // The markup message is found, and its snippet stays text.
+  await byId(bob, 'search-input').fill('quotes');
+  await byId(bob, 'search-submit').click();
+  const markup = bob.page.locator(`[data-testid="search-result"][data-room="${ROOM}"]`);
+  await markup.waitFor({ timeout: WAIT_MS });
+  assert.match(await markup.getByTestId('search-snippet').textContent(), /<script>alert\(1\)<\/script>/);
+  assert.deepEqual(await markup.locator('mark').allTextContents(), ['quotes']);
+  assert.equal(await byId(bob, 'search-results').evaluate((list) => list.querySelectorAll('script, img').length), 0);
+  await markup.getByRole('button').click();
+  await roomShown(bob, ROOM);
+  await until(bob, 'the markup message is brought into view', (text) =>
+    document.querySelector('li.flash [data-testid="message-content"]')?.textContent === text, XSS);
+  assert.equal(await bob.page.evaluate(() => window.__palaverXss === true), false);
+  await openRoom(alice, ROOM);
 });
 
 test('the chat is usable at phone width', async () => {

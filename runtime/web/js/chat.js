@@ -2,6 +2,9 @@
 // (re)connection each joined room is joined again with `after_seq` = the newest seq held, so the server replays what
 // was missed; messages are kept by seq, so nothing is missed or shown twice. Our own posts stay pending until acked
 // and are resent with the same client_msg_id (stored once by the server) if the connection dropped first.
+// Edits, deletions and reactions are entries of the room's log too (their own seq, naming the message with
+// target_seq): they advance the newest seq held and are applied in order, live or replayed. The read point is marked
+// as the person sees the newest messages; unread counts come from the server, then from the messages held.
 
 import * as api from './api.js';
 import { Connection } from './connection.js';
@@ -9,7 +12,7 @@ import { byTestId, el } from './dom.js';
 import { MessageView } from './message-view.js';
 import { clearError, commandErrorText, showError, showNotice } from './notify.js';
 import { RoomState, newClientMsgId } from './room-state.js';
-import { renderMembers, renderRoomList, renderTyping } from './sidebar.js';
+import { renderMembers, renderRoomList, renderSearchResults, renderTyping } from './sidebar.js';
 
 /** How often the room list (online counts) is refreshed while connected. */
 const ROOM_LIST_EVERY_MS = 30000;
@@ -20,6 +23,11 @@ const TYPING_SHOWN_MS = 5000;
 const PAGE = 50;
 /** Commands that fail only because the socket went away: they are retried after the reconnect. */
 const CONNECTION_ERRORS = new Set(['disconnected', 'timeout']);
+/** The read point is marked this long after the newest messages came into view (one mark for a burst). */
+const MARK_READ_AFTER_MS = 400;
+/** Search results per page, and how many older pages are fetched at most to bring a result into view. */
+const SEARCH_PAGE = 20;
+const REVEAL_MAX_PAGES = 20;
 
 /** The signed-in chat. */
 export class Chat {
@@ -42,10 +50,21 @@ export class Chat {
       onStatus: (state, detail) => this.setStatus(state, detail),
       onSessionLost: () => this.sessionLost(),
     });
+    /** The message the next post replies to: { room, seq }, or `null`. */
+    this.replyTarget = null;
+    /** Where "new messages" begin in the room on screen (its read point when opened with unread), or `null`. */
+    this.dividerAfter = null;
+    /** The last search: { query, room, next }. */
+    this.lastSearch = null;
     this.view = new MessageView({
       onLoadOlder: () => this.loadOlder(this.activeRoom()),
       onRetry: (id) => this.retry(id),
       onDiscard: (id) => this.discard(id),
+      onReact: (seq, emoji, add) => this.react(seq, emoji, add),
+      onReply: (seq) => this.setReplyTarget(seq),
+      onEdit: (seq, content) => this.edit(seq, content),
+      onDelete: (seq) => this.deleteMessage(seq),
+      onSeeNewest: () => this.seeNewest(),
     });
   }
 
@@ -92,6 +111,8 @@ export class Chat {
   /** Takes up a room the server says we are a member of, as if this browser had remembered it. */
   restore(room) {
     const state = new RoomState(room.name, room.private);
+    state.noteRead(room.last_read_seq);
+    state.unread = Number(room.unread) || 0;
     this.rooms.set(room.name, state);
     this.saveRooms();
     this.renderRooms();
@@ -126,6 +147,10 @@ export class Chat {
     switch (frame.type) {
       case 'welcome': return this.onWelcome(frame);
       case 'message': return this.onMessage(frame);
+      case 'message_edited':
+      case 'message_deleted':
+      case 'reaction': return this.onChange(frame);
+      case 'read': return this.onRead(frame);
       case 'joined':
       case 'left': return this.onPresence(frame);
       case 'typing': return this.onTyping(frame);
@@ -173,9 +198,71 @@ export class Chat {
     if (index < 0) return;
     if (room.name === this.active) {
       this.view.added(room, index);
-    } else if (!mine) {
+    } else if (!mine && !frame.deleted && room.seqs[index] > room.readSeq) {
       room.unread += 1;
+      this.recountUnread(room);
       this.renderRooms();
+    }
+  }
+
+  /** An edit, deletion or reaction (live or replayed): applied to the message it names, if held. */
+  onChange(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    const message = room.apply(frame, this.me);
+    if (!message) return;
+    if (room.name === this.active) {
+      this.view.updated(room, message.seq);
+      if (frame.type === 'message_deleted' && this.replyTarget?.seq === message.seq) this.setReplyTarget(null);
+    } else if (frame.type === 'message_deleted') {
+      this.recountUnread(room);
+      this.renderRooms();
+    }
+  }
+
+  /** The user's read point moved (this device's mark, or another device's). */
+  onRead(frame) {
+    const room = this.rooms.get(frame.room);
+    if (!room) return;
+    room.noteRead(frame.seq);
+    this.recountUnread(room);
+    this.renderRooms();
+  }
+
+  /** The unread count of a room not on screen, from the messages held when they reach back to the read point. */
+  recountUnread(room) {
+    if (room.name === this.active) {
+      room.unread = 0;
+      return;
+    }
+    const held = room.unreadHeld(this.me);
+    if (held !== null) room.unread = held;
+  }
+
+  /**
+   * The newest messages of the room on screen are in view (and the page is visible): it is read through the newest
+   * seq held, marked shortly after (one mark for a burst; still sent if the reader moves to another room meanwhile).
+   */
+  seeNewest() {
+    const room = this.activeRoom();
+    if (!room || document.visibilityState === 'hidden' || !this.view.atBottom()) return;
+    room.seenSeq = Math.max(room.seenSeq, room.lastSeq);
+    if (room.seenSeq <= Math.max(room.readSeq, room.markedSeq)) return;
+    this.debounce(`mark_read:${room.name}`, () => this.markRead(room), MARK_READ_AFTER_MS);
+  }
+
+  /** Sends `mark_read` with the newest seq the reader has seen in `room`, unless the server has it already. */
+  async markRead(room) {
+    if (this.rooms.get(room.name) !== room || !this.conn.open) return;
+    const seq = room.seenSeq;
+    if (seq <= Math.max(room.readSeq, room.markedSeq)) return;
+    room.markedSeq = seq;
+    try {
+      await this.conn.request('mark_read', { room: room.name, seq }, { until: 'read' });
+    } catch (error) {
+      // Marked again when next seen.
+      room.markedSeq = room.readSeq;
+      if (!CONNECTION_ERRORS.has(error.code)) showError(commandErrorText(error));
     }
   }
 
@@ -212,6 +299,21 @@ export class Chat {
   onRooms(frame) {
     if (!Array.isArray(frame.rooms)) return;
     this.roomList = frame.rooms;
+    for (const listed of frame.rooms) {
+      const room = this.rooms.get(listed.name);
+      if (!room || !listed.member) continue;
+      room.noteRead(listed.last_read_seq);
+      if (!room.welcomed && room.name !== this.active) {
+        // Not joined yet on this connection: the server's count is all there is.
+        room.unread = Number(listed.unread) || 0;
+      } else if (!room.welcomed && Number(listed.unread) > 0 && this.dividerAfter === null) {
+        // The room on screen at start: its unread messages begin after the read point.
+        this.dividerAfter = room.readSeq;
+        this.view.dividerAfter = room.readSeq;
+        this.view.placeDivider();
+      }
+      this.recountUnread(room);
+    }
     if (!this.membershipsRestored) {
       // The first list since starting: rooms this user is a member of but this browser does not remember (joined on
       // another device, or storage cleared) are joined again. Members rejoin without a password.
@@ -314,7 +416,9 @@ export class Chat {
     const id = newClientMsgId();
     // The others stop showing us typing when the message arrives: the next keystroke announces the next one.
     this.lastTypingSent = 0;
-    room.pending.set(id, { content, state: 'sending' });
+    const replyTo = this.replyTarget?.room === room.name ? this.replyTarget.seq : undefined;
+    room.pending.set(id, { content, state: 'sending', replyTo });
+    this.setReplyTarget(null);
     this.view.pendingChanged(room);
     this.view.scrollToBottom();
     this.post(room, id);
@@ -331,11 +435,9 @@ export class Chat {
     }
     post.state = 'sending';
     try {
-      const ack = await this.conn.request(
-        'room_message',
-        { room: room.name, content: post.content, client_msg_id: id },
-        { id: `m-${id}`, until: 'ack' },
-      );
+      const data = { room: room.name, content: post.content, client_msg_id: id };
+      if (post.replyTo !== undefined) data.reply_to = post.replyTo;
+      const ack = await this.conn.request('room_message', data, { id: `m-${id}`, until: 'ack' });
       this.acked(room, id, ack);
     } catch (error) {
       const still = room.pending.get(id);
@@ -357,13 +459,15 @@ export class Chat {
     if (!post) return;
     room.pending.delete(id);
     this.view.pendingChanged(room);
-    const index = room.add({
+    const message = {
       seq: ack.seq,
       username: this.me,
       content: post.content,
       timestamp: new Date().toISOString(),
       client_msg_id: id,
-    });
+    };
+    if (post.replyTo !== undefined) message.reply_to = post.replyTo;
+    const index = room.add(message);
     if (index >= 0 && room.name === this.active) this.view.added(room, index);
   }
 
@@ -418,10 +522,101 @@ export class Chat {
     const oldest = messages.reduce((min, message) => Math.min(min, Number(message.seq)), room.nextBefore);
     room.nextBefore = Number.isSafeInteger(page.next_before) ? page.next_before : oldest;
     room.hasMore = Boolean(page.has_more) && room.nextBefore > 1;
+    this.recountUnread(room);
+    this.renderRooms();
     if (room === this.activeRoom()) {
       this.view.updateControls();
       if (this.view.needsMore()) this.loadOlder(room);
     }
+  }
+
+  /** Adds (`add`) or takes back one's reaction `emoji` on message `seq` of the room on screen. */
+  async react(seq, emoji, add) {
+    const room = this.activeRoom();
+    if (!room) return;
+    try {
+      await this.conn.request(add ? 'react' : 'unreact', { room: room.name, seq, emoji }, { until: 'ack' });
+    } catch (error) {
+      showError(commandErrorText(error));
+    }
+  }
+
+  /** Replaces the content of one's own message `seq`; resolves whether the edit was stored. */
+  async edit(seq, content) {
+    const room = this.activeRoom();
+    if (!room) return false;
+    try {
+      await this.conn.request('edit_message', { room: room.name, seq, content }, { until: 'ack' });
+      return true;
+    } catch (error) {
+      showError(commandErrorText(error));
+      return false;
+    }
+  }
+
+  /** Deletes message `seq` (one's own, or any as the room's owner); it becomes a tombstone for everyone. */
+  async deleteMessage(seq) {
+    const room = this.activeRoom();
+    if (!room) return;
+    try {
+      await this.conn.request('delete_message', { room: room.name, seq }, { until: 'ack' });
+    } catch (error) {
+      showError(commandErrorText(error));
+    }
+  }
+
+  /** Sets (or with `null` clears) the message of the room on screen that the next post replies to. */
+  setReplyTarget(seq) {
+    const room = this.activeRoom();
+    const message = seq === null || !room ? null : room.messages.get(seq);
+    this.replyTarget = message && !message.deleted ? { room: room.name, seq } : null;
+    const bar = byTestId('reply-target');
+    bar.hidden = !this.replyTarget;
+    byTestId('reply-target-author').textContent = message?.username ?? '';
+    byTestId('reply-target-text').textContent = message ? message.content : '';
+    if (this.replyTarget) byTestId('message-input').focus();
+  }
+
+  /** Sends a search (`cursor`: the next page of the last one) and shows the results. */
+  async search(query, roomName, cursor) {
+    const data = { query, limit: SEARCH_PAGE };
+    if (roomName) data.room = roomName;
+    if (cursor !== undefined && cursor !== null) data.cursor = cursor;
+    let answer;
+    try {
+      answer = await this.conn.request('search', data, { until: 'search_results' });
+    } catch (error) {
+      showError(commandErrorText(error));
+      return;
+    }
+    clearError();
+    const results = Array.isArray(answer.results) ? answer.results : [];
+    const append = cursor !== undefined && cursor !== null;
+    this.lastSearch = { query, room: roomName, next: answer.next ?? null };
+    renderSearchResults(results, {
+      append,
+      more: this.lastSearch.next !== null,
+      onOpen: (result) => this.openResult(result),
+    });
+  }
+
+  /** A search result clicked: its room on screen, older pages fetched until the message is there, shown. */
+  async openResult(result) {
+    if (!this.rooms.has(result.room) && !(await this.join(result.room))) return;
+    this.activate(result.room);
+    const room = this.rooms.get(result.room);
+    const seq = Number(result.seq);
+    for (let pages = 0; room && !room.messages.has(seq) && pages < REVEAL_MAX_PAGES; pages += 1) {
+      if (!room.welcomed || room.loadingOlder) {
+        await new Promise((resolve) => { setTimeout(resolve, 100); });
+      } else if (room.hasMore) {
+        await this.loadOlder(room);
+      } else {
+        break;
+      }
+      if (this.active !== result.room) return;
+    }
+    this.view.reveal(seq);
   }
 
   typing() {
@@ -437,6 +632,10 @@ export class Chat {
   activate(name) {
     const room = this.rooms.get(name);
     if (!room) return;
+    if (this.active !== name) {
+      this.dividerAfter = room.unread > 0 ? room.readSeq : null;
+      if (this.replyTarget?.room !== name) this.setReplyTarget(null);
+    }
     this.active = name;
     room.unread = 0;
     localStorage.setItem(this.key('active'), name);
@@ -453,7 +652,9 @@ export class Chat {
     for (const timer of room.typing.values()) clearTimeout(timer);
     this.rooms.delete(name);
     this.saveRooms();
+    if (this.replyTarget?.room === name) this.setReplyTarget(null);
     if (this.active === name) {
+      this.dividerAfter = null;
       this.active = this.rooms.keys().next().value ?? null;
       if (this.active) localStorage.setItem(this.key('active'), this.active);
       else localStorage.removeItem(this.key('active'));
@@ -463,7 +664,7 @@ export class Chat {
 
   renderAll() {
     const room = this.activeRoom();
-    this.view.show(room, this.me);
+    this.view.show(room, this.me, { owner: this.owns(room), dividerAfter: this.dividerAfter });
     renderMembers(room ? room.members : [], this.me);
     renderTyping(room ? room.typing.keys() : []);
     this.renderRooms();
@@ -493,6 +694,7 @@ export class Chat {
     byTestId('leave-room').hidden = !room;
     const deletable = Boolean(listed && listed.created_by === this.userId);
     byTestId('delete-room').hidden = !deletable;
+    this.view.setOwner(deletable);
     // A room list or member update re-renders the head while the owner is confirming: the question stays open
     // unless it no longer applies (another room is shown, or this one cannot be deleted by them).
     if (!deletable || this.confirmingDelete !== room?.name) this.closeDeleteConfirm();
@@ -505,6 +707,12 @@ export class Chat {
 
   showPanel(panel) {
     byTestId('chat-view').dataset.panel = panel;
+  }
+
+  /** Whether the signed-in user owns `room` (and so may delete any message in it). */
+  owns(room) {
+    const listed = room && this.roomList.find((entry) => entry.name === room.name);
+    return Boolean(listed && listed.created_by === this.userId);
   }
 
   isPrivate(name) {
@@ -561,6 +769,22 @@ export class Chat {
         createForm.reset();
         passwordLabel.hidden = true;
       }
+    });
+
+    byTestId('reply-cancel').addEventListener('click', () => this.setReplyTarget(null));
+    document.addEventListener('visibilitychange', () => this.view.onSeeNewest());
+
+    const searchForm = byTestId('search-form');
+    searchForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const query = searchForm.elements.query.value.trim();
+      if (!query) return;
+      const onlyHere = searchForm.elements.here.checked ? this.active : null;
+      this.search(query, onlyHere ?? undefined);
+    });
+    byTestId('search-more').addEventListener('click', () => {
+      const last = this.lastSearch;
+      if (last?.next !== null && last?.next !== undefined) this.search(last.query, last.room, last.next);
     });
 
     byTestId('refresh-rooms').addEventListener('click', () => this.refreshRooms());

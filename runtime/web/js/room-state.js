@@ -1,5 +1,10 @@
 // What the client knows of one joined room: its messages keyed by seq (so a message heard twice, live and in a
-// replay, is kept once), the messages of ours still on their way, and the cursors for resuming and paging back.
+// replay, is kept once) in their current state (edits, deletions, reactions and reply counts applied), the messages
+// of ours still on their way, the read point, and the cursors for resuming and paging back.
+//
+// Every entry of the room's log has a seq of its own: a message, and also an edit, a deletion or a reaction, which
+// names its message with `target_seq` (PROTOCOL §6.1). The newest seq seen counts them all, so a resume asks only for
+// what followed and a change is never applied twice.
 
 /** One joined room. */
 export class RoomState {
@@ -20,6 +25,11 @@ export class RoomState {
     this.hasMore = false;
     this.loadingOlder = false;
     this.unread = 0;
+    /** The seq the user has read through (PROTOCOL §6.5), as the server last said; and the newest mark sent. */
+    this.readSeq = 0;
+    this.markedSeq = 0;
+    /** The newest seq the reader has had in view here (what the next mark says). */
+    this.seenSeq = 0;
     this.members = [];
     /** username → timer that hides their "is typing". */
     this.typing = new Map();
@@ -33,13 +43,86 @@ export class RoomState {
     const seq = Number(message.seq);
     if (!Number.isSafeInteger(seq) || seq < 1) return -1;
     if (this.messages.has(seq)) return -1;
-    this.messages.set(seq, { ...message, seq });
-    this.lastSeq = Math.max(this.lastSeq, seq);
+    const stored = { ...message, seq };
+    if (stored.deleted) stored.content = '';
+    stored.reactions = Array.isArray(message.reactions) ? message.reactions.map((r) => ({ ...r })) : [];
+    stored.replies = Number(message.replies) || 0;
+    this.messages.set(seq, stored);
+    this.noteSeq(seq);
+    // A live reply counts towards its parent's replies (history counts them itself: a parent paged in later
+    // arrives with its count).
+    const parent = this.replyParent(stored);
+    if (parent && !stored.deleted) parent.replies += 1;
     let index = this.seqs.length;
     // Live messages arrive in order, so the search almost always ends at once.
     while (index > 0 && this.seqs[index - 1] > seq) index -= 1;
     this.seqs.splice(index, 0, seq);
     return index;
+  }
+
+  /** Takes note of an entry's seq (a message or a change): the newest one is where a resume starts. */
+  noteSeq(seq) {
+    const n = Number(seq);
+    if (Number.isSafeInteger(n)) this.lastSeq = Math.max(this.lastSeq, n);
+  }
+
+  /** The held message `message` replies to, if any. */
+  replyParent(message) {
+    return message.reply_to !== undefined ? this.messages.get(Number(message.reply_to)) ?? null : null;
+  }
+
+  /**
+   * Applies a `message_edited`, `message_deleted` or `reaction` entry; returns the changed message, or `null` when
+   * it is not held (a message older than the pages loaded: history shows it in its current state) or nothing
+   * changed. `me` is the reader, whose own reactions are marked.
+   */
+  apply(frame, me) {
+    this.noteSeq(frame.seq);
+    const message = this.messages.get(Number(frame.target_seq));
+    if (!message || message.deleted) return null;
+    if (frame.type === 'message_edited') {
+      message.content = String(frame.content ?? '');
+      message.edited_at = frame.edited_at;
+    } else if (frame.type === 'message_deleted') {
+      message.deleted = true;
+      message.content = '';
+      message.reactions = [];
+      const parent = this.replyParent(message);
+      if (parent && parent.replies > 0) parent.replies -= 1;
+    } else if (frame.type === 'reaction') {
+      applyReaction(message, frame.emoji, frame.added === true, frame.username === me);
+    } else {
+      return null;
+    }
+    return message;
+  }
+
+  /** The held messages whose quote shows message `seq` (their quote changes with it). */
+  repliesTo(seq) {
+    return this.ordered().filter((message) => Number(message.reply_to) === seq);
+  }
+
+  /** Moves the known read point forward (never back, as the server does). */
+  noteRead(seq) {
+    const n = Number(seq);
+    if (Number.isSafeInteger(n) && n > this.readSeq) this.readSeq = n;
+  }
+
+  /**
+   * The unread messages after the read point counted from what is held (others' messages, not deleted), or `null`
+   * before the room is joined or when the held pages do not reach back to the read point (then only the server can
+   * count them).
+   */
+  unreadHeld(me) {
+    if (!this.welcomed) return null;
+    const covered = !this.hasMore || (this.oldestSeq !== null && this.oldestSeq <= this.readSeq + 1);
+    if (!covered) return this.readSeq >= this.lastSeq ? 0 : null;
+    let count = 0;
+    for (const seq of this.seqs) {
+      const message = this.messages.get(seq);
+      if (seq > this.readSeq && !message.deleted && message.username !== me) count += 1;
+    }
+    return count;
   }
 
   /** The oldest seq held, or `null`. */
@@ -50,6 +133,23 @@ export class RoomState {
   /** The messages in seq order. */
   ordered() {
     return this.seqs.map((seq) => this.messages.get(seq));
+  }
+}
+
+/** Adds (or takes back) one reaction to a message's aggregated counts: `[{emoji, count, me}]`. */
+function applyReaction(message, emoji, added, mine) {
+  let entry = message.reactions.find((reaction) => reaction.emoji === emoji);
+  if (added) {
+    if (!entry) {
+      entry = { emoji, count: 0, me: false };
+      message.reactions.push(entry);
+    }
+    entry.count += 1;
+    if (mine) entry.me = true;
+  } else if (entry) {
+    entry.count -= 1;
+    if (mine) entry.me = false;
+    if (entry.count <= 0) message.reactions.splice(message.reactions.indexOf(entry), 1);
   }
 }
 

@@ -1,7 +1,7 @@
 // The panels around the conversation: the room list (public and private, online counts, unread, which one is on
-// screen), the member list with presence, and the "is typing" line.
+// screen), the search results, the member list with presence, and the "is typing" line.
 
-import { byTestId, el } from './dom.js';
+import { byTestId, el, shortTime } from './dom.js';
 
 /** Redraws the room list. `rooms`: the server's list; `joined`: name → RoomState; `onSelect(room)` on a click. */
 export function renderRoomList(rooms, joined, activeName, onSelect) {
@@ -19,7 +19,12 @@ export function renderRoomList(rooms, joined, activeName, onSelect) {
     },
     el('span', { class: 'room-name', text: room.name, dataset: { testid: 'room-name' } }),
     room.private && el('span', { class: 'badge', text: 'private', attrs: { 'aria-hidden': 'true' } }),
-    state && state.unread > 0 && el('span', { class: 'unread', text: state.unread, dataset: { testid: 'room-unread' } }),
+    state && state.unread > 0 && el('span', {
+      class: 'unread',
+      text: state.unread,
+      dataset: { testid: 'room-unread' },
+      attrs: { 'aria-label': `${state.unread} unread` },
+    }),
     el('span', { class: 'room-meta', text: `${online} online`, dataset: { testid: 'room-online' } }));
     return el('li', {
       dataset: {
@@ -33,6 +38,45 @@ export function renderRoomList(rooms, joined, activeName, onSelect) {
   });
   if (items.length === 0) items.push(el('li', { class: 'empty', text: 'No rooms yet: create one below.' }));
   list.replaceChildren(...items);
+}
+
+/**
+ * Shows search results (`append`: after those shown, the next page). Each is a button that opens the message's
+ * room: `onOpen(result)`. `more`: whether a next page exists.
+ */
+export function renderSearchResults(results, { append, more, onOpen }) {
+  const list = byTestId('search-results');
+  const items = results.map((result) => el('li', {
+    dataset: { testid: 'search-result', room: result.room, seq: result.seq },
+  },
+  el('button', { attrs: { type: 'button' }, on: { click: () => onOpen(result) } },
+    el('span', { class: 'result-head' },
+      el('span', { class: 'result-room', text: result.room, dataset: { testid: 'search-result-room' } }),
+      el('span', { class: 'message-author', text: result.username }),
+      el('time', { class: 'message-time', text: shortTime(result.timestamp), attrs: { datetime: result.timestamp } })),
+    el('span', { class: 'result-snippet', dataset: { testid: 'search-snippet' } }, ...highlighted(result.snippet)))));
+  if (append) list.append(...items);
+  else list.replaceChildren(...items);
+  if (!list.children.length) list.append(el('li', { class: 'empty', text: 'No messages match.', dataset: { testid: 'search-empty' } }));
+  list.hidden = false;
+  byTestId('search-more').hidden = !more;
+}
+
+/**
+ * A search snippet as children for `el`: the words between `**` marks (PROTOCOL §5.4) as <mark> elements, the rest
+ * as strings (text nodes). Nothing in the snippet is parsed as markup.
+ */
+function highlighted(snippet) {
+  const parts = String(snippet ?? '').split('**');
+  // An unpaired mark (the message itself had `**`) is text: only complete pairs highlight.
+  const paired = parts.length % 2 === 1 ? parts.length : parts.length - 1;
+  const nodes = [];
+  for (let i = 0; i < parts.length; i += 1) {
+    if (i >= paired) nodes.push(`**${parts[i]}`);
+    else if (i % 2 === 1) nodes.push(el('mark', { text: parts[i] }));
+    else if (parts[i]) nodes.push(parts[i]);
+  }
+  return nodes;
 }
 
 /** Redraws the member list of the room on screen (online first, then by name). */
