@@ -484,6 +484,9 @@ pub struct HistoryPage {
     pub next_before: Option<i64>,
     /// Whether older messages matching the query exist.
     pub has_more: bool,
+    /// The room's newest seq when the page was read, in the same snapshot: the page's messages include every edit,
+    /// deletion and reaction up to it, so a client applies to them only the entries after it.
+    pub as_of: i64,
 }
 
 /// A full-text search over the messages of the rooms a user is a member of.

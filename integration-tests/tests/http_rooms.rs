@@ -169,8 +169,8 @@ fn assert_page(room: &str, page: &Value, seqs: &[i64], next_before: Value, has_m
     let keys: Vec<&String> = page.as_object().expect("a page object").keys().collect();
     assert_eq!(
         keys.len(),
-        3,
-        "only messages, next_before and has_more: {page}"
+        4,
+        "only messages, next_before, has_more and as_of: {page}"
     );
 }
 
@@ -199,7 +199,7 @@ async fn history_is_paged_and_guarded(engine: Engine) {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(
         page,
-        json!({"messages": [], "next_before": null, "has_more": false})
+        json!({"messages": [], "next_before": null, "has_more": false, "as_of": 0})
     );
 
     post_messages(&client, &john, "lobby", POSTED).await;

@@ -2153,6 +2153,10 @@ mod cases {
             1,
             "an edit is not a message of its own"
         );
+        assert_eq!(
+            page.as_of, 2,
+            "the page includes every change through seq 2"
+        );
         let message = page.messages[0].entry.message().expect("a message");
         assert_eq!(message.content, "hello, world");
         assert_eq!(message.edited_at, Some(secs(2)));

@@ -780,7 +780,7 @@ async fn json_history(engine: Engine) {
     assert_eq!(
         page,
         json!({"type": "history", "room": "general", "messages": [posted[2], posted[1]],
-               "next_before": 2, "has_more": true, "id": "h1"}),
+               "next_before": 2, "has_more": true, "as_of": 3, "id": "h1"}),
         "a history item is the message frame without type and room"
     );
     john.send_cmd(

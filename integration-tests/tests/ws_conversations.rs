@@ -423,6 +423,10 @@ async fn json_history_shows_messages_in_their_current_state(engine: Engine) {
     let (_, page) = command(&mut jane, "get_messages", json!({"name": "general"}), "h1").await;
     let messages = page["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 3, "{page}");
+    assert_eq!(
+        page["as_of"], 8,
+        "the page is the room's state through seq 8: {page}"
+    );
     assert_eq!(messages[0], json!({"seq": 7, "deleted": true}));
     assert_eq!(messages[1]["reply_to"], 1, "{page}");
     let root = &messages[2];

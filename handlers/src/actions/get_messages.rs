@@ -195,6 +195,7 @@ mod tests {
                         .collect(),
                     next_before: Some(1),
                     has_more: false,
+                    as_of: 3,
                 },
             }]
         );

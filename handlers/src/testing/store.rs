@@ -703,10 +703,16 @@ impl Store for MemoryStore {
             .map(|entry| state.history_message(entry, query.viewer))
             .collect();
         let next_before = messages.last().map(|m| m.entry.seq);
+        let as_of = state
+            .rooms
+            .iter()
+            .find(|room| room.id == room_id)
+            .map_or(0, |room| room.last_seq);
         Ok(HistoryPage {
             messages,
             next_before,
             has_more,
+            as_of,
         })
     }
 

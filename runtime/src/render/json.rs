@@ -171,13 +171,15 @@ pub(crate) fn extras(
 /// The body of a history page, for the REST route: `{messages, next_before, has_more}`.
 pub fn history_body(page: &HistoryPage) -> serde_json::Value {
     let messages: Vec<_> = page.messages.iter().map(history_item).collect();
-    json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more})
+    json!({"messages": messages, "next_before": page.next_before, "has_more": page.has_more,
+           "as_of": page.as_of})
 }
 
 fn history(id: Option<&str>, room: &str, page: &HistoryPage) -> serde_json::Value {
     let messages: Vec<_> = page.messages.iter().map(history_item).collect();
     with_id(
-        json!({"type": "history", "room": room, "messages": messages, "next_before": page.next_before, "has_more": page.has_more}),
+        json!({"type": "history", "room": room, "messages": messages, "next_before": page.next_before,
+               "has_more": page.has_more, "as_of": page.as_of}),
         id,
     )
 }

@@ -267,6 +267,7 @@ mod tests {
             messages: vec![HistoryMessage::plain(hi)],
             next_before: Some(1),
             has_more: false,
+            as_of: 1,
         };
         assert_eq!(
             Codec::Text.reply_frames(
@@ -513,6 +514,7 @@ mod tests {
             ],
             next_before: Some(41),
             has_more: false,
+            as_of: 44,
         };
         let body = json::history_body(&page);
         assert_eq!(

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
+use deadpool_postgres::Transaction;
 use futures_util::future::try_join;
 use palaver_handlers::StoreError;
 use palaver_handlers::model::{HistoryMessage, HistoryPage, HistoryQuery, LogEntry, ReactionCount};
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -58,7 +60,9 @@ pub(super) async fn log_after(
     rows.iter().map(entry_from_row).collect()
 }
 
-/// A page of `room_id`'s history, newest first, with the cursor to the next older page.
+/// A page of `room_id`'s history, newest first, with the cursor to the next older page. The page, its reactions and
+/// reply counts, and the room's newest seq are read in one repeatable-read snapshot, so `as_of` says exactly which
+/// changes the page includes.
 pub(super) async fn history(
     store: &PostgresStore,
     room_id: Uuid,
@@ -66,7 +70,19 @@ pub(super) async fn history(
 ) -> Result<HistoryPage, StoreError> {
     let fetch = rows_to_fetch(query);
     let (sql, params) = history_statement(&room_id, query, &fetch);
-    let rows = store.query(&sql, &params).await?;
+    let mut client = store.client().await?;
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg_error)?;
+    let statement = transaction.prepare_cached(&sql).await.map_err(pg_error)?;
+    let rows = transaction
+        .query(&statement, &params)
+        .await
+        .map_err(pg_error)?;
     let limit = query.limit as usize;
     let has_more = rows.len() > limit;
     let entries = rows
@@ -75,18 +91,28 @@ pub(super) async fn history(
         .map(entry_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let next_before = entries.last().map(|entry| entry.seq);
-    let messages = with_reactions_and_replies(store, room_id, entries, query.viewer).await?;
+    let messages = with_reactions_and_replies(&transaction, room_id, entries, query.viewer).await?;
+    let as_of = transaction
+        .query_opt("SELECT last_seq FROM rooms WHERE id = $1", &[&room_id])
+        .await
+        .map_err(pg_error)?
+        .map(|row| row.try_get::<_, i64>(0))
+        .transpose()
+        .map_err(pg_error)?
+        .unwrap_or(0);
+    transaction.commit().await.map_err(pg_error)?;
     Ok(HistoryPage {
         messages,
         next_before,
         has_more,
+        as_of,
     })
 }
 
 /// The page's messages with their reactions (counted per emoji, `me` for `viewer`, emojis in the order first used)
 /// and their reply counts, read with two pipelined statements.
 async fn with_reactions_and_replies(
-    store: &PostgresStore,
+    client: &Transaction<'_>,
     room_id: Uuid,
     entries: Vec<LogEntry>,
     viewer: Option<Uuid>,
@@ -95,7 +121,6 @@ async fn with_reactions_and_replies(
         return Ok(Vec::new());
     }
     let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
-    let client = store.client().await?;
     let (reactions, replies) = try_join(
         async {
             let statement = client

@@ -34,6 +34,9 @@ pub(super) fn history(
     room_id: Uuid,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, Failure> {
+    // One read transaction: the page, its reactions and replies, and the room's newest seq in one snapshot.
+    let snapshot = connection.unchecked_transaction()?;
+    let connection: &Connection = &snapshot;
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let needle = query.contains.as_deref().map(str::to_lowercase);
     // A tombstone has neither sender nor text to match.
@@ -65,11 +68,20 @@ pub(super) fn history(
     let has_more = entries.len() > limit;
     entries.truncate(limit);
     let next_before = entries.last().map(|entry| entry.seq);
+    drop(rows);
+    drop(statement);
     let messages = with_reactions_and_replies(connection, room_id, entries, query.viewer)?;
+    let as_of: i64 = connection
+        .prepare_cached("SELECT last_seq FROM rooms WHERE id = ?1")?
+        .query_row([id_text(room_id)], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    snapshot.commit()?;
     Ok(HistoryPage {
         messages,
         next_before,
         has_more,
+        as_of,
     })
 }
 
