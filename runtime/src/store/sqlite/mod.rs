@@ -23,6 +23,7 @@ mod worker;
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use palaver_handlers::model::{
@@ -35,6 +36,27 @@ use uuid::Uuid;
 
 use super::revocations::RevocationCache;
 use worker::Pool;
+
+/// How often queued messages are moved into the search index while the store is open.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Indexes queued messages every [`INDEX_EVERY`], until the store is dropped: a batch per transaction, many
+/// messages each, so the index costs little per message and nothing inside the commits of posts.
+async fn index_in_the_background(writer: std::sync::Weak<Pool>) {
+    loop {
+        tokio::time::sleep(INDEX_EVERY).await;
+        let Some(pool) = writer.upgrade() else { return };
+        match pool
+            .run(|connection| search::index_pending(connection, search::INDEX_BATCH))
+            .await
+        {
+            Ok(_) => {}
+            Err(_) if pool.is_stopped() => return,
+            // Busy or failing now; the queue waits for the next round (and for the next search).
+            Err(error) => tracing::warn!(%error, "search indexing failed; retrying"),
+        }
+    }
+}
 
 /// How many jobs may wait for the writer, and for the readers together, before callers wait to enqueue more.
 const QUEUE_CAPACITY: usize = 256;
@@ -50,7 +72,7 @@ fn reader_count() -> usize {
 /// Palaver's durable record in a SQLite file, served by a writer thread and a few reader threads. Dropping it ends
 /// the threads once the jobs already queued are done.
 pub struct SqliteStore {
-    writer: Pool,
+    writer: Arc<Pool>,
     readers: Pool,
     revocations: RevocationCache,
 }
@@ -71,6 +93,8 @@ impl SqliteStore {
         })
         .await?;
         tracing::info!(path = %path.display(), "SQLite store open");
+        let writer = Arc::new(writer);
+        tokio::spawn(index_in_the_background(Arc::downgrade(&writer)));
         Ok(SqliteStore {
             writer,
             readers,
@@ -330,6 +354,8 @@ impl Store for SqliteStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        // What is committed and still queued for the index is indexed first: a search sees every message.
+        self.writer.run(search::index_all_pending).await?;
         let query = query.clone();
         self.readers
             .run(move |connection| search::search(connection, &query))

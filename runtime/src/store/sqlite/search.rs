@@ -1,11 +1,69 @@
-//! Full-text search over the messages of a user's rooms: the FTS5 index `messages_fts` (kept by triggers), ranked
-//! by `bm25`, with FTS5 snippets.
+//! Full-text search over the messages of a user's rooms: the FTS5 index `messages_fts`, ranked by `bm25`, with FTS5
+//! snippets; and the indexing of new messages, which their commits only queue (`search_pending`, V7) and which runs
+//! here in large batches, on the writer's connection.
 
 use palaver_handlers::model::{SearchHit, SearchPage, SearchQuery};
 use palaver_handlers::search_text::terms;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::convert::{Failure, id_text, time_at, uuid_at};
+
+/// Indexes up to `most` queued messages in one transaction (each in its state now: edited content, or not at all
+/// once deleted) and takes them off the queue; how many were taken.
+pub(super) fn index_pending(connection: &mut Connection, most: u32) -> Result<u32, Failure> {
+    // Looked at without the write lock: an idle store's round costs one read.
+    let queued: bool = connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM search_pending)")?
+        .query_row([], |row| row.get(0))?;
+    if !queued {
+        return Ok(0);
+    }
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let through: Option<i64> = tx
+        .prepare_cached(
+            "SELECT max(pending_id), count(*) FROM
+                 (SELECT pending_id FROM search_pending ORDER BY pending_id LIMIT ?1)",
+        )?
+        .query_row([most], |row| row.get(0))
+        .optional()?
+        .flatten();
+    let Some(through) = through else {
+        return Ok(0);
+    };
+    // Rows added to message_search now get ids above every id it holds: the new ones are those above this.
+    let before: i64 = tx
+        .prepare_cached("SELECT coalesce(max(search_id), 0) FROM message_search")?
+        .query_row([], |row| row.get(0))?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO message_search (room_id, seq)
+         SELECT p.room_id, p.seq FROM search_pending AS p
+         JOIN messages AS m ON m.room_id = p.room_id AND m.seq = p.seq
+         WHERE p.pending_id <= ?1 AND m.kind = 'message' AND m.deleted_at IS NULL
+         ORDER BY p.pending_id",
+    )?
+    .execute([through])?;
+    tx.prepare_cached(
+        "INSERT INTO messages_fts (rowid, content)
+         SELECT s.search_id, m.content FROM message_search AS s
+         JOIN messages AS m ON m.room_id = s.room_id AND m.seq = s.seq
+         WHERE s.search_id > ?1",
+    )?
+    .execute([before])?;
+    let taken = tx
+        .prepare_cached("DELETE FROM search_pending WHERE pending_id <= ?1")?
+        .execute([through])?;
+    tx.commit()?;
+    Ok(u32::try_from(taken).unwrap_or(u32::MAX))
+}
+
+/// Indexes every queued message, a batch at a time (before a search, so it sees every committed message).
+pub(super) fn index_all_pending(connection: &mut Connection) -> Result<(), Failure> {
+    while index_pending(connection, INDEX_BATCH)? == INDEX_BATCH {}
+    Ok(())
+}
+
+/// The most queued messages indexed in one transaction.
+pub(super) const INDEX_BATCH: u32 = 2_000;
 
 /// A page of the messages matching every word of the query, best first; one more row than asked tells whether there
 /// is a next page.

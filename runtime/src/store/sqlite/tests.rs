@@ -350,3 +350,103 @@ async fn every_connection_is_durable_wal_with_full_sync() {
         .collect();
     assert_eq!(readers, every_reader, "each reader connection, once");
 }
+
+/// (queued, indexed) messages of the search index, read on a reader connection.
+async fn search_backlog(store: &SqliteStore) -> (i64, i64) {
+    store
+        .readers
+        .run(|connection| {
+            let queued =
+                connection
+                    .query_row("SELECT count(*) FROM search_pending", [], |row| row.get(0))?;
+            let indexed =
+                connection.query_row("SELECT count(*) FROM messages_fts", [], |row| row.get(0))?;
+            Ok((queued, indexed))
+        })
+        .await
+        .expect("the index tables are readable")
+}
+
+#[tokio::test]
+async fn new_messages_are_indexed_in_the_background_outside_their_commits() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let owner = user(&store, "owner").await;
+    let chat = room(&store, "chat", &owner).await;
+    let batch: Vec<NewEntry> = (0..30)
+        .map(|n| message(chat.id, owner.id, &format!("note number {n}"), None))
+        .collect();
+    store.append_messages(&batch).await.expect("stored");
+    // The commit only queued them.
+    assert_eq!(search_backlog(&store).await, (30, 0));
+    // The indexer takes the queue on its next round, without any search asking.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while search_backlog(&store).await != (0, 30) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            search_backlog(&store).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_changed_while_queued_is_indexed_as_it_is_then() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open_in(&dir).await;
+    let owner = user(&store, "owner").await;
+    let chat = room(&store, "chat", &owner).await;
+    store
+        .append_messages(&[
+            message(chat.id, owner.id, "first draft", None),
+            message(chat.id, owner.id, "secret plans", None),
+        ])
+        .await
+        .expect("stored");
+    let changes = [
+        Change::Edit {
+            target_seq: 1,
+            content: "final version".into(),
+            not_before: None,
+        },
+        Change::Delete {
+            target_seq: 2,
+            any_author: false,
+        },
+    ];
+    let entries: Vec<NewEntry> = changes
+        .into_iter()
+        .map(|change| NewEntry {
+            change,
+            ..message(chat.id, owner.id, "", None)
+        })
+        .collect();
+    store.append_messages(&entries).await.expect("stored");
+    assert_eq!(search_backlog(&store).await.0, 2, "still queued");
+    let search = |words: &str| palaver_handlers::model::SearchQuery {
+        user_id: owner.id,
+        words: words.into(),
+        room_id: None,
+        limit: 10,
+        offset: 0,
+    };
+    let found = |page: palaver_handlers::model::SearchPage| page.results.len();
+    assert_eq!(
+        found(store.search(&search("draft")).await.expect("search")),
+        0
+    );
+    assert_eq!(
+        found(store.search(&search("secret")).await.expect("search")),
+        0
+    );
+    assert_eq!(
+        found(store.search(&search("final")).await.expect("search")),
+        1
+    );
+    assert_eq!(
+        search_backlog(&store).await,
+        (0, 1),
+        "a search empties the queue first"
+    );
+}
