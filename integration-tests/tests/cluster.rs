@@ -697,3 +697,48 @@ async fn a_direct_room_opened_on_one_node_reaches_the_other_users_sockets_on_eve
     john.until_seq(2).await;
     assert_eq!(john.delivered, vec![1, 2]);
 }
+
+#[tokio::test]
+async fn a_read_point_moved_on_one_node_reaches_the_users_sockets_and_the_room_on_another() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let mut john = Member::open(&b, &account(&b, "john_doe").await).await;
+    john.create("general").await;
+    let jane_token = account(&a, "jane_doe").await;
+    let mut phone = Member::open(&a, &jane_token).await;
+    let mut laptop = Member::open(&b, &jane_token).await;
+    phone.join("general").await;
+    laptop.join("general").await;
+    for n in 1..=3 {
+        assert_eq!(john.post("general", &format!("news {n}")).await, n);
+    }
+    phone.until_seq(3).await;
+    laptop.until_seq(3).await;
+    phone
+        .ws
+        .send_cmd("mark_read", json!({"room": "general", "seq": 3}), Some("r"))
+        .await;
+    assert_eq!(phone.answer_to("r").await["seq"], 3);
+    // The laptop, on the other node, hears the read point; john there hears the receipt.
+    let read = loop {
+        let frame = laptop.ws.next_json().await;
+        if frame["type"] == "read" {
+            break frame;
+        }
+    };
+    assert_eq!(read, json!({"type": "read", "room": "general", "seq": 3}));
+    let receipt = loop {
+        let frame = john.ws.next_json().await;
+        if frame["type"] == "receipt" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        receipt,
+        json!({"type": "receipt", "room": "general", "username": "jane_doe", "seq": 3})
+    );
+}
