@@ -165,6 +165,15 @@ pub trait Broker: Send + Sync {
     /// Delivers `broadcast` to the room's subscribed connections on every node (but those of its `skip_user`).
     fn publish(&self, broadcast: Broadcast);
 
+    /// Publishes a newly stored log entry like [`Broker::publish`], and calls `delivered` once this node's
+    /// subscribers have it queued, so that the sender's ack, sent from `delivered`, follows its own message frame
+    /// (PROTOCOL §6.1). On one node that is at once; a broker that orders entries in a task of its own calls it
+    /// there.
+    fn publish_stored(&self, broadcast: Broadcast, delivered: Delivered) {
+        self.publish(broadcast);
+        delivered();
+    }
+
     /// The user's membership of the room (called `room`) has ended: ends the subscriptions to it of every connection
     /// of `user_id` on every node, like [`Hub::unsubscribe_user`] does on this one. Returns this node's connections
     /// that were unsubscribed (the other nodes' are theirs to account for). Every broker implements it: a default
@@ -192,6 +201,9 @@ pub trait Broker: Send + Sync {
         let _ = (room_id, room, from_seq);
     }
 }
+
+/// What runs once an entry is delivered on this node (see [`Broker::publish_stored`]).
+pub type Delivered = Box<dyn FnOnce() + Send>;
 
 /// Who is in which room, across every node. The local hub knows this node's connections; presence turns "the user's
 /// first (or last) connection on this node" into "first (or last) anywhere", which is when the others are told.

@@ -33,8 +33,8 @@ pub mod testing;
 
 pub use command::{Command, Decoded};
 pub use context::{
-    Attempt, Broker, Clock, Context, Credentials, Guard, Hub, Limits, MAX_HELD_EVENTS, MessageLog,
-    Posted, Presence, Receipts, Store,
+    Attempt, Broker, Clock, Context, Credentials, Delivered, Guard, Hub, Limits, MAX_HELD_EVENTS,
+    MessageLog, Posted, Presence, Receipts, Store,
 };
 pub use error::{
     ConnectionCap, CredentialError, Error, ErrorKind, Field, StoreError, TokenRejection, Unique,

@@ -742,3 +742,56 @@ async fn a_read_point_moved_on_one_node_reaches_the_users_sockets_and_the_room_o
         json!({"type": "receipt", "room": "general", "username": "jane_doe", "seq": 3})
     );
 }
+
+#[tokio::test]
+async fn on_a_clustered_node_the_senders_own_message_comes_before_its_ack() {
+    let Some((database, nats)) = backing().await else {
+        return;
+    };
+    let a = node(&database, &nats, "node-a").await;
+    let b = node(&database, &nats, "node-b").await;
+    formed(&[&a, &b]).await;
+    let mut john = Member::open(&a, &account(&a, "john_doe").await).await;
+    john.create("general").await;
+    let mut jane = Member::open(&b, &account(&b, "jane_doe").await).await;
+    jane.join("general").await;
+    // PROTOCOL §6.1: on the sending connection the message frame comes before its ack, on every node; a clustered
+    // node orders its entries in a task of its own, which the ack must wait for. Both pipeline at once, so that
+    // task is busy with the other node's entries too.
+    for n in 1..=40 {
+        jane.ws
+            .send_cmd(
+                "room_message",
+                json!({"room": "general", "content": format!("jane {n}")}),
+                Some(&format!("j{n}")),
+            )
+            .await;
+        john.ws
+            .send_cmd(
+                "room_message",
+                json!({"room": "general", "content": format!("john {n}")}),
+                Some(&format!("o{n}")),
+            )
+            .await;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut acks = 0;
+    while acks < 40 {
+        let frame = jane.ws.next_json().await;
+        match frame["type"].as_str() {
+            Some("message") => {
+                seen.insert(frame["seq"].as_i64().expect("a seq"));
+            }
+            Some("ack") => {
+                acks += 1;
+                let seq = frame["seq"].as_i64().expect("a seq");
+                assert!(
+                    seen.contains(&seq),
+                    "the ack of {seq} came before its message: {frame}"
+                );
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    john.until_seq(80).await;
+}

@@ -27,7 +27,9 @@ pub async fn delete_message(
     req: DeleteMessageRequest,
 ) -> Result<PendingReplies, Error> {
     let (room_id, room) = joined_room(ctx, session, Some(&req.room)).await?;
-    let owner = find_room(ctx, &room).await?.owner_id == session.principal.user_id;
+    let found = find_room(ctx, &room).await?;
+    // A direct room has no owner over the other's messages: whoever opened it is only its first member.
+    let owner = !found.direct && found.owner_id == session.principal.user_id;
     let change = Change::Delete {
         target_seq: req.seq,
         any_author: owner,
@@ -119,6 +121,48 @@ mod tests {
         assert_eq!(
             delete(&ctx, &jane, 9).await,
             Err(Error::MessageNotFound { seq: 9 })
+        );
+    }
+
+    #[tokio::test]
+    async fn in_a_direct_room_each_deletes_only_their_own() {
+        use crate::actions::open_dm::{OpenDmRequest, open_dm};
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        let jane = on(2, &user(&ctx, "jane_doe").await);
+        // The hub knows a connection once it is in some room.
+        public_room(&ctx, &john, "lobby").await;
+        enter(&ctx, &jane, "lobby").await;
+        let req = OpenDmRequest {
+            username: "jane_doe".into(),
+        };
+        open_dm(&ctx, &john, req).await.unwrap();
+        let room = ctx
+            .store
+            .room_by_name("dm:jane_doe:john_doe")
+            .await
+            .unwrap()
+            .unwrap();
+        post(&ctx, &room, &jane.principal, &["mine"]).await;
+        let gone = DeleteMessageRequest {
+            room: room.name.clone(),
+            seq: 1,
+        };
+        let refused = delete_message(&ctx, &john, gone.clone())
+            .await
+            .unwrap()
+            .await;
+        assert_eq!(
+            refused,
+            Err(Error::NotAuthorOrOwner),
+            "the opener is no owner of jane's words"
+        );
+        assert!(
+            delete_message(&ctx, &jane, gone)
+                .await
+                .unwrap()
+                .await
+                .is_ok()
         );
     }
 }

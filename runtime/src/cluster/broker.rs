@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use palaver_handlers::event::{Broadcast, ConnectionId, RoomEvent};
 use palaver_handlers::model::LogEntry;
-use palaver_handlers::{Broker, Clock, Hub, Presence, Store};
+use palaver_handlers::{Broker, Clock, Delivered, Hub, Presence, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -49,8 +49,9 @@ enum Input {
         room: String,
         from_seq: i64,
     },
-    /// A room event, from this node or another (boxed: the queue holds many, most of them small).
-    Event(Box<Broadcast>),
+    /// A room event, from this node or another (boxed: the queue holds many, most of them small), with what to run
+    /// once it is delivered here (this node's own entries: the sender's ack).
+    Event(Box<Broadcast>, Option<Delivered>),
     /// The database's answer to a read of missing seqs (`None`: the read failed).
     Read(Missing, Option<Vec<LogEntry>>),
     /// The database's newest seqs of the served rooms.
@@ -92,6 +93,7 @@ impl NatsBroker {
             presence: setup.presence.clone(),
             inputs: inputs.clone(),
             sequencer: Sequencer::default(),
+            acks: HashMap::new(),
             subscriptions: HashMap::new(),
             timing: setup.timing,
         };
@@ -108,6 +110,20 @@ impl NatsBroker {
 }
 
 impl NatsBroker {
+    /// Puts an entry in line with the other nodes' entries of its room; `delivered` runs once it is delivered here.
+    /// If the line is full, the gap path repairs the entry and its sender is answered at once.
+    fn order(&self, broadcast: Broadcast, delivered: Option<Delivered>) {
+        if let Err(refused) = self
+            .inputs
+            .try_send(Input::Event(Box::new(broadcast), delivered))
+        {
+            tracing::warn!("the ordering queue is full; a message will be read from the database");
+            if let Input::Event(_, Some(delivered)) = refused.into_inner() {
+                delivered();
+            }
+        }
+    }
+
     /// The direct room was opened for the user (here or on another node): their sockets on this node are subscribed
     /// and told, and the room is served from `last_seq` on.
     pub fn open_direct_here(
@@ -144,19 +160,17 @@ impl Broker for NatsBroker {
             self.presence.forget_room(broadcast.room_id);
         }
         if is_message {
-            // In line with the other nodes' messages of the room; if the line is full, the gap path repairs it.
-            if self
-                .inputs
-                .try_send(Input::Event(Box::new(broadcast)))
-                .is_err()
-            {
-                tracing::warn!(
-                    "the ordering queue is full; a message will be read from the database"
-                );
-            }
+            self.order(broadcast, None);
         } else {
             Hub::publish(self.hub.as_ref(), broadcast);
         }
+    }
+
+    fn publish_stored(&self, broadcast: Broadcast, delivered: Delivered) {
+        let subject = self.subjects.room(broadcast.room_id);
+        self.outbox
+            .send(subject, wire::encode(&self.node_id, &broadcast));
+        self.order(broadcast, Some(delivered));
     }
 
     fn unsubscribe_user(&self, user_id: Uuid, room_id: Uuid, room: &str) -> Vec<ConnectionId> {
@@ -226,6 +240,8 @@ struct Ordering {
     /// Its own input, for the subscriptions and reads it starts.
     inputs: mpsc::Sender<Input>,
     sequencer: Sequencer,
+    /// What waits for this node's own entries to be delivered here (their senders' acks), by (room, seq).
+    acks: HashMap<(Uuid, i64), Vec<Delivered>>,
     /// The task forwarding each served room's NATS subscription.
     subscriptions: HashMap<Uuid, JoinHandle<()>>,
     timing: Timing,
@@ -271,13 +287,19 @@ impl Ordering {
                     self.subscribe(room_id);
                 }
             }
-            Input::Event(broadcast) => {
+            Input::Event(broadcast, delivered) => {
+                let (room_id, seq) = (broadcast.room_id, super::sequencer::seq_of(&broadcast));
+                if let (Some(delivered), Some(seq)) = (delivered, seq) {
+                    self.acks.entry((room_id, seq)).or_default().push(delivered);
+                }
                 let ready = self.sequencer.offer(*broadcast, Instant::now());
                 self.deliver(ready);
+                self.settle(room_id);
             }
             Input::Read(missing, Some(found)) => {
                 let ready = self.sequencer.read(missing, found);
                 self.deliver(ready);
+                self.settle(missing.room_id);
             }
             Input::Read(missing, None) => self.sequencer.read_failed(missing),
             Input::Positions(last_seqs) => {
@@ -289,9 +311,31 @@ impl Ordering {
         }
     }
 
-    fn deliver(&self, ready: Vec<Broadcast>) {
+    /// Delivers to this node's subscribers, in order, and runs what waited for each entry's delivery.
+    fn deliver(&mut self, ready: Vec<Broadcast>) {
         for broadcast in ready {
+            let key = super::sequencer::seq_of(&broadcast).map(|seq| (broadcast.room_id, seq));
             Hub::publish(self.hub.as_ref(), broadcast);
+            if let Some(waiting) = key.and_then(|key| self.acks.remove(&key)) {
+                waiting.into_iter().for_each(|delivered| delivered());
+            }
+        }
+    }
+
+    /// Runs what waits for entries of the room the sequencer has moved past without delivering them here (a repeat,
+    /// a room no connection here serves, or seqs given up): nothing more will come for them.
+    fn settle(&mut self, room_id: Uuid) {
+        let through = self.sequencer.through(room_id);
+        let passed: Vec<(Uuid, i64)> = self
+            .acks
+            .keys()
+            .filter(|(room, seq)| *room == room_id && through.is_none_or(|through| *seq <= through))
+            .copied()
+            .collect();
+        for key in passed {
+            if let Some(waiting) = self.acks.remove(&key) {
+                waiting.into_iter().for_each(|delivered| delivered());
+            }
         }
     }
 
@@ -341,7 +385,7 @@ impl Ordering {
                 match broadcast.event {
                     RoomEvent::Entry(_) => {
                         if inputs
-                            .send(Input::Event(Box::new(broadcast)))
+                            .send(Input::Event(Box::new(broadcast), None))
                             .await
                             .is_err()
                         {

@@ -43,7 +43,7 @@ pub struct Sequencer {
     rooms: HashMap<Uuid, RoomOrder>,
 }
 
-fn seq_of(broadcast: &Broadcast) -> Option<i64> {
+pub(super) fn seq_of(broadcast: &Broadcast) -> Option<i64> {
     match &broadcast.event {
         RoomEvent::Entry(message) => Some(message.seq),
         _ => None,
@@ -81,6 +81,11 @@ impl Sequencer {
     }
 
     /// Whether the room is served.
+    /// The seq the room is delivered through here, if it is served.
+    pub fn through(&self, room_id: Uuid) -> Option<i64> {
+        self.rooms.get(&room_id).map(|room| room.through)
+    }
+
     pub fn watches(&self, room_id: Uuid) -> bool {
         self.rooms.contains_key(&room_id)
     }

@@ -255,14 +255,23 @@ impl Writer {
         true
     }
 
-    /// Publishes the newly stored messages in commit (so seq) order, then answers each sender.
+    /// Publishes the newly stored messages in commit (so seq) order, and answers each sender once its entry is
+    /// delivered on this node (the ack follows the sender's own message frame); the others are answered at once.
     fn deliver(&self, posts: Vec<Waiter>, outcomes: Vec<Appended>) {
         for ((room, done), outcome) in posts.into_iter().zip(outcomes) {
-            if let Appended::Stored(message) = &outcome {
-                self.fanout.stored(&room, message.clone());
+            match &outcome {
+                Appended::Stored(message) => {
+                    let message = message.clone();
+                    // The sender may have gone; the message is stored and delivered regardless.
+                    let answer = Box::new(move || {
+                        let _ = done.send(Ok(outcome));
+                    });
+                    self.fanout.stored_then(&room, message, answer);
+                }
+                _ => {
+                    let _ = done.send(Ok(outcome));
+                }
             }
-            // The sender may have gone; the message is stored and delivered regardless.
-            let _ = done.send(Ok(outcome));
         }
     }
 }
