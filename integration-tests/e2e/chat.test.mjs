@@ -3,7 +3,10 @@
 // message stays text; an oversized message gets a clear error; older pages load on scroll-up; a new device rejoins
 // the rooms its user is a member of; messages are edited, deleted (tombstones), reacted to and replied to, live and
 // across a reconnect; unread badges, the "new messages" divider and read marks (on a second device too); search
-// finds a message and opens its room; the chat works at phone width; leaving and deleting work.
+// finds a message and opens its room; a direct conversation is opened from the member list, appears for the other
+// person by name without a reload, carries messages both ways, refuses a blocked sender clearly (and delivers
+// again once unblocked) and resumes after a reconnect; history pages merge with live changes by their as_of; the
+// chat works at phone width; leaving and deleting work.
 //
 // Run by integration-tests/tests/browser.rs, which starts the server and passes its address:
 //   PALAVER_E2E_URL=http://127.0.0.1:8080 node --test-reporter=spec chat.test.mjs
@@ -542,6 +545,118 @@ test('search finds messages, highlights the words as text, and opens the room', 
     document.querySelector('li.flash [data-testid="message-content"]')?.textContent === text, XSS);
   assert.equal(await bob.page.evaluate(() => window.__palaverXss === true), false);
   await openRoom(alice, ROOM);
+});
+
+/** The direct conversation with `other` in `who`'s sidebar (by their name). */
+const dmItem = (who, other) => who.page.locator(`[data-testid="dm-item"][data-with="${other}"]`);
+
+async function directShown(who, other) {
+  await until(who, `the direct conversation with ${other} is on screen`, (name) =>
+    document.querySelector('[data-testid="active-room-name"] .room-title')?.textContent === name
+      && document.querySelector('[data-testid="direct-badge"]') !== null, other);
+}
+
+test('direct messages: opened from the member list, both ways, blocked and unblocked, resumed', async () => {
+  await roomShown(alice, ROOM);
+  await memberOnline(alice, bob.name, true);
+  assert.equal(await alice.page.locator(`[data-testid="member"][data-username="${alice.name}"] [data-testid="member-message"]`)
+    .count(), 0, 'no "message" action on oneself');
+  await alice.page.locator(`[data-testid="member"][data-username="${bob.name}"]`).getByTestId('member-message').click();
+  await directShown(alice, bob.name);
+  assert.equal(await byId(alice, 'delete-room').isHidden(), true, 'a direct conversation has no delete button');
+  assert.equal(await byId(alice, 'block-user').textContent(), `Block ${bob.name}`);
+  await dmItem(alice, bob.name).waitFor({ timeout: WAIT_MS });
+  assert.equal(await alice.page.locator('[data-testid="room-item"][data-room^="dm:"]').count(), 0, 'not among the rooms');
+  await send(alice, 'hello bob, just us');
+  await waitForMessage(alice, 'hello bob, just us');
+
+  // Bob, who did not reload, finds it in his sidebar by Alice's name, with its unread count.
+  await until(bob, 'the conversation with alice is listed with 1 unread', (name) => {
+    const item = document.querySelector(`[data-testid="dm-item"][data-with="${name}"]`);
+    return item?.querySelector('[data-testid="dm-name"]')?.textContent === name
+      && item.querySelector('[data-testid="dm-unread"]')?.textContent === '1';
+  }, alice.name);
+  assert.equal(await bob.page.locator('[data-testid="room-item"][data-room^="dm:"]').count(), 0);
+  await dmItem(bob, alice.name).getByRole('button').click();
+  await directShown(bob, alice.name);
+  await waitForMessage(bob, 'hello bob, just us');
+  await until(bob, 'the conversation is read', (name) => document.querySelector(
+    `[data-testid="dm-item"][data-with="${name}"] [data-testid="dm-unread"]`) === null, alice.name);
+  await send(bob, 'hi alice, only you can read this');
+  await waitForMessage(alice, 'hi alice, only you can read this');
+
+  // Bob blocks Alice: her next message is refused, clearly, and never reaches him.
+  await byId(bob, 'block-user').click();
+  await until(bob, 'the toggle offers to unblock', (name) => {
+    const button = document.querySelector('[data-testid="block-user"]');
+    return button.textContent === `Unblock ${name}` && button.getAttribute('aria-pressed') === 'true';
+  }, alice.name);
+  await send(alice, 'are you still there?');
+  await until(alice, 'the post is refused', () =>
+    document.querySelector('[data-testid="messages"] > li[data-pending="failed"]') !== null);
+  const refusal = `Refused by ${bob.name}, who does not accept direct messages from you`;
+  assert.equal(await byId(alice, 'error-text').textContent(), `${refusal}.`);
+  assert.equal(await alice.page.locator('li[data-pending="failed"] [data-testid="message-state"]').textContent(),
+    `Not sent: ${refusal}`);
+  // The blocker may still write; his message is the next in the conversation, so nothing of hers came between.
+  await send(bob, 'bob can still write');
+  await waitForMessage(alice, 'bob can still write');
+  assert.deepEqual((await shownMessages(bob)).map(([, , content]) => content),
+    ['hello bob, just us', 'hi alice, only you can read this', 'bob can still write']);
+
+  // Unblocked, Alice's message (sent again) arrives.
+  await byId(bob, 'block-user').click();
+  await until(bob, 'the toggle offers to block', (name) =>
+    document.querySelector('[data-testid="block-user"]').textContent === `Block ${name}`, alice.name);
+  await byId(alice, 'message-retry').click();
+  await waitForMessage(bob, 'are you still there?');
+  await byId(alice, 'error-dismiss').click();
+  assert.deepEqual(await shownMessages(bob), await shownMessages(alice), 'both show the same conversation');
+  assert.deepEqual((await shownMessages(bob)).map(([seq]) => seq), [1, 2, 3, 4], 'the refused post took no seq');
+
+  // Offline and back, the conversation is rejoined like a room and resumes after what was held.
+  await bob.context.setOffline(true);
+  await until(bob, 'the status shows the connection lost', () =>
+    document.querySelector('[data-testid="connection-status"]').dataset.state !== 'online');
+  await send(alice, 'sent while bob was offline');
+  await waitForMessage(alice, 'sent while bob was offline');
+  await bob.context.setOffline(false);
+  await waitForMessage(bob, 'sent while bob was offline');
+  assert.deepEqual((await shownMessages(bob)).map(([seq]) => seq), [1, 2, 3, 4, 5], 'each message once');
+  await bob.page.screenshot({ path: path.join(OUT_DIR, 'chat-direct.png') });
+
+  await openRoom(alice, ROOM);
+  await openRoom(bob, ROOM);
+});
+
+test("a history page's as_of: a change the page already includes is not applied again", async () => {
+  const merged = await alice.page.evaluate(async () => {
+    const { RoomState } = await import('/static/js/room-state.js');
+    const reaction = (seq, added) => ({ type: 'reaction', seq, target_seq: 3, username: 'carol', emoji: '👍', added });
+    const count = (room) => room.messages.get(3).reactions.find((r) => r.emoji === '👍')?.count ?? 0;
+    const page = { seq: 3, username: 'dave', content: 'paged in', reactions: [{ emoji: '👍', count: 2, me: false }], replies: 1 };
+    const room = new RoomState('probe');
+    // Heard before the page came: one the page includes (seq 9 ≤ as_of 10), one it does not (seq 12).
+    room.apply(reaction(9, true), 'me');
+    room.apply(reaction(12, true), 'me');
+    room.add(page, 10);
+    const afterPage = count(room);
+    // Heard after the page: one it includes, one it does not.
+    room.apply(reaction(10, true), 'me');
+    const afterOld = count(room);
+    room.apply(reaction(13, false), 'me');
+    const afterNew = count(room);
+    // A reply the page counts already (seq 8), and a newer one.
+    room.add({ seq: 8, username: 'carol', content: 'counted', reply_to: 3 });
+    room.add({ seq: 14, username: 'carol', content: 'new', reply_to: 3 });
+    const replies = room.messages.get(3).replies;
+    // A page without as_of: every change applies, as before.
+    const plain = new RoomState('plain');
+    plain.add(page);
+    plain.apply(reaction(5, true), 'me');
+    return { afterPage, afterOld, afterNew, replies, plain: count(plain) };
+  });
+  assert.deepEqual(merged, { afterPage: 3, afterOld: 3, afterNew: 2, replies: 2, plain: 3 });
 });
 
 test('the chat is usable at phone width', async () => {

@@ -1,7 +1,12 @@
 //! The browser client end to end: a real server (SQLite) and real headless Chromium, driven by
 //! `integration-tests/e2e/chat.test.mjs` through playwright-core. Two people register, meet in a private room, chat,
 //! see each other online and typing; one drops off the network and comes back to every message exactly once; markup
-//! stays text; a screenshot of the chat is saved to `target/e2e/chat.png`.
+//! stays text; older pages load; a new device rejoins its rooms; messages are edited, deleted, reacted to and replied
+//! to, live and across a reconnect; unread badges, the new-messages divider and read marks; search; a direct
+//! conversation opened from the member list, shown to the other person by name without a reload, blocked (the
+//! refusal shown, nothing delivered) and unblocked, and resumed after a reconnect; history pages merged with live
+//! changes by their `as_of`; phone width; leaving and deleting. Screenshots go to `target/e2e/` (`chat.png` at
+//! least).
 //!
 //! Needs Chromium (`/usr/bin/chromium`, or `PALAVER_CHROMIUM`), Node.js and `npm ci --prefix integration-tests/e2e`.
 //! Without them the test is skipped with a note, except in CI (`CI=true`), where it fails: a browser suite that

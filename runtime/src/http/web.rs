@@ -53,11 +53,13 @@ static ASSETS: &[Asset] = &[
     asset!("/static/js/auth.js", "js/auth.js", JS),
     asset!("/static/js/chat.js", "js/chat.js", JS),
     asset!("/static/js/connection.js", "js/connection.js", JS),
+    asset!("/static/js/direct.js", "js/direct.js", JS),
     asset!("/static/js/dom.js", "js/dom.js", JS),
     asset!("/static/js/main.js", "js/main.js", JS),
     asset!("/static/js/message-view.js", "js/message-view.js", JS),
     asset!("/static/js/notify.js", "js/notify.js", JS),
     asset!("/static/js/room-state.js", "js/room-state.js", JS),
+    asset!("/static/js/search.js", "js/search.js", JS),
     asset!("/static/js/sidebar.js", "js/sidebar.js", JS),
 ];
 

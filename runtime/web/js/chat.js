@@ -5,14 +5,19 @@
 // Edits, deletions and reactions are entries of the room's log too (their own seq, naming the message with
 // target_seq): they advance the newest seq held and are applied in order, live or replayed. The read point is marked
 // as the person sees the newest messages; unread counts come from the server, then from the messages held.
+// History pages carry `as_of`: the room state merges them with live entries by it (room-state.js). Direct
+// conversations are rooms too (joined, resumed and counted the same way); direct.js shows them and their block
+// toggle, search.js the search panel.
 
 import * as api from './api.js';
 import { Connection } from './connection.js';
+import { DirectMessages, isDirect, peerFromName } from './direct.js';
 import { byTestId, el } from './dom.js';
 import { MessageView } from './message-view.js';
 import { clearError, commandErrorText, showError, showNotice } from './notify.js';
 import { RoomState, newClientMsgId } from './room-state.js';
-import { renderMembers, renderRoomList, renderSearchResults, renderTyping } from './sidebar.js';
+import { Search } from './search.js';
+import { renderMembers, renderRoomList, renderTyping } from './sidebar.js';
 
 /** How often the room list (online counts) is refreshed while connected. */
 const ROOM_LIST_EVERY_MS = 30000;
@@ -25,8 +30,7 @@ const PAGE = 50;
 const CONNECTION_ERRORS = new Set(['disconnected', 'timeout']);
 /** The read point is marked this long after the newest messages came into view (one mark for a burst). */
 const MARK_READ_AFTER_MS = 400;
-/** Search results per page, and how many older pages are fetched at most to bring a result into view. */
-const SEARCH_PAGE = 20;
+/** How many older pages are fetched at most to bring a search result into view. */
 const REVEAL_MAX_PAGES = 20;
 
 /** The signed-in chat. */
@@ -54,8 +58,19 @@ export class Chat {
     this.replyTarget = null;
     /** Where "new messages" begin in the room on screen (its read point when opened with unread), or `null`. */
     this.dividerAfter = null;
-    /** The last search: { query, room, next }. */
-    this.lastSearch = null;
+    const request = (type, data, options) => this.conn.request(type, data, options);
+    this.search = new Search({
+      request,
+      activeRoom: () => this.active,
+      onOpen: (result) => this.openResult(result),
+      roomLabel: (name) => this.roomLabel(name),
+    });
+    this.direct = new DirectMessages({
+      me: this.me,
+      request,
+      onOpened: (name) => this.activate(name),
+      onBlockChanged: () => this.renderRoomHead(),
+    });
     this.view = new MessageView({
       onLoadOlder: () => this.loadOlder(this.activeRoom()),
       onRetry: (id) => this.retry(id),
@@ -72,7 +87,7 @@ export class Chat {
   start() {
     byTestId('current-user').textContent = this.me;
     this.bindControls();
-    for (const name of this.savedRooms()) this.rooms.set(name, new RoomState(name));
+    for (const name of this.savedRooms()) this.rooms.set(name, this.newRoom(name));
     this.active = this.savedActive();
     this.renderAll();
     this.conn.start();
@@ -81,6 +96,23 @@ export class Chat {
 
   activeRoom() {
     return this.active ? this.rooms.get(this.active) ?? null : null;
+  }
+
+  /** The state of a room joined now, a direct one knowing its other person (from the list, else from its name). */
+  newRoom(name, isPrivate = this.isPrivate(name)) {
+    const room = new RoomState(name, isPrivate);
+    if (isDirect({ name })) {
+      room.direct = true;
+      room.with = this.roomList.find((entry) => entry.name === name)?.with ?? peerFromName(name, this.me);
+    }
+    return room;
+  }
+
+  /** The name a room is shown by: a direct room's is the other person's. */
+  roomLabel(name) {
+    const room = this.rooms.get(name) ?? this.roomList.find((entry) => entry.name === name);
+    if (!isDirect(room ?? { name })) return name;
+    return room?.with ?? peerFromName(name, this.me);
   }
 
   // ---- connection ------------------------------------------------------------------------------------------------
@@ -110,7 +142,7 @@ export class Chat {
 
   /** Takes up a room the server says we are a member of, as if this browser had remembered it. */
   restore(room) {
-    const state = new RoomState(room.name, room.private);
+    const state = this.newRoom(room.name, room.private);
     state.noteRead(room.last_read_seq);
     state.unread = Number(room.unread) || 0;
     this.rooms.set(room.name, state);
@@ -128,7 +160,7 @@ export class Chat {
       if (CONNECTION_ERRORS.has(error.code)) return;
       if (error.code === 'invalid_request' && data.after_seq !== undefined) {
         // Too far behind to replay: start over from the room's end, with history paged in as usual.
-        this.rooms.set(room.name, new RoomState(room.name, room.private));
+        this.rooms.set(room.name, this.newRoom(room.name, room.private));
         if (this.active === room.name) this.view.show(this.rooms.get(room.name), this.me);
         await this.resume(this.rooms.get(room.name));
         return;
@@ -159,6 +191,7 @@ export class Chat {
       case 'room_created': return this.debounce('rooms', () => this.refreshRooms(), 100);
       case 'room_deleted': return this.onRoomDeleted(frame);
       case 'left_room': return this.forget(frame.room);
+      case 'dm_opened': return this.onDirectOpened(frame);
       case 'error':
         // Errors of commands that were waited for are shown by their caller; the others here.
         if (!frame.id) showError(commandErrorText(frame));
@@ -170,7 +203,7 @@ export class Chat {
   onWelcome(frame) {
     let room = this.rooms.get(frame.room);
     if (!room) {
-      room = new RoomState(frame.room, this.isPrivate(frame.room));
+      room = this.newRoom(frame.room);
       this.rooms.set(frame.room, room);
       this.saveRooms();
     }
@@ -186,6 +219,28 @@ export class Chat {
     this.conn.send('list_members', { name: room.name });
     if (!this.activeRoom()) this.activate(room.name);
     else this.renderRooms();
+  }
+
+  /**
+   * A direct conversation is open and this connection is subscribed to it (opened here, on another device, or by
+   * the other person): it is joined like a room, without an `after_seq`, for the welcome that says where it stands.
+   * The opener's reply repeats the event, which changes nothing then.
+   */
+  onDirectOpened(frame) {
+    if (typeof frame.room !== 'string') return;
+    let room = this.rooms.get(frame.room);
+    const fresh = !room;
+    if (fresh) {
+      room = this.newRoom(frame.room, true);
+      this.rooms.set(frame.room, room);
+      this.saveRooms();
+    }
+    room.direct = true;
+    if (typeof frame.with === 'string') room.with = frame.with;
+    this.renderRooms();
+    if (fresh) this.resume(room);
+    // The list gives the conversation's read point and unread count.
+    this.debounce('rooms', () => this.refreshRooms(), 100);
   }
 
   onMessage(frame) {
@@ -293,7 +348,7 @@ export class Chat {
     const room = this.rooms.get(frame.room);
     if (!room || !Array.isArray(frame.members)) return;
     room.members = frame.members;
-    if (room.name === this.active) renderMembers(room.members, this.me);
+    if (room.name === this.active) this.renderMembers();
   }
 
   onRooms(frame) {
@@ -302,6 +357,7 @@ export class Chat {
     for (const listed of frame.rooms) {
       const room = this.rooms.get(listed.name);
       if (!room || !listed.member) continue;
+      if (listed.direct && typeof listed.with === 'string') room.with = listed.with;
       room.noteRead(listed.last_read_seq);
       if (!room.welcomed && room.name !== this.active) {
         // Not joined yet on this connection: the server's count is all there is.
@@ -341,10 +397,15 @@ export class Chat {
     this.conn.send('list_rooms', {});
   }
 
-  /** A click in the room list: show a joined room, join a public one, ask for a private one's password. */
+  /**
+   * A click in the room list: show a joined room, join a public one, ask for a private one's password, open a
+   * direct conversation again.
+   */
   select(room) {
     if (this.rooms.has(room.name)) {
       this.activate(room.name);
+    } else if (isDirect(room)) {
+      this.direct.open(room.with ?? peerFromName(room.name, this.me));
     } else if (!room.private) {
       this.join(room.name);
     } else {
@@ -446,7 +507,7 @@ export class Chat {
         still.state = 'waiting';
       } else {
         still.state = 'failed';
-        still.error = commandErrorText(error);
+        still.error = this.direct.postErrorText(error, room) ?? commandErrorText(error);
         showError(still.error);
       }
       this.view.pendingChanged(room);
@@ -513,9 +574,11 @@ export class Chat {
     room.loadingOlder = false;
     if (this.rooms.get(room.name) !== room) return;
     const messages = Array.isArray(page.messages) ? page.messages : [];
+    // The page's messages include every change up to as_of: live changes are applied to them only after it.
+    const asOf = Number.isSafeInteger(page.as_of) ? page.as_of : undefined;
     this.view.keepingPosition(() => {
       for (const message of messages) {
-        const index = room.add(message);
+        const index = room.add(message, asOf);
         if (index >= 0) this.view.added(room, index);
       }
     });
@@ -575,29 +638,6 @@ export class Chat {
     byTestId('reply-target-author').textContent = message?.username ?? '';
     byTestId('reply-target-text').textContent = message ? message.content : '';
     if (this.replyTarget) byTestId('message-input').focus();
-  }
-
-  /** Sends a search (`cursor`: the next page of the last one) and shows the results. */
-  async search(query, roomName, cursor) {
-    const data = { query, limit: SEARCH_PAGE };
-    if (roomName) data.room = roomName;
-    if (cursor !== undefined && cursor !== null) data.cursor = cursor;
-    let answer;
-    try {
-      answer = await this.conn.request('search', data, { until: 'search_results' });
-    } catch (error) {
-      showError(commandErrorText(error));
-      return;
-    }
-    clearError();
-    const results = Array.isArray(answer.results) ? answer.results : [];
-    const append = cursor !== undefined && cursor !== null;
-    this.lastSearch = { query, room: roomName, next: answer.next ?? null };
-    renderSearchResults(results, {
-      append,
-      more: this.lastSearch.next !== null,
-      onOpen: (result) => this.openResult(result),
-    });
   }
 
   /** A search result clicked: its room on screen, older pages fetched until the message is there, shown. */
@@ -665,7 +705,7 @@ export class Chat {
   renderAll() {
     const room = this.activeRoom();
     this.view.show(room, this.me, { owner: this.owns(room), dividerAfter: this.dividerAfter });
-    renderMembers(room ? room.members : [], this.me);
+    this.renderMembers();
     renderTyping(room ? room.typing.keys() : []);
     this.renderRooms();
     this.renderRoomHead();
@@ -674,13 +714,23 @@ export class Chat {
     byTestId('send-button').disabled = !room;
   }
 
+  /** The members of the room on screen, each other one with a "message" action (but in a direct conversation). */
+  renderMembers() {
+    const room = this.activeRoom();
+    const onMessage = room && !room.direct ? (username) => this.direct.open(username) : null;
+    renderMembers(room ? room.members : [], this.me, onMessage);
+  }
+
   renderRooms() {
     // Joined rooms the list has not caught up with yet are shown too.
     const listed = new Set(this.roomList.map((room) => room.name));
     const extra = [...this.rooms.values()]
       .filter((room) => !listed.has(room.name))
-      .map((room) => ({ name: room.name, private: room.private, members_online: 0 }));
-    renderRoomList([...this.roomList, ...extra], this.rooms, this.active, (room) => this.select(room));
+      .map((room) => ({ name: room.name, private: room.private, members_online: 0, direct: room.direct, with: room.with }));
+    const all = [...this.roomList, ...extra];
+    const select = (room) => this.select(room);
+    renderRoomList(all.filter((room) => !isDirect(room)), this.rooms, this.active, select);
+    this.direct.renderList(all.filter((room) => isDirect(room)), this.rooms, this.active, select);
   }
 
   renderRoomHead() {
@@ -688,11 +738,14 @@ export class Chat {
     const listed = room && this.roomList.find((entry) => entry.name === room.name);
     const heading = byTestId('active-room-name');
     heading.replaceChildren(
-      el('span', { class: 'room-title', text: room ? room.name : 'No room selected' }),
-      ...(room?.private ? [el('span', { class: 'badge', text: 'private' })] : []),
+      el('span', { class: 'room-title', text: room ? this.roomLabel(room.name) : 'No room selected' }),
+      ...(room?.direct ? [el('span', { class: 'badge', text: 'direct', dataset: { testid: 'direct-badge' } })]
+        : room?.private ? [el('span', { class: 'badge', text: 'private' })] : []),
     );
     byTestId('leave-room').hidden = !room;
-    const deletable = Boolean(listed && listed.created_by === this.userId);
+    this.direct.renderHead(room);
+    // A direct conversation cannot be deleted (PROTOCOL §3.6), nor has it an owner who moderates it.
+    const deletable = Boolean(listed && !room.direct && listed.created_by === this.userId);
     byTestId('delete-room').hidden = !deletable;
     this.view.setOwner(deletable);
     // A room list or member update re-renders the head while the owner is confirming: the question stays open
@@ -711,7 +764,8 @@ export class Chat {
 
   /** Whether the signed-in user owns `room` (and so may delete any message in it). */
   owns(room) {
-    const listed = room && this.roomList.find((entry) => entry.name === room.name);
+    if (!room || room.direct) return false;
+    const listed = this.roomList.find((entry) => entry.name === room.name);
     return Boolean(listed && listed.created_by === this.userId);
   }
 
@@ -774,18 +828,8 @@ export class Chat {
     byTestId('reply-cancel').addEventListener('click', () => this.setReplyTarget(null));
     document.addEventListener('visibilitychange', () => this.view.onSeeNewest());
 
-    const searchForm = byTestId('search-form');
-    searchForm.addEventListener('submit', (event) => {
-      event.preventDefault();
-      const query = searchForm.elements.query.value.trim();
-      if (!query) return;
-      const onlyHere = searchForm.elements.here.checked ? this.active : null;
-      this.search(query, onlyHere ?? undefined);
-    });
-    byTestId('search-more').addEventListener('click', () => {
-      const last = this.lastSearch;
-      if (last?.next !== null && last?.next !== undefined) this.search(last.query, last.room, last.next);
-    });
+    this.search.bind();
+    this.direct.bind();
 
     byTestId('refresh-rooms').addEventListener('click', () => this.refreshRooms());
     byTestId('leave-room').addEventListener('click', () => this.leave());

@@ -5,6 +5,11 @@
 // Every entry of the room's log has a seq of its own: a message, and also an edit, a deletion or a reaction, which
 // names its message with `target_seq` (PROTOCOL §6.1). The newest seq seen counts them all, so a resume asks only for
 // what followed and a change is never applied twice.
+//
+// A history page shows its messages as of the page's `as_of` (PROTOCOL §5.3): every change with a seq up to it is in
+// them already. So a change reaching a paged-in message applies only when its seq is greater (a reaction heard live
+// just after the page that counts it is not counted twice), and a change that arrived before the page, for a message
+// not held yet, is kept and applied when the page brings that message, again only when its seq is greater.
 
 /** One joined room. */
 export class RoomState {
@@ -33,31 +38,48 @@ export class RoomState {
     this.members = [];
     /** username → timer that hides their "is typing". */
     this.typing = new Map();
+    /** Whether this is a direct room (PROTOCOL §3.6), and then the other person's username. */
+    this.direct = false;
+    this.with = null;
+    /** Changes heard for messages older than those held, oldest first: [{ frame, me }] (a page may bring them). */
+    this.unapplied = [];
   }
 
   /**
    * Adds a stored message; returns its index in seq order, or -1 when it is already known (a duplicate from a replay
-   * or a resend).
+   * or a resend). `asOf`: for a message of a history page, the page's `as_of` (the message's state includes every
+   * change up to that seq); absent for a live or replayed message, and for a page without one.
    */
-  add(message) {
+  add(message, asOf) {
     const seq = Number(message.seq);
     if (!Number.isSafeInteger(seq) || seq < 1) return -1;
     if (this.messages.has(seq)) return -1;
     const stored = { ...message, seq };
+    delete stored.asOf;
+    if (Number.isSafeInteger(asOf)) stored.asOf = asOf;
     if (stored.deleted) stored.content = '';
     stored.reactions = Array.isArray(message.reactions) ? message.reactions.map((r) => ({ ...r })) : [];
     stored.replies = Number(message.replies) || 0;
     this.messages.set(seq, stored);
     this.noteSeq(seq);
     // A live reply counts towards its parent's replies (history counts them itself: a parent paged in later
-    // arrives with its count).
+    // arrives with its count, and a paged-in parent counts the replies up to its page's as_of).
     const parent = this.replyParent(stored);
-    if (parent && !stored.deleted) parent.replies += 1;
+    if (parent && !stored.deleted && after(parent, seq)) parent.replies += 1;
     let index = this.seqs.length;
     // Live messages arrive in order, so the search almost always ends at once.
     while (index > 0 && this.seqs[index - 1] > seq) index -= 1;
     this.seqs.splice(index, 0, seq);
+    if (stored.asOf !== undefined) this.applyKept(seq);
     return index;
+  }
+
+  /** Applies the kept changes of message `seq`, just paged in, that its page does not include yet. */
+  applyKept(seq) {
+    const kept = this.unapplied.filter((entry) => Number(entry.frame.target_seq) === seq);
+    if (kept.length === 0) return;
+    this.unapplied = this.unapplied.filter((entry) => Number(entry.frame.target_seq) !== seq);
+    for (const { frame, me } of kept) this.apply(frame, me);
   }
 
   /** Takes note of an entry's seq (a message or a change): the newest one is where a resume starts. */
@@ -78,8 +100,19 @@ export class RoomState {
    */
   apply(frame, me) {
     this.noteSeq(frame.seq);
-    const message = this.messages.get(Number(frame.target_seq));
-    if (!message || message.deleted) return null;
+    const target = Number(frame.target_seq);
+    const message = this.messages.get(target);
+    if (!message) {
+      // Older than what is held: a page fetched later may bring the message without this change in it.
+      if (this.oldestSeq === null || target < this.oldestSeq) {
+        this.unapplied.push({ frame, me });
+        if (this.unapplied.length > KEPT_CHANGES) this.unapplied.shift();
+      }
+      return null;
+    }
+    // Already in the message's state: its history page was read after this change.
+    if (!after(message, Number(frame.seq))) return null;
+    if (message.deleted) return null;
     if (frame.type === 'message_edited') {
       message.content = String(frame.content ?? '');
       message.edited_at = frame.edited_at;
@@ -88,7 +121,7 @@ export class RoomState {
       message.content = '';
       message.reactions = [];
       const parent = this.replyParent(message);
-      if (parent && parent.replies > 0) parent.replies -= 1;
+      if (parent && parent.replies > 0 && after(parent, Number(frame.seq))) parent.replies -= 1;
     } else if (frame.type === 'reaction') {
       applyReaction(message, frame.emoji, frame.added === true, frame.username === me);
     } else {
@@ -134,6 +167,17 @@ export class RoomState {
   ordered() {
     return this.seqs.map((seq) => this.messages.get(seq));
   }
+}
+
+/** How many changes for messages not held yet are kept for the pages that may bring them. */
+const KEPT_CHANGES = 500;
+
+/**
+ * Whether the entry `seq` is news to `message`: always for a live or replayed message, and for a paged-in one when
+ * the seq is greater than its page's `as_of`.
+ */
+function after(message, seq) {
+  return message.asOf === undefined || !Number.isSafeInteger(seq) || seq > message.asOf;
 }
 
 /** Adds (or takes back) one reaction to a message's aggregated counts: `[{emoji, count, me}]`. */

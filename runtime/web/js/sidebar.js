@@ -1,7 +1,7 @@
 // The panels around the conversation: the room list (public and private, online counts, unread, which one is on
-// screen), the search results, the member list with presence, and the "is typing" line.
+// screen), the member list with presence and a "message" action on each other member, and the "is typing" line.
 
-import { byTestId, el, shortTime } from './dom.js';
+import { byTestId, el } from './dom.js';
 
 /** Redraws the room list. `rooms`: the server's list; `joined`: name → RoomState; `onSelect(room)` on a click. */
 export function renderRoomList(rooms, joined, activeName, onSelect) {
@@ -41,46 +41,10 @@ export function renderRoomList(rooms, joined, activeName, onSelect) {
 }
 
 /**
- * Shows search results (`append`: after those shown, the next page). Each is a button that opens the message's
- * room: `onOpen(result)`. `more`: whether a next page exists.
+ * Redraws the member list of the room on screen (online first, then by name). `onMessage(username)`, when given,
+ * is offered on every member but oneself: it opens a direct conversation with them.
  */
-export function renderSearchResults(results, { append, more, onOpen }) {
-  const list = byTestId('search-results');
-  const items = results.map((result) => el('li', {
-    dataset: { testid: 'search-result', room: result.room, seq: result.seq },
-  },
-  el('button', { attrs: { type: 'button' }, on: { click: () => onOpen(result) } },
-    el('span', { class: 'result-head' },
-      el('span', { class: 'result-room', text: result.room, dataset: { testid: 'search-result-room' } }),
-      el('span', { class: 'message-author', text: result.username }),
-      el('time', { class: 'message-time', text: shortTime(result.timestamp), attrs: { datetime: result.timestamp } })),
-    el('span', { class: 'result-snippet', dataset: { testid: 'search-snippet' } }, ...highlighted(result.snippet)))));
-  if (append) list.append(...items);
-  else list.replaceChildren(...items);
-  if (!list.children.length) list.append(el('li', { class: 'empty', text: 'No messages match.', dataset: { testid: 'search-empty' } }));
-  list.hidden = false;
-  byTestId('search-more').hidden = !more;
-}
-
-/**
- * A search snippet as children for `el`: the words between `**` marks (PROTOCOL §5.4) as <mark> elements, the rest
- * as strings (text nodes). Nothing in the snippet is parsed as markup.
- */
-function highlighted(snippet) {
-  const parts = String(snippet ?? '').split('**');
-  // An unpaired mark (the message itself had `**`) is text: only complete pairs highlight.
-  const paired = parts.length % 2 === 1 ? parts.length : parts.length - 1;
-  const nodes = [];
-  for (let i = 0; i < parts.length; i += 1) {
-    if (i >= paired) nodes.push(`**${parts[i]}`);
-    else if (i % 2 === 1) nodes.push(el('mark', { text: parts[i] }));
-    else if (parts[i]) nodes.push(parts[i]);
-  }
-  return nodes;
-}
-
-/** Redraws the member list of the room on screen (online first, then by name). */
-export function renderMembers(members, me) {
+export function renderMembers(members, me, onMessage = null) {
   const list = byTestId('member-list');
   const sorted = [...members].sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username));
   list.replaceChildren(...sorted.map((member) => el('li', {
@@ -90,7 +54,14 @@ export function renderMembers(members, me) {
   el('span', { class: 'presence', attrs: { 'aria-hidden': 'true' } }),
   el('span', { text: member.username }),
   member.username === me && el('span', { class: 'hint', text: '(you)' }),
-  el('span', { class: 'visually-hidden', text: member.online ? ' online' : ' offline' }))));
+  el('span', { class: 'visually-hidden', text: member.online ? ' online' : ' offline' }),
+  member.username !== me && onMessage && el('button', {
+    class: 'link member-message',
+    text: 'Message',
+    dataset: { testid: 'member-message' },
+    attrs: { type: 'button', 'aria-label': `Send ${member.username} a direct message` },
+    on: { click: () => onMessage(member.username) },
+  }))));
 }
 
 /** The "is typing" line for the given usernames. */
