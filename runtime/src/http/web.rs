@@ -58,6 +58,7 @@ static ASSETS: &[Asset] = &[
     asset!("/static/js/main.js", "js/main.js", JS),
     asset!("/static/js/message-view.js", "js/message-view.js", JS),
     asset!("/static/js/notify.js", "js/notify.js", JS),
+    asset!("/static/js/outbox.js", "js/outbox.js", JS),
     asset!("/static/js/room-state.js", "js/room-state.js", JS),
     asset!("/static/js/search.js", "js/search.js", JS),
     asset!("/static/js/sidebar.js", "js/sidebar.js", JS),

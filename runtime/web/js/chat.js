@@ -1,7 +1,8 @@
 // The chat screen: turns server frames into room state and the person's actions into commands. After every
 // (re)connection each joined room is joined again with `after_seq` = the newest seq held, so the server replays what
 // was missed; messages are kept by seq, so nothing is missed or shown twice. Our own posts stay pending until acked
-// and are resent with the same client_msg_id (stored once by the server) if the connection dropped first.
+// and are resent with the same client_msg_id (stored once by the server) if the connection dropped first
+// (outbox.js).
 // Edits, deletions and reactions are entries of the room's log too (their own seq, naming the message with
 // target_seq): they advance the newest seq held and are applied in order, live or replayed. The read point is marked
 // as the person sees the newest messages; unread counts come from the server, then from the messages held.
@@ -15,9 +16,10 @@ import { DirectMessages, isDirect, peerFromName } from './direct.js';
 import { byTestId, el } from './dom.js';
 import { MessageView } from './message-view.js';
 import { clearError, commandErrorText, showError, showNotice } from './notify.js';
-import { RoomState, newClientMsgId } from './room-state.js';
+import { CONNECTION_ERRORS, Outbox } from './outbox.js';
+import { RoomState } from './room-state.js';
 import { Search } from './search.js';
-import { renderMembers, renderRoomList, renderTyping } from './sidebar.js';
+import { bindRoomForms, renderMembers, renderRoomList, renderTyping } from './sidebar.js';
 
 /** How often the room list (online counts) is refreshed while connected. */
 const ROOM_LIST_EVERY_MS = 30000;
@@ -26,8 +28,6 @@ const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 5000;
 /** History page size (the server's default). */
 const PAGE = 50;
-/** Commands that fail only because the socket went away: they are retried after the reconnect. */
-const CONNECTION_ERRORS = new Set(['disconnected', 'timeout']);
 /** The read point is marked this long after the newest messages came into view (one mark for a burst). */
 const MARK_READ_AFTER_MS = 400;
 /** How many older pages are fetched at most to bring a search result into view. */
@@ -73,13 +73,20 @@ export class Chat {
     });
     this.view = new MessageView({
       onLoadOlder: () => this.loadOlder(this.activeRoom()),
-      onRetry: (id) => this.retry(id),
-      onDiscard: (id) => this.discard(id),
+      onRetry: (id) => this.outbox.retry(this.activeRoom(), id),
+      onDiscard: (id) => this.outbox.discard(this.activeRoom(), id),
       onReact: (seq, emoji, add) => this.react(seq, emoji, add),
       onReply: (seq) => this.setReplyTarget(seq),
       onEdit: (seq, content) => this.edit(seq, content),
       onDelete: (seq) => this.deleteMessage(seq),
       onSeeNewest: () => this.seeNewest(),
+    });
+    this.outbox = new Outbox({
+      conn: this.conn,
+      me: this.me,
+      view: this.view,
+      isShown: (room) => room.name === this.active,
+      errorText: (error, room) => this.direct.postErrorText(error, room) ?? commandErrorText(error),
     });
   }
 
@@ -170,7 +177,7 @@ export class Chat {
       else showError(`Could not rejoin "${room.name}": ${commandErrorText(error)}`);
       return;
     }
-    this.flushPending(room);
+    this.outbox.flush(room);
   }
 
   // ---- frames ----------------------------------------------------------------------------------------------------
@@ -474,83 +481,12 @@ export class Chat {
   send(content) {
     const room = this.activeRoom();
     if (!room || !content.trim()) return false;
-    const id = newClientMsgId();
     // The others stop showing us typing when the message arrives: the next keystroke announces the next one.
     this.lastTypingSent = 0;
     const replyTo = this.replyTarget?.room === room.name ? this.replyTarget.seq : undefined;
-    room.pending.set(id, { content, state: 'sending', replyTo });
     this.setReplyTarget(null);
-    this.view.pendingChanged(room);
-    this.view.scrollToBottom();
-    this.post(room, id);
+    this.outbox.queue(room, content, replyTo);
     return true;
-  }
-
-  async post(room, id) {
-    const post = room.pending.get(id);
-    if (!post) return;
-    if (!this.conn.open) {
-      post.state = 'waiting';
-      this.view.pendingChanged(room);
-      return;
-    }
-    post.state = 'sending';
-    try {
-      const data = { room: room.name, content: post.content, client_msg_id: id };
-      if (post.replyTo !== undefined) data.reply_to = post.replyTo;
-      const ack = await this.conn.request('room_message', data, { id: `m-${id}`, until: 'ack' });
-      this.acked(room, id, ack);
-    } catch (error) {
-      const still = room.pending.get(id);
-      if (!still) return;
-      if (CONNECTION_ERRORS.has(error.code)) {
-        still.state = 'waiting';
-      } else {
-        still.state = 'failed';
-        still.error = this.direct.postErrorText(error, room) ?? commandErrorText(error);
-        showError(still.error);
-      }
-      this.view.pendingChanged(room);
-    }
-  }
-
-  /** The ack normally follows our own message; if it came alone, the message is built from what we sent. */
-  acked(room, id, ack) {
-    const post = room.pending.get(id);
-    if (!post) return;
-    room.pending.delete(id);
-    this.view.pendingChanged(room);
-    const message = {
-      seq: ack.seq,
-      username: this.me,
-      content: post.content,
-      timestamp: new Date().toISOString(),
-      client_msg_id: id,
-    };
-    if (post.replyTo !== undefined) message.reply_to = post.replyTo;
-    const index = room.add(message);
-    if (index >= 0 && room.name === this.active) this.view.added(room, index);
-  }
-
-  flushPending(room) {
-    for (const [id, post] of room.pending) {
-      if (post.state !== 'failed') this.post(room, id);
-    }
-  }
-
-  retry(id) {
-    const room = this.activeRoom();
-    const post = room?.pending.get(id);
-    if (!post) return;
-    post.state = 'sending';
-    post.error = undefined;
-    this.view.pendingChanged(room);
-    this.post(room, id);
-  }
-
-  discard(id) {
-    const room = this.activeRoom();
-    if (room?.pending.delete(id)) this.view.pendingChanged(room);
   }
 
   /** Fetches the next older page of `room` (newest first from the server), keeping the reader's place. */
@@ -793,36 +729,9 @@ export class Chat {
       if (input.value.trim()) this.typing();
     });
 
-    const joinForm = byTestId('join-room-form');
-    joinForm.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const name = joinForm.elements.name.value.trim();
-      if (!name) return;
-      if (await this.join(name, joinForm.elements.password.value)) {
-        joinForm.reset();
-        byTestId('join-hint').textContent = '';
-      }
-    });
-
-    const createForm = byTestId('create-room-form');
-    const passwordLabel = createForm.querySelector('.create-password');
-    createForm.elements.private.addEventListener('change', () => {
-      passwordLabel.hidden = !createForm.elements.private.checked;
-    });
-    createForm.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const name = createForm.elements.name.value.trim();
-      const isPrivate = createForm.elements.private.checked;
-      const password = createForm.elements.password.value;
-      if (!name) return;
-      if (isPrivate && !password) {
-        showError('A private room needs a password.');
-        return;
-      }
-      if (await this.create(name, isPrivate, password)) {
-        createForm.reset();
-        passwordLabel.hidden = true;
-      }
+    bindRoomForms({
+      onJoin: (name, password) => this.join(name, password),
+      onCreate: (name, isPrivate, password) => this.create(name, isPrivate, password),
     });
 
     byTestId('reply-cancel').addEventListener('click', () => this.setReplyTarget(null));

@@ -1,7 +1,47 @@
 // The panels around the conversation: the room list (public and private, online counts, unread, which one is on
-// screen), the member list with presence and a "message" action on each other member, and the "is typing" line.
+// screen) with its join and create forms, the member list with presence and a "message" action on each other
+// member, and the "is typing" line.
 
 import { byTestId, el } from './dom.js';
+import { showError } from './notify.js';
+
+/**
+ * Wires the join and create forms: `onJoin(name, password)` and `onCreate(name, isPrivate, password)` resolve
+ * whether it worked (the form is then cleared).
+ */
+export function bindRoomForms({ onJoin, onCreate }) {
+  const joinForm = byTestId('join-room-form');
+  joinForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = joinForm.elements.name.value.trim();
+    if (!name) return;
+    if (await onJoin(name, joinForm.elements.password.value)) {
+      joinForm.reset();
+      byTestId('join-hint').textContent = '';
+    }
+  });
+
+  const createForm = byTestId('create-room-form');
+  const passwordLabel = createForm.querySelector('.create-password');
+  createForm.elements.private.addEventListener('change', () => {
+    passwordLabel.hidden = !createForm.elements.private.checked;
+  });
+  createForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = createForm.elements.name.value.trim();
+    const isPrivate = createForm.elements.private.checked;
+    const password = createForm.elements.password.value;
+    if (!name) return;
+    if (isPrivate && !password) {
+      showError('A private room needs a password.');
+      return;
+    }
+    if (await onCreate(name, isPrivate, password)) {
+      createForm.reset();
+      passwordLabel.hidden = true;
+    }
+  });
+}
 
 /** Redraws the room list. `rooms`: the server's list; `joined`: name → RoomState; `onSelect(room)` on a click. */
 export function renderRoomList(rooms, joined, activeName, onSelect) {
