@@ -144,6 +144,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reply_names_a_live_message_of_the_room() {
+        let ctx = TestContext::new();
+        let john = on(1, &user(&ctx, "john_doe").await);
+        public_room(&ctx, &john, "general").await;
+        message(&ctx, &john, to(None, "question?", None))
+            .await
+            .unwrap();
+        let reply = |to_seq| RoomMessageRequest {
+            reply_to: Some(to_seq),
+            ..to(None, "answer", None)
+        };
+        assert_eq!(message(&ctx, &john, reply(1)).await, Ok(ack("general", 2)));
+        let (_, RoomEvent::Entry(entry)) = events(&ctx, 1).pop().unwrap() else {
+            panic!("an entry")
+        };
+        assert_eq!(entry.message().and_then(|m| m.reply_to), Some(1));
+        assert_eq!(
+            message(&ctx, &john, reply(7)).await,
+            Err(Error::MessageNotFound { seq: 7 })
+        );
+        assert_eq!(
+            ctx.store.message_count(),
+            2,
+            "a refused reply stores nothing"
+        );
+    }
+
+    #[tokio::test]
     async fn seqs_follow_each_other() {
         let ctx = TestContext::new();
         let john = on(1, &user(&ctx, "john_doe").await);
