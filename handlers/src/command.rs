@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::actions::{
     block_user, create_room, delete_message, delete_room, edit_message, get_messages, join_room,
-    leave_room, list_members, list_rooms, mark_read, open_dm, react, room_message, search, typing,
-    unblock_user, unreact,
+    leave_room, list_members, list_rooms, mark_read, open_dm, react, room_message, search,
+    set_role, transfer_ownership, typing, unblock_user, unreact,
 };
 use crate::context::Context;
 use crate::error::Error;
@@ -40,6 +40,8 @@ pub enum Command {
     OpenDm(open_dm::OpenDmRequest),
     BlockUser(block_user::BlockRequest),
     UnblockUser(block_user::BlockRequest),
+    SetRole(set_role::SetRoleRequest),
+    TransferOwnership(transfer_ownership::TransferOwnershipRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -129,6 +131,8 @@ impl Command {
             Command::OpenDm(_) => "open_dm",
             Command::BlockUser(_) => "block_user",
             Command::UnblockUser(_) => "unblock_user",
+            Command::SetRole(_) => "set_role",
+            Command::TransferOwnership(_) => "transfer_ownership",
         }
     }
 
@@ -164,6 +168,12 @@ impl Command {
             Command::BlockUser(req) => block_user::block_user(ctx, session, req).await?.into(),
             Command::UnblockUser(req) => {
                 unblock_user::unblock_user(ctx, session, req).await?.into()
+            }
+            Command::SetRole(req) => set_role::set_role(ctx, session, req).await?.into(),
+            Command::TransferOwnership(req) => {
+                transfer_ownership::transfer_ownership(ctx, session, req)
+                    .await?
+                    .into()
             }
         })
     }

@@ -12,7 +12,7 @@ use crate::error::{CredentialError, StoreError, TokenRejection};
 use crate::event::{Broadcast, ConnectionId, Subscribed, Unsubscribed};
 use crate::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, IssuedToken, LogEntry, Member, NewEntry,
-    NewRoom, NewUser, Principal, ReadPoint, ReadState, Room, SearchPage, SearchQuery,
+    NewRoom, NewUser, Principal, ReadPoint, ReadState, Role, Room, SearchPage, SearchQuery,
     SecurityEvent, TokenClaims, User,
 };
 
@@ -304,6 +304,18 @@ pub trait Store: Send + Sync {
     async fn remove_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
     /// Whether `user_id` is a member of `room_id`.
     async fn is_member(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
+    /// The member's role in the room; `None` if `user_id` is not a member.
+    async fn role_of(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError>;
+    /// Gives a member a role other than owner; false if `user_id` is not a member.
+    async fn set_role(&self, room_id: Uuid, user_id: Uuid, role: Role) -> Result<bool, StoreError>;
+    /// Makes the member `to` the room's owner and its owner `from` an admin, in one transaction; false (and nothing
+    /// changed) if `from` is not the owner or `to` not a member.
+    async fn transfer_ownership(
+        &self,
+        room_id: Uuid,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<bool, StoreError>;
     /// The members of a room, by username.
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError>;
     /// The ids of the rooms `user_id` is a member of, in no particular order.

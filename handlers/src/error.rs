@@ -167,6 +167,15 @@ pub enum Error {
     /// An unreact of a reaction the user has not made.
     #[error("you have not reacted to that message with that emoji")]
     ReactionNotFound,
+    /// The named user is not a member of the room.
+    #[error("that user is not a member of this room")]
+    NotAMember,
+    /// A role change the user's own role does not allow (PROTOCOL §3.7).
+    #[error("you may not give that role to that member")]
+    RoleNotAllowed,
+    /// Only the owner hands the room on.
+    #[error("only the room owner can transfer it")]
+    NotOwnerToTransfer,
     /// No account has this username.
     #[error("there is no user called that")]
     UserNotFound,
@@ -317,7 +326,9 @@ impl Error {
             Error::MessageNotFound { .. }
             | Error::MessageDeleted { .. }
             | Error::ReactionNotFound
-            | Error::UserNotFound => "not_found",
+            | Error::UserNotFound
+            | Error::NotAMember => "not_found",
+            Error::RoleNotAllowed | Error::NotOwnerToTransfer => "forbidden",
             Error::DirectWithYourself | Error::BlockYourself => "invalid_request",
             Error::Blocked | Error::DirectRoom => "forbidden",
             Error::NotAuthor
@@ -364,7 +375,9 @@ impl Error {
             Error::MessageNotFound { .. }
             | Error::MessageDeleted { .. }
             | Error::ReactionNotFound
-            | Error::UserNotFound => ErrorKind::NotFound,
+            | Error::UserNotFound
+            | Error::NotAMember => ErrorKind::NotFound,
+            Error::RoleNotAllowed | Error::NotOwnerToTransfer => ErrorKind::Forbidden,
             Error::DirectWithYourself | Error::BlockYourself => ErrorKind::Invalid,
             Error::Blocked | Error::DirectRoom => ErrorKind::Forbidden,
             Error::NotAuthor

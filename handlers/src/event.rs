@@ -88,6 +88,8 @@ pub struct MemberView {
     pub online: bool,
     /// The seq the member has read through (their read receipt).
     pub last_read_seq: i64,
+    /// `owner`, `admin`, `moderator` or `member`.
+    pub role: &'static str,
 }
 
 /// A reply to the connection that sent the command.
@@ -184,6 +186,12 @@ pub enum RoomEvent {
     Read { user_id: Uuid, seq: i64 },
     /// `RECEIPT:…` / `receipt`: a member's read point moved, for the others.
     Receipt { username: String, seq: i64 },
+    /// `… made bob a moderator` / `role_changed`: `username` has `role` now, given by `by`.
+    RoleChanged {
+        username: String,
+        role: crate::model::Role,
+        by: String,
+    },
     /// `DM_OPENED:…` / `dm_opened`: the direct room with `with` is open; only `user_id`'s connections receive it.
     DirectOpened { user_id: Uuid, with: String },
 }

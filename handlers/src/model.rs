@@ -137,6 +137,39 @@ pub struct Member {
     pub username: String,
     /// The seq the member has read through (0: nothing yet).
     pub last_read_seq: i64,
+    pub role: Role,
+}
+
+/// A member's role in a room, from the most powers to the fewest: one owner, then admins, moderators, members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Member,
+    Moderator,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    /// The role's wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+            Role::Member => "member",
+        }
+    }
+
+    /// The role called `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        Some(match name {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "moderator" => Role::Moderator,
+            "member" => Role::Member,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a member's read point stands after a `mark_read`.

@@ -73,7 +73,7 @@ async fn rooms_are_created_listed_and_deleted_by_their_owner(engine: Engine) {
     assert_eq!(status, StatusCode::OK, "{members}");
     assert_eq!(
         members,
-        json!([{"username": "john_doe", "online": false, "last_read_seq": 0}])
+        json!([{"username": "john_doe", "online": false, "last_read_seq": 0, "role": "owner"}])
     );
     let (status, body) = client
         .get("/api/rooms/general%20chat/members", Some(&jane))

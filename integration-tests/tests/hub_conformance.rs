@@ -200,6 +200,7 @@ impl Subject for Memory {
                         seq,
                     },
                     RoomEvent::DirectOpened { with, .. } => Seen::DirectOpened { room, with },
+                    RoomEvent::RoleChanged { .. } => panic!("the suite publishes no role changes"),
                 }
             })
             .collect()

@@ -482,6 +482,7 @@ async fn uniqueness_is_case_insensitive_and_named() -> anyhow::Result<()> {
             user_id: alice.id,
             username: alice.username.clone(),
             last_read_seq: 0,
+            role: palaver_handlers::model::Role::Owner,
         }]
     );
     db.drop_schema().await

@@ -12,8 +12,8 @@ use std::time::Duration as StdDuration;
 
 use palaver_handlers::model::{
     Appended, AuditEvent, Body, Change, HistoryPage, HistoryQuery, LogEntry, Member, MessageBody,
-    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Refusal, Room, SearchPage,
-    SearchQuery, User,
+    NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Refusal, Role, Room,
+    SearchPage, SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError, Unique};
 use palaver_integration_tests::pg::PgDatabase;
@@ -159,6 +159,8 @@ conformance_suite!(
     search_pages_with_next,
     open_direct_is_one_room_per_pair_with_both_as_members,
     blocks_are_one_way_and_can_be_undone,
+    roles_start_with_one_owner_and_change_only_as_allowed,
+    ownership_moves_with_owner_id_in_one_step,
 );
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -410,6 +412,15 @@ fn member(user: &User) -> Member {
         user_id: user.id,
         username: user.username.clone(),
         last_read_seq: 0,
+        role: Role::Member,
+    }
+}
+
+/// The room's creator as a member: its owner.
+fn owning(user: &User) -> Member {
+    Member {
+        role: Role::Owner,
+        ..member(user)
     }
 }
 
@@ -805,7 +816,7 @@ mod cases {
                 .await
                 .expect("is_member")
         );
-        assert_eq!(members_of(store, &created).await, vec![member(&owner)]);
+        assert_eq!(members_of(store, &created).await, vec![owning(&owner)]);
 
         let secret = NewRoom {
             private: true,
@@ -830,7 +841,7 @@ mod cases {
         );
         assert_eq!(
             members_of(store, &created_secret).await,
-            vec![member(&other)]
+            vec![owning(&other)]
         );
     }
 
@@ -1143,7 +1154,7 @@ mod cases {
         );
         assert_eq!(
             members_of(store, &survivor).await,
-            vec![member(&guest), member(&owner)]
+            vec![member(&guest), owning(&owner)]
         );
 
         assert!(
@@ -1206,7 +1217,7 @@ mod cases {
         assert!(store.is_member(chat.id, guest.id).await.expect("is_member"));
         assert_eq!(
             members_of(store, &chat).await,
-            vec![member(&guest), member(&owner)]
+            vec![member(&guest), owning(&owner)]
         );
 
         assert!(
@@ -1228,7 +1239,7 @@ mod cases {
             store.is_member(chat.id, owner.id).await.expect("is_member"),
             "only that membership ended"
         );
-        assert_eq!(members_of(store, &chat).await, vec![member(&owner)]);
+        assert_eq!(members_of(store, &chat).await, vec![owning(&owner)]);
 
         assert!(
             store
@@ -1292,7 +1303,7 @@ mod cases {
         assert_eq!(by_id[0], member(alice), "each member carries its user id");
         assert_eq!(
             members_of(store, &other).await,
-            vec![member(&outsider), member(&joined[0])]
+            vec![owning(&outsider), member(&joined[0])]
         );
     }
 
@@ -2987,5 +2998,99 @@ mod cases {
                 .expect("set_blocked")
         );
         assert!(!blocked(&alice, &bob).await.expect("is_blocked"));
+    }
+
+    pub async fn roles_start_with_one_owner_and_change_only_as_allowed(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let role = |user: &User| store.role_of(chat.id, user.id);
+        assert_eq!(role(&alice).await.expect("role_of"), Some(Role::Owner));
+        assert_eq!(role(&bob).await.expect("role_of"), Some(Role::Member));
+        let stranger = user(store, "stranger").await;
+        assert_eq!(role(&stranger).await.expect("role_of"), None);
+        assert!(
+            store
+                .set_role(chat.id, bob.id, Role::Moderator)
+                .await
+                .expect("set_role")
+        );
+        assert_eq!(role(&bob).await.expect("role_of"), Some(Role::Moderator));
+        assert!(
+            !store
+                .set_role(chat.id, stranger.id, Role::Admin)
+                .await
+                .expect("set_role"),
+            "not a member"
+        );
+        assert!(
+            !store
+                .set_role(chat.id, alice.id, Role::Member)
+                .await
+                .expect("set_role"),
+            "the owner keeps the room until it is transferred"
+        );
+        assert!(store.set_role(chat.id, bob.id, Role::Owner).await.is_err());
+        let members = members_of(store, &chat).await;
+        let roles: Vec<(&str, Role)> = members
+            .iter()
+            .map(|m| (m.username.as_str(), m.role))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![("alice", Role::Owner), ("bob", Role::Moderator)]
+        );
+        // A direct room's members are members.
+        let mut new = new_room("dm:alice:stranger", &alice, secs(9));
+        new.private = true;
+        let (direct, _) = store
+            .open_direct(new, stranger.id)
+            .await
+            .expect("open_direct");
+        for user in [&alice, &stranger] {
+            assert_eq!(
+                store.role_of(direct.id, user.id).await.expect("role_of"),
+                Some(Role::Member)
+            );
+        }
+    }
+
+    pub async fn ownership_moves_with_owner_id_in_one_step(store: &dyn Store) {
+        let (chat, alice, bob) = one_message(store).await;
+        let stranger = user(store, "stranger").await;
+        assert!(
+            !store
+                .transfer_ownership(chat.id, bob.id, alice.id)
+                .await
+                .expect("transfer"),
+            "only the owner hands it on"
+        );
+        assert!(
+            !store
+                .transfer_ownership(chat.id, alice.id, stranger.id)
+                .await
+                .expect("transfer"),
+            "only to a member"
+        );
+        assert!(
+            store
+                .transfer_ownership(chat.id, alice.id, bob.id)
+                .await
+                .expect("transfer")
+        );
+        assert_eq!(
+            store.role_of(chat.id, bob.id).await.expect("role_of"),
+            Some(Role::Owner)
+        );
+        assert_eq!(
+            store.role_of(chat.id, alice.id).await.expect("role_of"),
+            Some(Role::Admin)
+        );
+        let found = store
+            .room_by_name("chat")
+            .await
+            .expect("room_by_name")
+            .expect("the room");
+        assert_eq!(found.owner_id, bob.id);
+        assert_eq!(store.count_rooms_owned(bob.id).await.expect("count"), 1);
+        assert_eq!(store.count_rooms_owned(alice.id).await.expect("count"), 0);
     }
 }

@@ -88,7 +88,7 @@ fn member_pairs(list: &Value) -> Vec<(String, bool)> {
             let object = member.as_object().expect("a member object");
             assert_eq!(
                 object.keys().collect::<Vec<_>>(),
-                ["username", "online", "last_read_seq"],
+                ["username", "online", "last_read_seq", "role"],
                 "{member}"
             );
             (

@@ -751,8 +751,8 @@ async fn json_mark_read_tells_the_users_connections_and_the_room(engine: Engine)
     assert_eq!(
         members["members"],
         json!([
-            {"username": "jane_doe", "online": true, "last_read_seq": 2},
-            {"username": "john_doe", "online": true, "last_read_seq": 0},
+            {"username": "jane_doe", "online": true, "last_read_seq": 2, "role": "member"},
+            {"username": "john_doe", "online": true, "last_read_seq": 0, "role": "owner"},
         ])
     );
     // Backwards is no move: answered with where it stands, nobody told.
@@ -1202,6 +1202,192 @@ async fn text_direct_rooms_and_blocks_have_their_lines(engine: Engine) {
     jane.expect_text("UNBLOCKED:john_doe").await;
 }
 
+async fn json_roles_are_given_shown_and_enforced(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, mut jane) = general(&chat).await;
+    let bob_token = chat.client.user("bob").await;
+    let mut bob = chat.json(&bob_token).await;
+    bob.send_cmd("join_room", json!({"name": "general"}), Some("j"))
+        .await;
+    bob.expect_json("welcome").await;
+    john.expect_json("joined").await;
+    jane.expect_json("joined").await;
+    john.send_cmd(
+        "set_role",
+        json!({"room": "general", "username": "jane_doe", "role": "moderator"}),
+        Some("s1"),
+    )
+    .await;
+    let changed = json!({"type": "role_changed", "room": "general", "username": "jane_doe", "role": "moderator",
+                         "by": "john_doe"});
+    for ws in [&mut john, &mut jane, &mut bob] {
+        assert_eq!(ws.next_json().await, changed);
+    }
+    let (_, members) = command(&mut bob, "list_members", json!({"name": "general"}), "l").await;
+    let roles: Vec<(&str, &str)> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["username"].as_str().unwrap_or(""),
+                m["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("bob", "member"),
+            ("jane_doe", "moderator"),
+            ("john_doe", "owner")
+        ]
+    );
+    // A moderator deletes anyone's message; a member gives no roles.
+    change(
+        &mut bob,
+        "room_message",
+        json!({"room": "general", "content": "spam"}),
+        "m",
+        1,
+    )
+    .await;
+    john.expect_json("message").await;
+    jane.expect_json("message").await;
+    let deleted = change(
+        &mut jane,
+        "delete_message",
+        json!({"room": "general", "seq": 1}),
+        "d",
+        2,
+    )
+    .await;
+    assert_eq!(deleted["username"], "jane_doe", "{deleted}");
+    for (who, data, expected) in [
+        (
+            "bob",
+            json!({"room": "general", "username": "jane_doe", "role": "member"}),
+            error(
+                "x",
+                "forbidden",
+                "you may not give that role to that member",
+            ),
+        ),
+        (
+            "jane",
+            json!({"room": "general", "username": "bob", "role": "admin"}),
+            error(
+                "x",
+                "forbidden",
+                "you may not give that role to that member",
+            ),
+        ),
+        (
+            "john",
+            json!({"room": "general", "username": "nobody_here", "role": "member"}),
+            error("x", "not_found", "there is no user called that"),
+        ),
+        (
+            "john",
+            json!({"room": "general", "username": "bob", "role": "owner"}),
+            error(
+                "x",
+                "invalid_request",
+                "role must be admin, moderator or member (an owner is made by transfer_ownership)",
+            ),
+        ),
+    ] {
+        let ws = match who {
+            "bob" => &mut bob,
+            "jane" => &mut jane,
+            _ => &mut john,
+        };
+        let (_, answer) = command(ws, "set_role", data.clone(), "x").await;
+        assert_eq!(answer, expected, "{data}");
+    }
+    // The owner hands the room to jane and becomes an admin; the room hears both.
+    john.send_cmd(
+        "transfer_ownership",
+        json!({"room": "general", "username": "jane_doe"}),
+        Some("t"),
+    )
+    .await;
+    // (The deletion's event was read while the refusals above were awaited.)
+    for ws in [&mut john, &mut bob] {
+        let first = ws.next_json().await;
+        let second = ws.next_json().await;
+        assert_eq!(
+            (&first["username"], &first["role"]),
+            (&json!("jane_doe"), &json!("owner"))
+        );
+        assert_eq!(
+            (&second["username"], &second["role"]),
+            (&json!("john_doe"), &json!("admin"))
+        );
+    }
+    let (_, answer) = command(
+        &mut john,
+        "transfer_ownership",
+        json!({"room": "general", "username": "bob"}),
+        "t2",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        error("t2", "forbidden", "only the room owner can transfer it")
+    );
+    let (_, answer) = command(&mut john, "delete_room", json!({"name": "general"}), "d2").await;
+    assert_eq!(
+        answer,
+        error("d2", "forbidden", "only the room owner can delete it")
+    );
+}
+
+async fn text_role_changes_have_their_lines(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, _jane) = general(&chat).await;
+    let mut watcher = chat.text(&chat.jane).await;
+    watcher
+        .send_cmd("join_room", json!({"name": "general"}), None)
+        .await;
+    watcher.expect_stamped("Welcome to room 'general'!").await;
+    john.send_cmd(
+        "set_role",
+        json!({"room": "general", "username": "jane_doe", "role": "admin"}),
+        None,
+    )
+    .await;
+    watcher
+        .expect_stamped("john_doe made jane_doe an admin")
+        .await;
+    john.send_cmd(
+        "transfer_ownership",
+        json!({"room": "general", "username": "jane_doe"}),
+        None,
+    )
+    .await;
+    watcher
+        .expect_stamped("john_doe made jane_doe the owner")
+        .await;
+    watcher
+        .expect_stamped("john_doe made john_doe an admin")
+        .await;
+    watcher
+        .send_cmd(
+            "set_role",
+            json!({"room": "general", "username": "john_doe", "role": "moderator"}),
+            None,
+        )
+        .await;
+    watcher
+        .expect_stamped("jane_doe made john_doe a moderator")
+        .await;
+}
+
 palaver_integration_tests::on_every_engine!(
     json_edits_deletions_and_reactions_reach_everyone_and_are_acked,
     text_edits_deletions_and_reactions_have_their_lines,
@@ -1213,4 +1399,6 @@ palaver_integration_tests::on_every_engine!(
     search_finds_messages_in_the_users_rooms_over_both_protocols_and_rest,
     json_a_direct_room_is_its_two_members_and_a_block_refuses_it,
     text_direct_rooms_and_blocks_have_their_lines,
+    json_roles_are_given_shown_and_enforced,
+    text_role_changes_have_their_lines,
 );

@@ -8,7 +8,7 @@ use crate::actions::submit::submit;
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{PendingReplies, Session};
-use crate::model::Change;
+use crate::model::{Change, Role};
 
 /// The `data` of a `delete_message` command.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,11 +28,16 @@ pub async fn delete_message(
 ) -> Result<PendingReplies, Error> {
     let (room_id, room) = joined_room(ctx, session, Some(&req.room)).await?;
     let found = find_room(ctx, &room).await?;
-    // A direct room has no owner over the other's messages: whoever opened it is only its first member.
-    let owner = !found.direct && found.owner_id == session.principal.user_id;
+    // Moderators and up delete anyone's message; a direct room has no such powers (whoever opened it is only its
+    // first member).
+    let role = ctx
+        .store()
+        .role_of(room_id, session.principal.user_id)
+        .await?;
+    let moderates = !found.direct && role.is_some_and(|role| role >= Role::Moderator);
     let change = Change::Delete {
         target_seq: req.seq,
-        any_author: owner,
+        any_author: moderates,
     };
     submit(ctx, session, room_id, room, change, None).await
 }

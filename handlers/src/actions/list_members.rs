@@ -49,6 +49,7 @@ pub async fn list_members_for(
             online: online.contains(&member.user_id),
             username: member.username,
             last_read_seq: member.last_read_seq,
+            role: member.role.as_str(),
         })
         .collect();
     Ok((room, members))
@@ -70,6 +71,11 @@ mod tests {
             username: username.into(),
             online,
             last_read_seq: 0,
+            role: if username == "john_doe" {
+                "owner"
+            } else {
+                "member"
+            },
         }
     }
 

@@ -20,6 +20,8 @@ pub mod open_dm;
 pub mod react;
 pub mod room_message;
 pub mod search;
+pub mod set_role;
+pub mod transfer_ownership;
 pub mod typing;
 pub mod unblock_user;
 pub mod unreact;

@@ -13,7 +13,7 @@ use crate::context::Store;
 use crate::error::{StoreError, Unique};
 use crate::model::{
     Appended, AuditEvent, Body, HIGHLIGHT, HistoryMessage, HistoryPage, HistoryQuery, LogEntry,
-    Member, NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Room, SearchHit,
+    Member, NewEntry, NewRoom, NewUser, ReactionCount, ReadPoint, ReadState, Role, Room, SearchHit,
     SearchPage, SearchQuery, User, direct_key,
 };
 use crate::room_log::{self, Lookup, Plan, ReactionKey, Target};
@@ -31,6 +31,8 @@ struct MemoryState {
     read_points: HashMap<(Uuid, Uuid), i64>,
     /// The direct rooms, by their pair's key.
     direct: HashMap<String, Uuid>,
+    /// Each membership's role other than member, by (room, user).
+    roles: HashMap<(Uuid, Uuid), Role>,
     /// (blocker, blocked).
     blocks: HashSet<(Uuid, Uuid)>,
     revoked: HashMap<String, OffsetDateTime>,
@@ -401,6 +403,7 @@ impl Store for MemoryStore {
             .members
             .push((room.id, room.owner_id, room.created_at));
         state.read_points.insert((room.id, room.owner_id), 0);
+        state.roles.insert((room.id, room.owner_id), Role::Owner);
         state.rooms.push(room.clone());
         Ok(room)
     }
@@ -521,6 +524,7 @@ impl Store for MemoryStore {
         state.reactions.retain(|key, _| key.room_id != room_id);
         state.read_points.retain(|(room, _), _| *room != room_id);
         state.direct.retain(|_, room| *room != room_id);
+        state.roles.retain(|(room, _), _| *room != room_id);
         Ok(state.rooms.len() < before)
     }
 
@@ -560,6 +564,7 @@ impl Store for MemoryStore {
             .members
             .retain(|(room, user, _)| !(*room == room_id && *user == user_id));
         state.read_points.remove(&(room_id, user_id));
+        state.roles.remove(&(room_id, user_id));
         Ok(state.members.len() < before)
     }
 
@@ -630,6 +635,63 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn role_of(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
+        let state = self.state()?;
+        let member = state
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id);
+        Ok(member.then(|| {
+            state
+                .roles
+                .get(&(room_id, user_id))
+                .copied()
+                .unwrap_or(Role::Member)
+        }))
+    }
+
+    async fn set_role(&self, room_id: Uuid, user_id: Uuid, role: Role) -> Result<bool, StoreError> {
+        if role == Role::Owner {
+            return Err(StoreError::Backend(
+                "an owner is made by transfer_ownership".into(),
+            ));
+        }
+        let mut state = self.state()?;
+        let member = state
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == user_id);
+        // The owner keeps the room until it is transferred.
+        let owner = state.roles.get(&(room_id, user_id)) == Some(&Role::Owner);
+        if member && !owner {
+            state.roles.insert((room_id, user_id), role);
+        }
+        Ok(member && !owner)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        room_id: Uuid,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let owns = state.roles.get(&(room_id, from)) == Some(&Role::Owner);
+        let member = state
+            .members
+            .iter()
+            .any(|(room, user, _)| *room == room_id && *user == to);
+        if !owns || !member || from == to {
+            return Ok(false);
+        }
+        state.roles.insert((room_id, from), Role::Admin);
+        state.roles.insert((room_id, to), Role::Owner);
+        if let Some(room) = state.rooms.iter_mut().find(|room| room.id == room_id) {
+            room.owner_id = to;
+        }
+        Ok(true)
+    }
+
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         let state = self.state()?;
         let mut members = state
@@ -645,6 +707,11 @@ impl Store for MemoryStore {
                         .get(&(room_id, *user_id))
                         .copied()
                         .unwrap_or(0),
+                    role: state
+                        .roles
+                        .get(&(room_id, *user_id))
+                        .copied()
+                        .unwrap_or(Role::Member),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -91,6 +91,11 @@ enum Event<'a> {
         username: Cow<'a, str>,
         seq: i64,
     },
+    RoleChanged {
+        username: Cow<'a, str>,
+        role: Cow<'a, str>,
+        by: Cow<'a, str>,
+    },
     /// For the connections of `user_id` only (a node publishes it to its own hub; it is here for completeness).
     DirectOpened {
         user_id: Uuid,
@@ -188,6 +193,11 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
         RoomEvent::Receipt { username, seq } => Event::Receipt {
             username: Cow::Borrowed(username),
             seq: *seq,
+        },
+        RoomEvent::RoleChanged { username, role, by } => Event::RoleChanged {
+            username: Cow::Borrowed(username),
+            role: Cow::Borrowed(role.as_str()),
+            by: Cow::Borrowed(by),
         },
         RoomEvent::DirectOpened { user_id, with } => Event::DirectOpened {
             user_id: *user_id,
@@ -303,6 +313,11 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
         Event::Receipt { username, seq } => RoomEvent::Receipt {
             username: username.into_owned(),
             seq,
+        },
+        Event::RoleChanged { username, role, by } => RoomEvent::RoleChanged {
+            username: username.into_owned(),
+            role: palaver_handlers::model::Role::parse(&role)?,
+            by: by.into_owned(),
         },
         Event::DirectOpened { user_id, with } => RoomEvent::DirectOpened {
             user_id,

@@ -565,6 +565,29 @@ mod tests {
         async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
             self.inner.members(room_id).await
         }
+        async fn role_of(
+            &self,
+            room_id: Uuid,
+            user_id: Uuid,
+        ) -> Result<Option<palaver_handlers::model::Role>, StoreError> {
+            self.inner.role_of(room_id, user_id).await
+        }
+        async fn set_role(
+            &self,
+            room_id: Uuid,
+            user_id: Uuid,
+            role: palaver_handlers::model::Role,
+        ) -> Result<bool, StoreError> {
+            self.inner.set_role(room_id, user_id, role).await
+        }
+        async fn transfer_ownership(
+            &self,
+            room_id: Uuid,
+            from: Uuid,
+            to: Uuid,
+        ) -> Result<bool, StoreError> {
+            self.inner.transfer_ownership(room_id, from, to).await
+        }
         async fn mark_read(
             &self,
             room_id: Uuid,

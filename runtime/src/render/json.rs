@@ -95,6 +95,11 @@ pub fn event(broadcast: &Broadcast) -> String {
         RoomEvent::Receipt { username, seq } => {
             json!({"type": "receipt", "room": room, "username": username, "seq": seq}).to_string()
         }
+        RoomEvent::RoleChanged { username, role, by } => {
+            json!({"type": "role_changed", "room": room,
+            "username": username, "role": role.as_str(), "by": by})
+            .to_string()
+        }
         RoomEvent::DirectOpened { with, .. } => {
             json!({"type": "dm_opened", "room": room, "with": with}).to_string()
         }

@@ -209,11 +209,14 @@ mod tests {
                 username: "john_doe".into(),
                 online: true,
                 last_read_seq: 4,
+                role: "owner",
             }],
         };
         assert_eq!(
             Codec::Text.reply_frames(None, &members, false),
-            [r#"MEMBERS_LIST:[{"username":"john_doe","online":true,"last_read_seq":4}]"#]
+            [
+                r#"MEMBERS_LIST:[{"username":"john_doe","online":true,"last_read_seq":4,"role":"owner"}]"#
+            ]
         );
         assert!(
             list[0].ends_with(r#""member":true,"last_read_seq":3,"unread":2}]"#),

@@ -3,7 +3,7 @@
 
 use palaver_handlers::Error;
 use palaver_handlers::event::{Broadcast, MemberView, Reply, RoomEvent, RoomView};
-use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry};
+use palaver_handlers::model::{Body, HistoryMessage, HistoryPage, LogEntry, Role};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -75,6 +75,14 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
         RoomEvent::Read { seq, .. } => format!("{prefix}READ:{seq}"),
         RoomEvent::Receipt { username, seq } => format!("{prefix}RECEIPT:{username}:{seq}"),
         RoomEvent::DirectOpened { with, .. } => direct_opened(room, with),
+        RoomEvent::RoleChanged { username, role, by } => {
+            let role = match role {
+                Role::Owner => "the owner".to_owned(),
+                Role::Admin => "an admin".to_owned(),
+                other => format!("a {}", other.as_str()),
+            };
+            format!("{prefix}[{}] {by} made {username} {role}", clock(at))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::error::Error as _;
 
 use deadpool_postgres::PoolError;
-use palaver_handlers::model::{AuditEvent, Body, EntryKind, LogEntry, Member, Room, User};
+use palaver_handlers::model::{AuditEvent, Body, EntryKind, LogEntry, Member, Role, Room, User};
 use palaver_handlers::{StoreError, Unique};
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
@@ -56,6 +56,10 @@ pub(super) fn member_from_row(row: &Row) -> Result<Member, tokio_postgres::Error
         user_id: row.try_get("id")?,
         username: row.try_get("username")?,
         last_read_seq: row.try_get("last_read_seq")?,
+        role: {
+            let role: String = row.try_get("role")?;
+            Role::parse(&role).unwrap_or(Role::Member)
+        },
     })
 }
 

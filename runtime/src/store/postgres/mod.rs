@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    ReadPoint, ReadState, Room, SearchPage, SearchQuery, User,
+    ReadPoint, ReadState, Role, Room, SearchPage, SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -314,6 +314,23 @@ impl Store for PostgresStore {
 
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         rooms::members(self, room_id).await
+    }
+
+    async fn role_of(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
+        rooms::role_of(self, room_id, user_id).await
+    }
+
+    async fn set_role(&self, room_id: Uuid, user_id: Uuid, role: Role) -> Result<bool, StoreError> {
+        rooms::set_role(self, room_id, user_id, role).await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        room_id: Uuid,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<bool, StoreError> {
+        rooms::transfer_ownership(self, room_id, from, to).await
     }
 
     async fn mark_read(

@@ -1,7 +1,7 @@
 //! Rooms and their members.
 
 use palaver_handlers::StoreError;
-use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room, direct_key};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Role, Room, direct_key};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -34,7 +34,8 @@ pub(super) async fn create_room(store: &PostgresStore, room: NewRoom) -> Result<
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  RETURNING id, owner_id, created_at
              )
-             INSERT INTO room_members (room_id, user_id, joined_at) SELECT id, owner_id, created_at FROM room",
+             INSERT INTO room_members (room_id, user_id, joined_at, role)
+             SELECT id, owner_id, created_at, 'owner' FROM room",
             &[
                 &room.id,
                 &room.name,
@@ -240,6 +241,99 @@ pub(super) async fn add_member(
     Ok(added > 0)
 }
 
+/// The member's role; `None` for a non-member.
+pub(super) async fn role_of(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, StoreError> {
+    let row = store
+        .query_opt(
+            "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2",
+            &[&room_id, &user_id],
+        )
+        .await?;
+    row.map(|row| {
+        let role: String = row.try_get(0).map_err(pg_error)?;
+        Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("unknown role {role:?}")))
+    })
+    .transpose()
+}
+
+/// Gives a member a role other than owner (a member who is the owner keeps it: ownership moves only by transfer).
+pub(super) async fn set_role(
+    store: &PostgresStore,
+    room_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<bool, StoreError> {
+    if role == Role::Owner {
+        return Err(StoreError::Backend(
+            "an owner is made by transfer_ownership".into(),
+        ));
+    }
+    let changed = store
+        .execute(
+            "UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2 AND role <> 'owner'",
+            &[&room_id, &user_id, &role.as_str()],
+        )
+        .await?;
+    Ok(changed > 0)
+}
+
+/// Moves ownership from `from` to the member `to` (the old owner becomes an admin), and the room's owner_id with it,
+/// in one transaction under the room's row lock.
+pub(super) async fn transfer_ownership(
+    store: &PostgresStore,
+    room_id: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> Result<bool, StoreError> {
+    if from == to {
+        return Ok(false);
+    }
+    let mut client = store.client().await?;
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    transaction
+        .execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", &[&room_id])
+        .await
+        .map_err(pg_error)?;
+    let roles = transaction
+        .query(
+            "SELECT user_id, role FROM room_members WHERE room_id = $1 AND user_id = ANY($2)",
+            &[&room_id, &vec![from, to]],
+        )
+        .await
+        .map_err(pg_error)?;
+    let role_of = |user: Uuid| {
+        roles.iter().find_map(|row| {
+            let id: Uuid = row.try_get(0).ok()?;
+            let role: String = row.try_get(1).ok()?;
+            (id == user).then_some(role)
+        })
+    };
+    if role_of(from).as_deref() != Some("owner") || role_of(to).is_none() {
+        return Ok(false);
+    }
+    transaction
+        .execute(
+            "UPDATE room_members SET role = CASE WHEN user_id = $2 THEN 'admin' ELSE 'owner' END
+             WHERE room_id = $1 AND user_id IN ($2, $3)",
+            &[&room_id, &from, &to],
+        )
+        .await
+        .map_err(pg_error)?;
+    transaction
+        .execute(
+            "UPDATE rooms SET owner_id = $2 WHERE id = $1",
+            &[&room_id, &to],
+        )
+        .await
+        .map_err(pg_error)?;
+    transaction.commit().await.map_err(pg_error)?;
+    Ok(true)
+}
+
 /// Moves the member's read point forward to `seq`, clamped to the room's newest seq.
 pub(super) async fn mark_read(
     store: &PostgresStore,
@@ -356,7 +450,7 @@ pub(super) async fn members(
 ) -> Result<Vec<Member>, StoreError> {
     let rows = store
         .query(
-            r#"SELECT u.id, u.username, rm.last_read_seq FROM room_members rm JOIN users u ON u.id = rm.user_id
+            r#"SELECT u.id, u.username, rm.last_read_seq, rm.role FROM room_members rm JOIN users u ON u.id = rm.user_id
                    WHERE rm.room_id = $1
                    ORDER BY lower(u.username COLLATE "C")"#,
             &[&room_id],

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use palaver_handlers::model::{
     Appended, AuditEvent, HistoryPage, HistoryQuery, LogEntry, Member, NewEntry, NewRoom, NewUser,
-    ReadPoint, ReadState, Room, SearchPage, SearchQuery, User,
+    ReadPoint, ReadState, Role, Room, SearchPage, SearchQuery, User,
 };
 use palaver_handlers::{Store, StoreError};
 use time::OffsetDateTime;
@@ -288,6 +288,29 @@ impl Store for SqliteStore {
     async fn members(&self, room_id: Uuid) -> Result<Vec<Member>, StoreError> {
         self.readers
             .run(move |connection| rooms::members(connection, room_id))
+            .await
+    }
+
+    async fn role_of(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
+        self.readers
+            .run(move |connection| rooms::role_of(connection, room_id, user_id))
+            .await
+    }
+
+    async fn set_role(&self, room_id: Uuid, user_id: Uuid, role: Role) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| rooms::set_role(connection, room_id, user_id, role))
+            .await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        room_id: Uuid,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |connection| rooms::transfer_ownership(connection, room_id, from, to))
             .await
     }
 

@@ -1,11 +1,11 @@
 //! Rooms and their members.
 
-use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Room, direct_key};
+use palaver_handlers::model::{Member, NewRoom, ReadPoint, ReadState, Role, Room, direct_key};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::convert::{Failure, as_stored, count, id_text, micros, time_at, uuid_at};
+use super::convert::{Failure, as_stored, backend, count, id_text, micros, time_at, uuid_at};
 
 /// The key room names are unique by: Unicode lower case, computed here because SQLite's `lower()` folds only ASCII
 /// and room names may hold any letters.
@@ -31,6 +31,10 @@ pub(super) fn create_room(connection: &mut Connection, new: NewRoom) -> Result<R
         created_at,
     ])?;
     insert_member(&tx, new.id, new.owner_id, created_at)?;
+    tx.prepare_cached(
+        "UPDATE room_members SET role = 'owner' WHERE room_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![id_text(new.id), id_text(new.owner_id)])?;
     tx.commit()?;
     Ok(Room {
         id: new.id,
@@ -224,6 +228,71 @@ fn insert_member(
     Ok(inserted > 0)
 }
 
+/// The member's role; `None` for a non-member.
+pub(super) fn role_of(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, Failure> {
+    let role: Option<String> = connection
+        .prepare_cached("SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2")?
+        .query_row(params![id_text(room_id), id_text(user_id)], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    role.map(|role| Role::parse(&role).ok_or_else(|| backend(format!("unknown role {role:?}"))))
+        .transpose()
+}
+
+/// Gives a member a role other than owner (the owner keeps it: ownership moves only by transfer).
+pub(super) fn set_role(
+    connection: &Connection,
+    room_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<bool, Failure> {
+    if role == Role::Owner {
+        return Err(backend("an owner is made by transfer_ownership".into()));
+    }
+    let changed = connection
+        .prepare_cached(
+            "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2 AND role <> 'owner'",
+        )?
+        .execute(params![id_text(room_id), id_text(user_id), role.as_str()])?;
+    Ok(changed > 0)
+}
+
+/// Moves ownership from `from` to the member `to` (the old owner becomes an admin), and the room's owner_id with it,
+/// in one transaction.
+pub(super) fn transfer_ownership(
+    connection: &mut Connection,
+    room_id: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> Result<bool, Failure> {
+    if from == to {
+        return Ok(false);
+    }
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let owns = role_of(&tx, room_id, from)? == Some(Role::Owner);
+    if !owns || role_of(&tx, room_id, to)?.is_none() {
+        return Ok(false);
+    }
+    let (room, old, new) = (id_text(room_id), id_text(from), id_text(to));
+    tx.prepare_cached(
+        "UPDATE room_members SET role = 'admin' WHERE room_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![room, old])?;
+    tx.prepare_cached(
+        "UPDATE room_members SET role = 'owner' WHERE room_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![room, new])?;
+    tx.prepare_cached("UPDATE rooms SET owner_id = ?2 WHERE id = ?1")?
+        .execute(params![room, new])?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// Moves the member's read point forward to `seq`, clamped to the room's newest seq (on the writer's connection, so
 /// concurrent marks are applied one after the other).
 pub(super) fn mark_read(
@@ -320,7 +389,7 @@ pub(super) fn rooms_of_member(
 /// The members of a room, by username ignoring case.
 pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Member>, Failure> {
     let mut statement = connection.prepare_cached(
-        "SELECT u.id, u.username, rm.last_read_seq FROM room_members AS rm JOIN users AS u ON u.id = rm.user_id
+        "SELECT u.id, u.username, rm.last_read_seq, rm.role FROM room_members AS rm JOIN users AS u ON u.id = rm.user_id
          WHERE rm.room_id = ?1
          ORDER BY lower(u.username)",
     )?;
@@ -330,6 +399,7 @@ pub(super) fn members(connection: &Connection, room_id: Uuid) -> Result<Vec<Memb
                 user_id: uuid_at(row, 0)?,
                 username: row.get(1)?,
                 last_read_seq: row.get(2)?,
+                role: Role::parse(&row.get::<_, String>(3)?).unwrap_or(Role::Member),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
