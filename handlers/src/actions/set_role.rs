@@ -9,7 +9,7 @@ use crate::actions::room_access::{find_room, user_named};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
-use crate::model::Role;
+use crate::model::{Role, Room};
 
 /// The `data` of a `set_role` command.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,13 +67,18 @@ pub async fn set_role(
     if !ctx.store().set_role(room.id, target.id, role).await? {
         return Err(Error::NotAMember);
     }
+    announce(ctx, &room, target.username, role, &me.username);
+    Ok(Vec::new())
+}
+
+/// Tells the room that `username` has `role` now, given by `by`.
+pub(crate) fn announce(ctx: &dyn Context, room: &Room, username: String, role: Role, by: &str) {
     let changed = RoomEvent::RoleChanged {
-        username: target.username,
+        username,
         role,
-        by: me.username.clone(),
+        by: by.to_owned(),
     };
     publish(ctx, room.id, &room.name, changed, None);
-    Ok(Vec::new())
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 use serde::Deserialize;
 
-use crate::actions::publish;
 use crate::actions::room_access::{find_room, user_named};
+use crate::actions::set_role::announce;
 use crate::context::Context;
 use crate::error::Error;
-use crate::event::{Reply, RoomEvent, Session};
+use crate::event::{Reply, Session};
 use crate::model::Role;
 
 /// The `data` of a `transfer_ownership` command.
@@ -46,12 +46,7 @@ pub async fn transfer_ownership(
         (target.username, Role::Owner),
         (me.username.clone(), Role::Admin),
     ] {
-        let changed = RoomEvent::RoleChanged {
-            username,
-            role,
-            by: me.username.clone(),
-        };
-        publish(ctx, room.id, &room.name, changed, None);
+        announce(ctx, &room, username, role, &me.username);
     }
     Ok(Vec::new())
 }
@@ -61,6 +56,7 @@ mod tests {
     use super::*;
     use crate::Store;
     use crate::actions::delete_room::delete_room_for;
+    use crate::event::RoomEvent;
     use crate::testing::TestContext;
     use crate::testing::fixtures::*;
 
