@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::actions::{
     block_user, create_room, delete_message, delete_room, edit_message, get_messages, join_room,
-    leave_room, list_members, list_rooms, mark_read, open_dm, react, room_message, search,
+    kick, leave_room, list_members, list_rooms, mark_read, open_dm, react, room_message, search,
     set_role, transfer_ownership, typing, unblock_user, unreact,
 };
 use crate::context::Context;
@@ -42,6 +42,7 @@ pub enum Command {
     UnblockUser(block_user::BlockRequest),
     SetRole(set_role::SetRoleRequest),
     TransferOwnership(transfer_ownership::TransferOwnershipRequest),
+    Kick(kick::KickRequest),
 }
 
 /// A frame as it arrived, decoded: the client's correlation id (answered on every reply to it) and the command, or
@@ -133,6 +134,7 @@ impl Command {
             Command::UnblockUser(_) => "unblock_user",
             Command::SetRole(_) => "set_role",
             Command::TransferOwnership(_) => "transfer_ownership",
+            Command::Kick(_) => "kick",
         }
     }
 
@@ -170,6 +172,7 @@ impl Command {
                 unblock_user::unblock_user(ctx, session, req).await?.into()
             }
             Command::SetRole(req) => set_role::set_role(ctx, session, req).await?.into(),
+            Command::Kick(req) => kick::kick(ctx, session, req).await?.into(),
             Command::TransferOwnership(req) => {
                 transfer_ownership::transfer_ownership(ctx, session, req)
                     .await?

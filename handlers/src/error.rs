@@ -167,6 +167,9 @@ pub enum Error {
     /// An unreact of a reaction the user has not made.
     #[error("you have not reacted to that message with that emoji")]
     ReactionNotFound,
+    /// A moderation command on someone the sender's role does not reach.
+    #[error("you may not moderate that member")]
+    MayNotModerate,
     /// The named user is not a member of the room.
     #[error("that user is not a member of this room")]
     NotAMember,
@@ -328,7 +331,9 @@ impl Error {
             | Error::ReactionNotFound
             | Error::UserNotFound
             | Error::NotAMember => "not_found",
-            Error::RoleNotAllowed | Error::NotOwnerToTransfer => "forbidden",
+            Error::RoleNotAllowed | Error::NotOwnerToTransfer | Error::MayNotModerate => {
+                "forbidden"
+            }
             Error::DirectWithYourself | Error::BlockYourself => "invalid_request",
             Error::Blocked | Error::DirectRoom => "forbidden",
             Error::NotAuthor
@@ -377,7 +382,9 @@ impl Error {
             | Error::ReactionNotFound
             | Error::UserNotFound
             | Error::NotAMember => ErrorKind::NotFound,
-            Error::RoleNotAllowed | Error::NotOwnerToTransfer => ErrorKind::Forbidden,
+            Error::RoleNotAllowed | Error::NotOwnerToTransfer | Error::MayNotModerate => {
+                ErrorKind::Forbidden
+            }
             Error::DirectWithYourself | Error::BlockYourself => ErrorKind::Invalid,
             Error::Blocked | Error::DirectRoom => ErrorKind::Forbidden,
             Error::NotAuthor

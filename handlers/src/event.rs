@@ -192,6 +192,15 @@ pub enum RoomEvent {
         role: crate::model::Role,
         by: String,
     },
+    /// `… was kicked by …` / `kicked`: a moderator removed `username` from the room.
+    Kicked {
+        username: String,
+        by: String,
+        reason: Option<String>,
+    },
+    /// `You have left the room …` / `left_room`: `user_id` is no longer in the room (kicked); only their
+    /// connections receive it, right before they are unsubscribed.
+    Removed { user_id: Uuid },
     /// `DM_OPENED:…` / `dm_opened`: the direct room with `with` is open; only `user_id`'s connections receive it.
     DirectOpened { user_id: Uuid, with: String },
 }
@@ -200,9 +209,9 @@ impl RoomEvent {
     /// The one user whose connections receive this event, when it is not for the whole room.
     pub fn only_for(&self) -> Option<Uuid> {
         match self {
-            RoomEvent::Read { user_id, .. } | RoomEvent::DirectOpened { user_id, .. } => {
-                Some(*user_id)
-            }
+            RoomEvent::Read { user_id, .. }
+            | RoomEvent::DirectOpened { user_id, .. }
+            | RoomEvent::Removed { user_id } => Some(*user_id),
             _ => None,
         }
     }

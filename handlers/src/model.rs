@@ -627,6 +627,12 @@ pub enum SecurityEvent {
     RoomDeleted {
         room: String,
     },
+    /// A moderator removed a member from a room (they may join again).
+    MemberKicked {
+        room: String,
+        username: String,
+        reason: Option<String>,
+    },
     /// A wrong password for a private room.
     RoomPasswordFailed {
         room: String,
@@ -653,6 +659,7 @@ impl SecurityEvent {
             SecurityEvent::RoomCreated { .. } => "room_created",
             SecurityEvent::RoomDeleted { .. } => "room_deleted",
             SecurityEvent::RoomPasswordFailed { .. } => "room_password_failed",
+            SecurityEvent::MemberKicked { .. } => "member_kicked",
         }
     }
 
@@ -663,7 +670,8 @@ impl SecurityEvent {
             | SecurityEvent::LoggedIn
             | SecurityEvent::LoggedOut { .. }
             | SecurityEvent::RoomCreated { .. }
-            | SecurityEvent::RoomDeleted { .. } => "success",
+            | SecurityEvent::RoomDeleted { .. }
+            | SecurityEvent::MemberKicked { .. } => "success",
             SecurityEvent::LoginFailed | SecurityEvent::RoomPasswordFailed { .. } => "failure",
             SecurityEvent::TokenRejected { .. }
             | SecurityEvent::RateLimited { .. }
@@ -701,6 +709,11 @@ impl SecurityEvent {
             SecurityEvent::RoomDeleted { room } | SecurityEvent::RoomPasswordFailed { room } => {
                 json!({"room": room})
             }
+            SecurityEvent::MemberKicked {
+                room,
+                username,
+                reason,
+            } => json!({"room": room, "username": username, "reason": reason}),
             SecurityEvent::RoomPasswordLocked { room } => {
                 json!({"room": room, "limit": Limit::RoomPassword.label()})
             }

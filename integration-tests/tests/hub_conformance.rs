@@ -200,7 +200,11 @@ impl Subject for Memory {
                         seq,
                     },
                     RoomEvent::DirectOpened { with, .. } => Seen::DirectOpened { room, with },
-                    RoomEvent::RoleChanged { .. } => panic!("the suite publishes no role changes"),
+                    RoomEvent::RoleChanged { .. }
+                    | RoomEvent::Kicked { .. }
+                    | RoomEvent::Removed { .. } => {
+                        panic!("the suite publishes no moderation events")
+                    }
                 }
             })
             .collect()

@@ -1388,6 +1388,66 @@ async fn text_role_changes_have_their_lines(engine: Engine) {
         .await;
 }
 
+async fn kick_removes_the_member_on_both_protocols(engine: Engine) {
+    let Some(chat) = Chat::start_with(engine, &[NO_RATE_LIMIT]).await else {
+        return;
+    };
+    let (mut john, mut jane) = general(&chat).await;
+    let mut jane_text = chat.text(&chat.jane).await;
+    jane_text
+        .send_cmd("join_room", json!({"name": "general"}), None)
+        .await;
+    jane_text.expect_stamped("Welcome to room 'general'!").await;
+    let (_, answer) = command(
+        &mut jane,
+        "kick",
+        json!({"room": "general", "username": "john_doe"}),
+        "k0",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        error("k0", "forbidden", "you may not moderate that member")
+    );
+    john.send_cmd(
+        "kick",
+        json!({"room": "general", "username": "jane_doe", "reason": "flooding"}),
+        Some("k1"),
+    )
+    .await;
+    let kicked = json!({"type": "kicked", "room": "general", "username": "jane_doe", "by": "john_doe",
+                        "reason": "flooding"});
+    assert_eq!(john.next_json().await, kicked);
+    assert_eq!(jane.next_json().await, kicked);
+    assert_eq!(
+        jane.next_json().await,
+        json!({"type": "left_room", "room": "general"})
+    );
+    jane_text
+        .expect_stamped("jane_doe was kicked by john_doe (flooding)")
+        .await;
+    jane_text
+        .expect_text("You have left the room \"general\"")
+        .await;
+    // Out of the room: posting is refused, the member list no longer has her; she may join again.
+    let (_, answer) = command(
+        &mut jane,
+        "room_message",
+        json!({"room": "general", "content": "hi"}),
+        "p",
+    )
+    .await;
+    assert_eq!(answer, error("p", "forbidden", "you are not in that room"));
+    let (_, members) = command(&mut john, "list_members", json!({"name": "general"}), "l").await;
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(1),
+        "{members}"
+    );
+    let (_, welcome) = command(&mut jane, "join_room", json!({"name": "general"}), "j2").await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+}
+
 palaver_integration_tests::on_every_engine!(
     json_edits_deletions_and_reactions_reach_everyone_and_are_acked,
     text_edits_deletions_and_reactions_have_their_lines,
@@ -1401,4 +1461,5 @@ palaver_integration_tests::on_every_engine!(
     text_direct_rooms_and_blocks_have_their_lines,
     json_roles_are_given_shown_and_enforced,
     text_role_changes_have_their_lines,
+    kick_removes_the_member_on_both_protocols,
 );

@@ -12,6 +12,7 @@ pub mod delete_room;
 pub mod edit_message;
 pub mod get_messages;
 pub mod join_room;
+pub mod kick;
 pub mod leave_room;
 pub mod list_members;
 pub mod list_rooms;

@@ -96,6 +96,16 @@ enum Event<'a> {
         role: Cow<'a, str>,
         by: Cow<'a, str>,
     },
+    Kicked {
+        username: Cow<'a, str>,
+        by: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Cow<'a, str>>,
+    },
+    /// For the connections of `user_id` only: they are out of the room (their membership ended).
+    Removed {
+        user_id: Uuid,
+    },
     /// For the connections of `user_id` only (a node publishes it to its own hub; it is here for completeness).
     DirectOpened {
         user_id: Uuid,
@@ -199,6 +209,16 @@ pub fn encode(node: &str, broadcast: &Broadcast) -> Vec<u8> {
             role: Cow::Borrowed(role.as_str()),
             by: Cow::Borrowed(by),
         },
+        RoomEvent::Kicked {
+            username,
+            by,
+            reason,
+        } => Event::Kicked {
+            username: Cow::Borrowed(username),
+            by: Cow::Borrowed(by),
+            reason: reason.as_deref().map(Cow::Borrowed),
+        },
+        RoomEvent::Removed { user_id } => Event::Removed { user_id: *user_id },
         RoomEvent::DirectOpened { user_id, with } => Event::DirectOpened {
             user_id: *user_id,
             with: Cow::Borrowed(with),
@@ -319,6 +339,16 @@ pub fn decode(payload: &[u8]) -> Option<(String, Received)> {
             role: palaver_handlers::model::Role::parse(&role)?,
             by: by.into_owned(),
         },
+        Event::Kicked {
+            username,
+            by,
+            reason,
+        } => RoomEvent::Kicked {
+            username: username.into_owned(),
+            by: by.into_owned(),
+            reason: reason.map(Cow::into_owned),
+        },
+        Event::Removed { user_id } => RoomEvent::Removed { user_id },
         Event::DirectOpened { user_id, with } => RoomEvent::DirectOpened {
             user_id,
             with: with.into_owned(),

@@ -100,6 +100,13 @@ pub fn event(broadcast: &Broadcast) -> String {
             "username": username, "role": role.as_str(), "by": by})
             .to_string()
         }
+        RoomEvent::Kicked {
+            username,
+            by,
+            reason,
+        } => json!({"type": "kicked", "room": room, "username": username, "by": by, "reason": reason})
+            .to_string(),
+        RoomEvent::Removed { .. } => json!({"type": "left_room", "room": room}).to_string(),
         RoomEvent::DirectOpened { with, .. } => {
             json!({"type": "dm_opened", "room": room, "with": with}).to_string()
         }

@@ -75,6 +75,18 @@ pub fn event(broadcast: &Broadcast, prefixed: bool) -> String {
         RoomEvent::Read { seq, .. } => format!("{prefix}READ:{seq}"),
         RoomEvent::Receipt { username, seq } => format!("{prefix}RECEIPT:{username}:{seq}"),
         RoomEvent::DirectOpened { with, .. } => direct_opened(room, with),
+        RoomEvent::Kicked {
+            username,
+            by,
+            reason,
+        } => match reason {
+            Some(reason) => format!(
+                "{prefix}[{}] {username} was kicked by {by} ({reason})",
+                clock(at)
+            ),
+            None => format!("{prefix}[{}] {username} was kicked by {by}", clock(at)),
+        },
+        RoomEvent::Removed { .. } => format!("You have left the room \"{room}\""),
         RoomEvent::RoleChanged { username, role, by } => {
             let role = match role {
                 Role::Owner => "the owner".to_owned(),
