@@ -135,6 +135,9 @@ struct Known {
 
 /// The batch's view of the log while it is planned.
 struct State {
+    /// Whether anything in the batch can name a message (an edit, deletion, reaction or reply); a batch of plain
+    /// posts, the common case, keeps no record of its messages as targets.
+    tracks_targets: bool,
     last_seqs: HashMap<Uuid, i64>,
     targets: HashMap<(Uuid, i64), Known>,
     /// Every reaction the batch touched: `Some(seq)` present (added by that entry), `None` absent.
@@ -156,7 +159,11 @@ pub fn plan(batch: &[NewEntry], lookup: Lookup) -> Result<Plan, StoreError> {
         reactions,
     } = lookup;
     let locked_seqs = last_seqs.clone();
+    let tracks_targets = batch
+        .iter()
+        .any(|new| !matches!(new.change, Change::Post { reply_to: None, .. }));
     let mut state = State {
+        tracks_targets,
         last_seqs,
         targets: targets
             .into_iter()
@@ -369,6 +376,7 @@ impl State {
             body,
         };
         match &entry.body {
+            Body::Message(_) if !self.tracks_targets => {}
             Body::Message(_) => {
                 let target = Target {
                     user_id: new.user_id,

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::actions::publish;
-use crate::actions::room_access::{find_room, user_named};
+use crate::actions::room_access::{MemberAction, member_action};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -48,18 +48,12 @@ pub async fn kick(
         Some(reason) => Some(reason.to_owned()),
     };
     let me = &session.principal;
-    let room = find_room(ctx, &req.room).await?;
-    let actor = ctx
-        .store()
-        .role_of(room.id, me.user_id)
-        .await?
-        .ok_or(Error::NotInRoom)?;
-    let target = user_named(ctx, &req.username).await?;
-    let target_role = ctx
-        .store()
-        .role_of(room.id, target.id)
-        .await?
-        .ok_or(Error::NotAMember)?;
+    let MemberAction {
+        room,
+        actor,
+        target,
+        target_role,
+    } = member_action(ctx, me, &req.room, &req.username).await?;
     if room.direct || target.id == me.user_id || !may_moderate(actor, target_role) {
         return Err(Error::MayNotModerate);
     }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::context::{Attempt, Context};
 use crate::error::Error;
 use crate::event::Session;
-use crate::model::{Principal, Room, SecurityEvent, User};
+use crate::model::{Principal, Role, Room, SecurityEvent, User};
 use crate::validate;
 
 /// The room called `name` (case-insensitively), or [`Error::RoomNotFound`].
@@ -70,6 +70,42 @@ pub(crate) async fn not_blocked_in_direct(
         }
     }
     Ok(())
+}
+
+/// What a command by one member about another needs: the room, the sender's role in it, the other user and theirs.
+pub(crate) struct MemberAction {
+    pub room: Room,
+    pub actor: Role,
+    pub target: User,
+    pub target_role: Role,
+}
+
+/// The room called `room`, `principal`'s role in it ([`Error::NotInRoom`] without one), and the member called
+/// `username` with their role ([`Error::UserNotFound`], [`Error::NotAMember`]).
+pub(crate) async fn member_action(
+    ctx: &dyn Context,
+    principal: &Principal,
+    room: &str,
+    username: &str,
+) -> Result<MemberAction, Error> {
+    let room = find_room(ctx, room).await?;
+    let actor = ctx
+        .store()
+        .role_of(room.id, principal.user_id)
+        .await?
+        .ok_or(Error::NotInRoom)?;
+    let target = user_named(ctx, username).await?;
+    let target_role = ctx
+        .store()
+        .role_of(room.id, target.id)
+        .await?
+        .ok_or(Error::NotAMember)?;
+    Ok(MemberAction {
+        room,
+        actor,
+        target,
+        target_role,
+    })
 }
 
 /// The account called `username` (case-insensitively; never found by email).

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::actions::publish;
-use crate::actions::room_access::{find_room, user_named};
+use crate::actions::room_access::{MemberAction, member_action};
 use crate::context::Context;
 use crate::error::Error;
 use crate::event::{Reply, RoomEvent, Session};
@@ -46,22 +46,13 @@ pub async fn set_role(
             )
         })?;
     let me = &session.principal;
-    let room = find_room(ctx, &req.room).await?;
-    if room.direct {
-        return Err(Error::RoleNotAllowed);
-    }
-    let actor = ctx
-        .store()
-        .role_of(room.id, me.user_id)
-        .await?
-        .ok_or(Error::NotInRoom)?;
-    let target = user_named(ctx, &req.username).await?;
-    let current = ctx
-        .store()
-        .role_of(room.id, target.id)
-        .await?
-        .ok_or(Error::NotAMember)?;
-    if target.id == me.user_id || !may_give(actor, current, role) {
+    let MemberAction {
+        room,
+        actor,
+        target,
+        target_role: current,
+    } = member_action(ctx, me, &req.room, &req.username).await?;
+    if room.direct || target.id == me.user_id || !may_give(actor, current, role) {
         return Err(Error::RoleNotAllowed);
     }
     if !ctx.store().set_role(room.id, target.id, role).await? {

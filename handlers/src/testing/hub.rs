@@ -234,12 +234,13 @@ impl Hub for MemoryHub {
     }
 
     fn publish(&self, broadcast: Broadcast) {
+        let only_for = broadcast.event.only_for();
         let mut state = lock(&self.state);
         let recipients: Vec<ConnectionId> = state
             .subscriptions
             .iter()
             .filter(|(_, u, r, _)| *r == broadcast.room_id && Some(*u) != broadcast.skip_user)
-            .filter(|(_, u, _, _)| broadcast.event.only_for().is_none_or(|only| only == *u))
+            .filter(|(_, u, _, _)| only_for.is_none_or(|only| only == *u))
             .map(|(c, _, _, _)| *c)
             .collect();
         for conn in recipients {

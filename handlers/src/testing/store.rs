@@ -854,7 +854,7 @@ impl Store for MemoryStore {
             .collect();
         Ok(SearchPage {
             results,
-            next: more.then_some(query.offset + query.limit as u64),
+            next: more.then_some(query.offset.saturating_add(u64::from(query.limit))),
         })
     }
 

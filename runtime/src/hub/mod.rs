@@ -382,15 +382,14 @@ impl Hub for LocalHub {
         };
         let mut delivered = 0;
         let mut rendered = Rendered::default();
+        // Asked once, not per recipient: a read point or a kick's end is for one user's connections.
+        let only_for = broadcast.event.only_for();
         for conn in conns {
             let Some(connection) = connections.get_mut(conn) else {
                 continue;
             };
             if Some(connection.handle.user_id) == broadcast.skip_user
-                || broadcast
-                    .event
-                    .only_for()
-                    .is_some_and(|only| only != connection.handle.user_id)
+                || only_for.is_some_and(|only| only != connection.handle.user_id)
             {
                 continue;
             }

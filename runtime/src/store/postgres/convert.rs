@@ -6,7 +6,6 @@ use std::error::Error as _;
 use deadpool_postgres::PoolError;
 use palaver_handlers::model::{AuditEvent, Body, EntryKind, LogEntry, Member, Role, Room, User};
 use palaver_handlers::{StoreError, Unique};
-use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
 use tokio_postgres::error::{DbError, SqlState};
 
@@ -17,12 +16,9 @@ const ROOM_NAME_KEY: &str = "rooms_name_key";
 /// The unique index on (user_id, client_msg_id): its violation means a concurrent batch stored the same key first.
 pub(super) const CLIENT_MSG_ID_KEY: &str = "messages_client_msg_id_key";
 
-/// `at` in UTC, cut to whole microseconds: PostgreSQL keeps no more, so what a write returns equals what a later
-/// read returns.
-pub(super) fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
-    let at = at.to_offset(UtcOffset::UTC);
-    at - time::Duration::nanoseconds(i64::from(at.nanosecond() % 1_000))
-}
+// `at` in UTC, cut to whole microseconds: PostgreSQL keeps no more, so what a write returns equals what a later read
+// returns. The log's rules cut entry times with the same function.
+pub(super) use palaver_handlers::room_log::to_micros;
 
 /// A user from a row with the columns of `users`.
 pub(super) fn user_from_row(row: &Row) -> Result<User, tokio_postgres::Error> {

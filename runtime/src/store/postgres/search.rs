@@ -58,6 +58,6 @@ pub(super) async fn search(
         .map_err(pg_error)?;
     Ok(SearchPage {
         results,
-        next: more.then(|| query.offset + u64::from(query.limit)),
+        next: more.then(|| query.offset.saturating_add(u64::from(query.limit))),
     })
 }

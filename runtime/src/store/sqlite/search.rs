@@ -120,6 +120,6 @@ pub(super) fn search(connection: &Connection, query: &SearchQuery) -> Result<Sea
     results.truncate(query.limit as usize);
     Ok(SearchPage {
         results,
-        next: more.then(|| query.offset + u64::from(query.limit)),
+        next: more.then(|| query.offset.saturating_add(u64::from(query.limit))),
     })
 }
